@@ -1,0 +1,6 @@
+"""Reference models with a named `"classifier"` layer."""
+
+from keras_longtail.models.mlp import mlp
+from keras_longtail.models.resnet32 import resnet32
+
+__all__ = ["mlp", "resnet32"]

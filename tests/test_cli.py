@@ -1,0 +1,64 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from keras_longtail import cli
+from tests.data.test_loaders import _write_cifar10_pickles
+
+
+def test_default_job_prints_shot_table(tmp_path, capsys):
+    output = tmp_path / "results.json"
+    assert cli.main(["train", "--epochs", "3", "--verbose", "0", "--output", str(output)]) == 0
+    printed = capsys.readouterr().out
+    for row in ("overall", "many", "medium", "few"):
+        assert row in printed
+    results = json.loads(output.read_text())
+    assert results["dataset"] == "digits-lt" and results["method"] == "ce"
+    assert results["class_counts"] == [144, 103, 74, 53, 38, 27, 19, 14, 10, 7]
+    assert results["shot_classes"] == {"many": 2, "medium": 4, "few": 4}
+    assert set(results["accuracy"]) == {"overall", "many", "medium", "few"}
+    assert 0 <= results["accuracy"]["overall"] <= 100
+    assert len(results["per_class_accuracy"]) == 10
+
+
+def test_cifar_with_tiny_files(tmp_path, capsys):
+    _write_cifar10_pickles(str(tmp_path), per_class=12)
+    code = cli.main(["train", "--dataset", "cifar10-lt", "--data-dir", str(tmp_path), "--imbalance-factor", "4",
+                     "--epochs", "1", "--batch-size", "16", "--verbose", "0"])
+    assert code == 0
+    assert "resnet32" in capsys.readouterr().out
+
+
+def test_errors_are_reported_not_raised(tmp_path, capsys):
+    code = cli.main(["train", "--dataset", "cifar10-lt", "--data-dir", str(tmp_path)])
+    assert code == 2
+    assert "data_dir" in capsys.readouterr().err
+    assert cli.main(["train", "--epochs", "0"]) == 2
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--method", "nope"])
+
+
+def test_module_entry_point_help():
+    done = subprocess.run([sys.executable, "-m", "keras_longtail", "train", "--help"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "--imbalance-factor" in done.stdout
+
+
+@pytest.mark.slow
+def test_real_cifar10_lt_one_short_epoch(cifar10_jpeg_dir, capsys):
+    code = cli.main(["train", "--dataset", "cifar10-lt", "--data-dir", cifar10_jpeg_dir, "--epochs", "1",
+                     "--steps-per-epoch", "2", "--verbose", "0"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "cifar10-lt" in out and "few" in out
+
+
+@pytest.mark.slow
+def test_real_fashion_mnist_lt_one_short_epoch(fashion_mnist_dir, capsys):
+    code = cli.main(["train", "--dataset", "fashion-mnist-lt", "--epochs", "1", "--steps-per-epoch", "2",
+                     "--verbose", "0"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "absent" in out  # Fashion-MNIST-LT IF 100 has no Few class
