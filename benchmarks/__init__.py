@@ -1,0 +1,1 @@
+"""Benchmark harness of keras_longtail (run as `python -m benchmarks.run`)."""

@@ -1,0 +1,130 @@
+"""Run a named accuracy suite and write JSON plus a Markdown table.
+
+    python -m benchmarks.run --suite cifar10-lt --budget short --data-dir /tmp/cifar10-jpeg
+    python -m benchmarks.run --suite fashion-mnist-lt --budget short --runs ce,wb --seeds 0,1,2
+
+Every run of a suite uses the same data, seed, augmentation, schedule and epoch budget
+(`keras_longtail.cli.run_training`, the job behind `keras-longtail train`); only the
+method and its own arguments differ. Results go to `benchmarks/results/<suite>-<budget>/`:
+one JSON per run and seed, and `table.md` with mean ± std over the seeds present.
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import platform
+import statistics
+import sys
+import time
+
+from keras_longtail import cli
+
+RESULTS = pathlib.Path(__file__).resolve().parent / "results"
+
+# Epochs per budget. "short" keeps a whole suite (3 trainings x 2 data sets) near an hour on a
+# 2-core CPU (~100 s per CIFAR-10-LT epoch); "full" is the papers' 200 epochs.
+BUDGETS = {"short": 6, "full": 200}
+
+# Decoupled (Keras) weight decay of every run that uses one: the weight-balancing paper's tuned
+# value (coupled 5e-3 at lr 0.01, momentum 0.9: a 5e-4 shrink per step), converted to our lr 0.1.
+WEIGHT_DECAY = 5e-3
+
+SUITES = {
+    "cifar10-lt": {"dataset": "cifar10-lt", "imbalance_factor": 100},
+    "fashion-mnist-lt": {"dataset": "fashion-mnist-lt", "imbalance_factor": 100},
+    "digits-lt": {"dataset": "digits-lt", "imbalance_factor": 20},
+}
+
+# label -> (run_training keyword arguments, the rows each run reports: (row label, results key))
+RUNS = {
+    "ce-wd0": ({"method": "ce", "weight_decay": 0.0}, [("CE (WD=0)", "accuracy")]),
+    "ce": ({"method": "ce", "weight_decay": WEIGHT_DECAY}, [("CE + WD", "accuracy")]),
+}
+
+
+def register_run(label, kwargs, rows):
+    """Adds a run to the harness (used by the method modules' benchmark entries)."""
+    RUNS[label] = (kwargs, rows)
+
+
+def run_suite(suite, budget, runs, seeds, data_dir=None, epochs=None, verbose=2):
+    out_dir = RESULTS / f"{suite}-{budget}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for label in runs:
+        kwargs, _ = RUNS[label]
+        for seed in seeds:
+            path = out_dir / f"{label}-seed{seed}.json"
+            if path.exists():
+                print(f"[benchmarks] {path.name} exists, skipped", flush=True)
+                continue
+            start = time.time()
+            results = cli.run_training(**SUITES[suite], **kwargs, epochs=epochs or BUDGETS[budget],
+                                       data_dir=data_dir, seed=seed, verbose=verbose)
+            results["run"] = label
+            results["command"] = " ".join(["python -m benchmarks.run"] + sys.argv[1:])
+            results["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}"
+            results["wall_seconds"] = round(time.time() - start, 1)
+            path.write_text(json.dumps(results, indent=2))
+            print(cli.format_shot_table(results), flush=True)
+    table = write_table(out_dir)
+    print(table)
+
+
+def write_table(out_dir):
+    """Markdown table over every JSON in `out_dir` (mean ± std over seeds)."""
+    rows = {}
+    meta = None
+    for path in sorted(out_dir.glob("*.json")):
+        results = json.loads(path.read_text())
+        meta = meta or results
+        _, row_specs = RUNS.get(results["run"], ({}, [(results["run"], "accuracy")]))
+        for row_label, key in row_specs:
+            if key in results:
+                rows.setdefault(row_label, []).append(results[key])
+    splits = ("overall", "many", "medium", "few")
+    lines = [
+        f"{meta['dataset']} IF {meta['imbalance_factor']:g}, {meta['model']}, {meta['epochs']} epochs, "
+        f"batch {meta['batch_size']} ({meta['machine']})" if meta else "no results",
+        "",
+        "| method | seeds | " + " | ".join(splits) + " |",
+        "|---|---|" + "---|" * len(splits),
+    ]
+    for row_label, accuracies in rows.items():
+        cells = []
+        for split in splits:
+            values = [a[split] for a in accuracies if split in a]
+            if not values:
+                cells.append("—")
+            elif len(values) == 1:
+                cells.append(f"{values[0]:.1f}")
+            else:
+                cells.append(f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}")
+        lines.append(f"| {row_label} | {len(accuracies)} | " + " | ".join(cells) + " |")
+    table = "\n".join(lines) + "\n"
+    (out_dir / "table.md").write_text(table)
+    return table
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--suite", choices=sorted(SUITES), required=True)
+    parser.add_argument("--budget", choices=sorted(BUDGETS), default="short")
+    parser.add_argument("--runs", default=None, help=f"comma-separated subset of {sorted(RUNS)}")
+    parser.add_argument("--seeds", default="0", help="comma-separated seeds (default: 0)")
+    parser.add_argument("--epochs", type=int, default=None, help="override the budget's epochs")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--verbose", type=int, default=2)
+    args = parser.parse_args(argv)
+    runs = args.runs.split(",") if args.runs else list(RUNS)
+    unknown = [r for r in runs if r not in RUNS]
+    if unknown:
+        parser.error(f"unknown runs {unknown}; known: {sorted(RUNS)}")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    run_suite(args.suite, args.budget, runs, seeds, data_dir=args.data_dir, epochs=args.epochs,
+              verbose=args.verbose)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
