@@ -21,6 +21,8 @@ import time
 from keras_longtail import cli
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
+# Trained models are kept outside the repository, so later runs (e.g. a stage 2) can start from them.
+MODELS = pathlib.Path(os.environ.get("KERAS_LONGTAIL_BENCHMARK_MODELS", "/tmp/keras_longtail_benchmark_models"))
 
 # Epochs per budget. "short" keeps a whole suite (3 trainings x 2 data sets) near an hour on a
 # 2-core CPU (~45 s per CIFAR-10-LT epoch measured here); "full" is the papers' 200 epochs.
@@ -59,8 +61,10 @@ def run_suite(suite, budget, runs, seeds, data_dir=None, epochs=None, verbose=2,
                 print(f"[benchmarks] {path.name} exists, skipped", flush=True)
                 continue
             start = time.time()
+            MODELS.mkdir(parents=True, exist_ok=True)
             results = cli.run_training(**SUITES[suite], **kwargs, epochs=epochs or BUDGETS[budget],
-                                       data_dir=data_dir, seed=seed, verbose=verbose)
+                                       data_dir=data_dir, seed=seed, verbose=verbose,
+                                       save_model=str(MODELS / f"{suite}-{budget}-{label}-seed{seed}.keras"))
             results["run"] = label
             results["command"] = " ".join(["python -m benchmarks.run"] + sys.argv[1:])
             results["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}"

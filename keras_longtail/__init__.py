@@ -1,14 +1,18 @@
 """keras_longtail: long-tailed learning methods as drop-in Keras 3 primitives.
 
-Namespaces follow Keras: `keras_longtail.data`, `keras_longtail.metrics`,
+Namespaces follow Keras: `keras_longtail.data`, `keras_longtail.losses`,
+`keras_longtail.layers`, `keras_longtail.callbacks`, `keras_longtail.metrics`,
 `keras_longtail.models`. The command line is `keras-longtail` (or
 `python -m keras_longtail`).
 """
 
 __version__ = "0.1.0"
 
+from keras_longtail import callbacks
 from keras_longtail import data
+from keras_longtail import layers
+from keras_longtail import losses
 from keras_longtail import metrics
 from keras_longtail import models
 
-__all__ = ["data", "metrics", "models", "__version__"]
+__all__ = ["callbacks", "data", "layers", "losses", "metrics", "models", "__version__"]

@@ -71,8 +71,10 @@ def main(argv=None):
 
 def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model="auto", epochs=None,
                  batch_size=None, learning_rate=None, weight_decay=None, steps_per_epoch=None,
-                 data_dir=None, seed=0, verbose=2):
+                 data_dir=None, seed=0, verbose=2, save_model=None):
     """Trains one model as `keras-longtail train` does and returns the results dict.
+
+    `save_model` names a `.keras` path where the trained model is saved.
 
     Returns:
         A JSON-serializable dict: the configuration, `class_counts`, `accuracy`
@@ -144,6 +146,8 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
     start = time.perf_counter()
     network.fit(train, epochs=epochs, steps_per_epoch=steps, shuffle=False, verbose=verbose)
     train_seconds = time.perf_counter() - start
+    if save_model:
+        network.save(save_model)
 
     shot = lt_metrics.ShotAccuracy(loaded.class_counts)
     for images, labels in loaded.test.batch(512):

@@ -1,5 +1,6 @@
 """Shared checks: serialization round trips, `.keras` save/load, MirroredStrategy runs."""
 
+import functools
 import json
 
 import keras
@@ -37,8 +38,13 @@ def assert_keras_save_load(model, inputs, tmp_path, atol=1e-6):
     return reloaded
 
 
+@functools.lru_cache(maxsize=None)
 def mirrored_strategy():
-    """MirroredStrategy over the two logical CPUs set up in conftest."""
+    """MirroredStrategy over the two logical CPUs set up in conftest (one per process).
+
+    Cached: a second MirroredStrategy in one process can fail with "Shape mismatch in the
+    collective instance" when its collectives reuse the first one's keys.
+    """
     devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
     assert len(devices) == 2, "conftest must create two logical CPU devices"
     return tf.distribute.MirroredStrategy(devices)
