@@ -42,6 +42,12 @@ SUITES = {
 RUNS = {
     "ce-wd0": ({"method": "ce", "weight_decay": 0.0}, [("CE (WD=0)", "accuracy")]),
     "ce": ({"method": "ce", "weight_decay": WEIGHT_DECAY}, [("CE + WD", "accuracy")]),
+    "gala": ({"method": "gala", "weight_decay": WEIGHT_DECAY, "rebalance_tau": 1.0},
+             [("GALA + WD", "accuracy"), ("GALA + WD + PN (τ=1)", "rebalanced_accuracy")]),
+    "gala-official": ({"method": "gala", "gala_accumulation": "official", "weight_decay": WEIGHT_DECAY,
+                       "rebalance_tau": 1.0},
+                      [("GALA, official accumulation + WD", "accuracy"),
+                       ("GALA, official accumulation + WD + PN (τ=1)", "rebalanced_accuracy")]),
 }
 
 

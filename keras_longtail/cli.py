@@ -21,7 +21,8 @@ DATASETS = {
     "cifar100-lt": ("cifar100", 100, "resnet32", 200, 128),
     "fashion-mnist-lt": ("fashion_mnist", 100, "resnet32", 200, 128),
 }
-METHODS = ("ce",)
+METHODS = ("ce", "gala")
+GALA_ACCUMULATIONS = ("paper", "official")
 
 
 def build_parser():
@@ -32,7 +33,14 @@ def build_parser():
                        help="long-tailed data set (default: digits-lt, embedded, no download)")
     train.add_argument("--imbalance-factor", type=float, default=None,
                        help="n_max / n_min of the training split (default: 20 for digits-lt, else 100)")
-    train.add_argument("--method", choices=METHODS, default="ce", help="training method (default: ce)")
+    train.add_argument("--method", choices=METHODS, default="ce",
+                       help="training method: ce (cross-entropy), gala (GALALoss) (default: ce)")
+    train.add_argument("--gala-accumulation", choices=GALA_ACCUMULATIONS, default="paper",
+                       help="GALALoss statistics: paper (per-example sums) or official (the public code's "
+                            "cumulative of the cumulative) (default: paper)")
+    train.add_argument("--rebalance-tau", type=float, default=None,
+                       help="also report accuracy after post-hoc prediction re-balancing (GALA's PN, "
+                            "transductive over the test set) with this tau; the official CIFAR value is 1")
     train.add_argument("--model", choices=("auto", "resnet32", "mlp"), default="auto",
                        help="network (default: mlp for digits-lt, resnet32 otherwise)")
     train.add_argument("--epochs", type=int, default=None,
@@ -71,15 +79,20 @@ def main(argv=None):
 
 def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model="auto", epochs=None,
                  batch_size=None, learning_rate=None, weight_decay=None, steps_per_epoch=None,
-                 data_dir=None, seed=0, verbose=2, save_model=None):
+                 data_dir=None, seed=0, verbose=2, save_model=None, gala_accumulation="paper",
+                 rebalance_tau=None):
     """Trains one model as `keras-longtail train` does and returns the results dict.
 
-    `save_model` names a `.keras` path where the trained model is saved.
+    `save_model` names a `.keras` path where the trained model is saved. With
+    `method="gala"` the loss is `GALALoss(accumulation=gala_accumulation)` with the
+    `GALAAccumulator` callback. With `rebalance_tau`, the test logits are also
+    re-balanced by `PredictionRebalancing(rebalance_tau)` over the whole test set.
 
     Returns:
         A JSON-serializable dict: the configuration, `class_counts`, `accuracy`
         (`overall`, and `many`/`medium`/`few` for the splits that have classes, in %),
-        `per_class_accuracy` (%), `shot_classes` and `train_seconds`.
+        `per_class_accuracy` (%), `shot_classes` and `train_seconds`; with
+        `rebalance_tau`, also `rebalanced_accuracy` and `rebalanced_per_class_accuracy`.
 
     Example:
 
@@ -104,6 +117,11 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
     for name, value in (("epochs", epochs), ("batch_size", batch_size)):
         if value < 1:
             raise ValueError(f"Expected `{name}` >= 1. Received: {name}={value}")
+    if method == "gala" and gala_accumulation not in GALA_ACCUMULATIONS:
+        raise ValueError(f"Expected `gala_accumulation` in {list(GALA_ACCUMULATIONS)}. "
+                         f"Received: gala_accumulation={gala_accumulation!r}")
+    if rebalance_tau is not None and not rebalance_tau >= 0:
+        raise ValueError(f"Expected `rebalance_tau` >= 0. Received: rebalance_tau={rebalance_tau}")
     if steps_per_epoch is not None and steps_per_epoch < 1:
         raise ValueError(f"Expected `steps_per_epoch` >= 1. Received: steps_per_epoch={steps_per_epoch}")
     keras.utils.set_random_seed(seed)
@@ -140,19 +158,38 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
         augment = True
 
     train = _training_pipeline(loaded.train, loaded.num_train, batch_size, augment, seed)
-    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    callbacks = []
+    if method == "gala":
+        from keras_longtail import callbacks as lt_callbacks
+        from keras_longtail import losses as lt_losses
+
+        loss = lt_losses.GALALoss(num_classes, accumulation=gala_accumulation)
+        callbacks.append(lt_callbacks.GALAAccumulator())
+    else:
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     network.compile(optimizer=optimizer, loss=loss, metrics=[lt_metrics.ShotAccuracy(loaded.class_counts)])
 
     start = time.perf_counter()
-    network.fit(train, epochs=epochs, steps_per_epoch=steps, shuffle=False, verbose=verbose)
+    network.fit(train, epochs=epochs, steps_per_epoch=steps, shuffle=False, verbose=verbose,
+                callbacks=callbacks)
     train_seconds = time.perf_counter() - start
     if save_model:
         network.save(save_model)
 
-    shot = lt_metrics.ShotAccuracy(loaded.class_counts)
-    for images, labels in loaded.test.batch(512):
-        shot.update_state(labels, network(images, training=False))
-    accuracy = {key.split("_", 1)[1]: round(100 * float(value), 2) for key, value in shot.result().items()}
+    labels, logits = [], []
+    for images, batch_labels in loaded.test.batch(512):
+        labels.append(batch_labels)
+        logits.append(network(images, training=False))
+    labels, logits = keras.ops.concatenate(labels, axis=0), keras.ops.concatenate(logits, axis=0)
+    accuracy, per_class = _shot_accuracy(loaded.class_counts, labels, logits)
+    extra = {}
+    if rebalance_tau is not None:
+        from keras_longtail import layers as lt_layers
+
+        rebalanced = lt_layers.PredictionRebalancing(tau=rebalance_tau, from_logits=True)(logits)
+        extra["rebalance_tau"] = rebalance_tau
+        extra["rebalanced_accuracy"], extra["rebalanced_per_class_accuracy"] = _shot_accuracy(
+            loaded.class_counts, labels, rebalanced)
     splits = lt_data.shot_splits(loaded.class_counts)
     return {
         "dataset": dataset,
@@ -168,9 +205,21 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
         "class_counts": loaded.class_counts,
         "shot_classes": {k: len(v) for k, v in splits._asdict().items()},
         "accuracy": accuracy,
-        "per_class_accuracy": [round(100 * float(a), 2) for a in shot.per_class()],
+        "per_class_accuracy": per_class,
         "train_seconds": round(train_seconds, 1),
+        **({"gala_accumulation": gala_accumulation} if method == "gala" else {}),
+        **extra,
     }
+
+
+def _shot_accuracy(class_counts, labels, scores):
+    """(accuracy dict in % keyed overall/many/medium/few, per-class accuracy list in %)."""
+    from keras_longtail import metrics as lt_metrics
+
+    shot = lt_metrics.ShotAccuracy(class_counts)
+    shot.update_state(labels, scores)
+    accuracy = {key.split("_", 1)[1]: round(100 * float(value), 2) for key, value in shot.result().items()}
+    return accuracy, [round(100 * float(a), 2) for a in shot.per_class()]
 
 
 def format_shot_table(results):
@@ -179,10 +228,15 @@ def format_shot_table(results):
              f"method {results['method']}, {results['model']}, {results['epochs']} epochs, "
              f"{results['train_seconds']} s")
     rows = [f"{'split':<8} {'classes':>7} {'accuracy %':>10}"]
+    if "rebalanced_accuracy" in results:
+        rows[0] += f" {'PN tau=' + format(results['rebalance_tau'], 'g') + ' %':>14}"
     classes = dict(results["shot_classes"], overall=len(results["class_counts"]))
     for split in ("overall", "many", "medium", "few"):
         value = results["accuracy"].get(split)
         shown = f"{value:10.2f}" if value is not None else f"{'absent':>10}"
+        if "rebalanced_accuracy" in results:
+            value = results["rebalanced_accuracy"].get(split)
+            shown += f"{value:15.2f}" if value is not None else f"{'absent':>15}"
         rows.append(f"{split:<8} {classes[split]:>7} {shown}")
     return "\n".join([title, "-" * len(rows[0])] + rows)
 

@@ -62,3 +62,28 @@ def test_real_fashion_mnist_lt_one_short_epoch(fashion_mnist_dir, capsys):
     assert code == 0
     out = capsys.readouterr().out
     assert "absent" in out  # Fashion-MNIST-LT IF 100 has no Few class
+
+
+def test_gala_with_prediction_rebalancing(tmp_path, capsys):
+    output = tmp_path / "gala.json"
+    code = cli.main(["train", "--method", "gala", "--gala-accumulation", "official", "--rebalance-tau", "1",
+                     "--epochs", "2", "--verbose", "0", "--output", str(output)])
+    assert code == 0
+    assert "PN tau=1" in capsys.readouterr().out
+    results = json.loads(output.read_text())
+    assert results["method"] == "gala" and results["gala_accumulation"] == "official"
+    assert set(results["rebalanced_accuracy"]) == {"overall", "many", "medium", "few"}
+    assert len(results["rebalanced_per_class_accuracy"]) == 10
+
+
+def test_rebalance_tau_zero_changes_nothing():
+    results = cli.run_training(epochs=2, rebalance_tau=0.0, verbose=0)
+    assert results["rebalanced_accuracy"] == results["accuracy"]
+    assert results["rebalanced_per_class_accuracy"] == results["per_class_accuracy"]
+
+
+def test_bad_gala_and_rebalance_arguments():
+    with pytest.raises(ValueError, match="gala_accumulation"):
+        cli.run_training(method="gala", gala_accumulation="nope", epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="rebalance_tau"):
+        cli.run_training(rebalance_tau=-1.0, epochs=1, verbose=0)
