@@ -1,0 +1,87 @@
+"""Every exported class that runs inside `fit`: fit, serialization, `.keras` save/load, MirroredStrategy equal to
+one device for the same global batch, and `jit_compile=True` on one device (see `cases.py`)."""
+
+import importlib
+import inspect
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from tests import helpers
+from tests.contract import cases
+
+NAMESPACES = ("callbacks", "constraints", "layers", "losses", "metrics", "optimizers", "training")
+GLOBAL_BATCH = 16
+STEPS = 3
+
+
+def _exported_classes():
+    names = []
+    for namespace in NAMESPACES:
+        try:
+            module = importlib.import_module(f"keras_longtail.{namespace}")
+        except ModuleNotFoundError:
+            continue
+        for name in module.__all__:
+            if inspect.isclass(getattr(module, name)):
+                names.append(f"{namespace}.{name}")
+    return names
+
+
+def _data():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(GLOBAL_BATCH * STEPS, cases.NUM_FEATURES)).astype("float32")
+    y = (np.arange(GLOBAL_BATCH * STEPS) % cases.NUM_CLASSES).astype("int32")
+    return x, y
+
+
+def _train(name, jit_compile=False):
+    keras.utils.set_random_seed(0)
+    case = cases.CASES[name]()
+    model = case["model"]
+    model.compile(keras.optimizers.SGD(0.1), jit_compile=jit_compile, **case["compile"])
+    x, y = _data()
+    history = model.fit(x, y, batch_size=GLOBAL_BATCH, epochs=1, shuffle=False, verbose=0,
+                        callbacks=case.get("callbacks"))
+    state = case["state"](model) if "state" in case else []
+    return case, model, history.history, [np.asarray(w) for w in model.get_weights()] + state
+
+
+def test_every_export_is_registered():
+    missing = [name for name in _exported_classes() if name not in cases.CASES and name not in cases.NOT_IN_FIT]
+    assert not missing, f"exported but not in tests/contract/cases.py: {missing}"
+    stale = [name for name in cases.CASES if name not in _exported_classes()]
+    assert not stale, f"registered but not exported: {stale}"
+
+
+@pytest.mark.parametrize("name", sorted(cases.CASES))
+def test_fit_serialize_and_save(name, tmp_path):
+    case, model, history, _ = _train(name)
+    assert all(np.isfinite(values).all() for values in history.values()), history
+    if "obj" in case:
+        revived = helpers.assert_config_round_trip(case["obj"])
+        json.dumps(revived.get_config())
+    x, _ = _data()
+    reloaded = helpers.assert_keras_save_load(model, x[:8], tmp_path, atol=1e-5)
+    if "loss" in case["compile"]:
+        assert type(reloaded.loss) is type(model.loss)
+
+
+@pytest.mark.parametrize("name", sorted(cases.CASES))
+def test_mirrored_and_jit_equal_one_device(name):
+    _, _, history, expected = _train(name)
+
+    def mirrored(strategy):
+        return _train(name)
+
+    _, _, mirrored_history, got = helpers.run_mirrored(mirrored)
+    _, _, _, jit = _train(name, jit_compile=True)
+    for label, values in (("mirrored", got), ("jit_compile", jit)):
+        assert len(values) == len(expected)
+        for want, have in zip(expected, values):
+            np.testing.assert_allclose(have, want, rtol=1e-4, atol=1e-5, err_msg=f"{name} under {label}")
+    # Logged values (loss, metrics) are global, not divided by the number of replicas.
+    for key, values in history.items():
+        np.testing.assert_allclose(mirrored_history[key], values, rtol=1e-4, atol=1e-5, err_msg=key)
