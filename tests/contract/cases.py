@@ -46,6 +46,16 @@ def _gala_accumulator():
     return case
 
 
+def _backup_and_restore():
+    import tempfile
+
+    from keras_longtail.callbacks import BackupAndRestore
+
+    case = _gala_accumulator()
+    case["callbacks"].append(BackupAndRestore(tempfile.mkdtemp(prefix="keras_longtail_contract_")))
+    return case
+
+
 def _prediction_rebalancing():
     from keras_longtail.layers import PredictionRebalancing
 
@@ -72,6 +82,7 @@ def _per_class_accuracy():
 
 
 CASES = {
+    "callbacks.BackupAndRestore": _backup_and_restore,
     "callbacks.GALAAccumulator": _gala_accumulator,
     "layers.PredictionRebalancing": _prediction_rebalancing,
     "losses.GALALoss": _gala_loss,
