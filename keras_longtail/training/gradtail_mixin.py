@@ -223,11 +223,21 @@ class GradTailMixin:
         # The histogram is read by GradTailWeightLogger, not logged (it is a vector).
         return [m for m in super().metrics if m is not self.gradtail_weight_histogram]
 
-    def gradtail_build(self):
+    def build(self, input_shape=None):
+        # Subclassed models: build the sublayers by a symbolic call (what Keras does for models without
+        # `build`), then create the GradTail state here, before Keras locks the model's state.
+        if not self.built and input_shape is not None:
+            symbolic = keras.tree.map_shape_structure(lambda shape: keras.KerasTensor(shape), input_shape)
+            self.compute_output_spec(symbolic)
+        super().build(input_shape)
+        if "_gradtail" in self.__dict__:  # functional models build inside `__init__`, before GradTail's setup
+            self.gradtail_build(_building=True)
+
+    def gradtail_build(self, _building=False):
         """Resolves the selected variables and creates the state (needs a built model); idempotent."""
         if self._gradtail.plan is not None:
             return
-        if not self.built:
+        if not (self.built or _building):
             raise ValueError(f"{type(self).__name__} must be built (called on data or `build()`) before "
                              "GradTail can select its variables.")
         plan = _resolve_plan(self)
@@ -368,8 +378,10 @@ class GradTailMixin:
         sums = [None] * len(plan.variables)
         if plan.path == "dense":
             layer_outputs = [captures[output_index] for _, output_index in plan.captures]
-            output_gradients = inner.gradient(
-                tf.reduce_sum(values), layer_outputs, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+            # Gradient of Σ_i L_i (the sum is taken by `output_gradients`: `values` is the last op the
+            # inner tape recorded).
+            output_gradients = inner.gradient(values, layer_outputs, output_gradients=tf.ones_like(values),
+                                              unconnected_gradients=tf.UnconnectedGradients.ZERO)
             for position, (layer, kernel_index, bias_index) in enumerate(plan.dense_layers):
                 a = tf.cast(captures[plan.captures[position][0]], tf.float32)
                 delta = tf.cast(output_gradients[position], tf.float32)
@@ -573,7 +585,7 @@ def _resolve_plan(model):
             captures.append((input_index, output_index))
         plan.dense_layers = dense_layers
         plan.captures = captures
-        plan.aux = keras.Model(model.inputs, outputs, name=f"{model.name}_gradtail_capture")
+        plan.aux = keras.Model(model.input, outputs, name=f"{model.name}_gradtail_capture")
     return plan
 
 
