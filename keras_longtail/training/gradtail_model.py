@@ -65,10 +65,12 @@ class GradTailModel(GradTailMixin, keras.Model):
     def from_model(cls, model, **kwargs):
         """Wraps the functional `model` (sharing its layers and weights) with GradTail arguments `kwargs`."""
         kwargs.setdefault("name", model.name)
-        return cls(model.inputs, model.outputs, **kwargs)
+        return cls(model.input, model.output, **kwargs)
 
     def get_config(self):
-        config = super().get_config()
+        # Keras serializes the graph only for constructors shaped like `Model(inputs, outputs)`: take it
+        # from a plain functional view of the same layers, then add GradTail's arguments.
+        config = keras.Model(self.input, self.output, name=self.name, trainable=self.trainable).get_config()
         config.update(self.gradtail_config())
         return config
 
@@ -77,4 +79,4 @@ class GradTailModel(GradTailMixin, keras.Model):
         config = dict(config)
         gradtail = {key: config.pop(key) for key in _GRADTAIL_KEYS if key in config}
         functional = keras.Model.from_config(config, custom_objects=custom_objects)
-        return cls(functional.inputs, functional.outputs, name=functional.name, **gradtail)
+        return cls(functional.input, functional.output, name=functional.name, **gradtail)
