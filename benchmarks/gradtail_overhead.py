@@ -1,0 +1,92 @@
+"""Step-time overhead of GradTail's train step over the plain Keras step on ResNet-32.
+
+    python -m benchmarks.gradtail_overhead                 # ~4 minutes on a 2-core CPU
+    python -m benchmarks.gradtail_overhead --repeats 9 --steps 4
+
+One process, CIFAR-sized random batches (128 × 32 × 32 × 3, 10 classes), SGD with momentum. The variants
+are timed interleaved (repeat r times: k steps of each variant, in turn), after one warm-up call each (the
+tracing), and compared by the median over the repeats of the mean step time; only ratios are reported
+(the machine is shared). Variants:
+
+- `plain`: `keras_longtail.models.resnet32` with Keras' own train step;
+- `gradtail_classifier_dense`: GradTail on the classifier's kernel and bias (analytic Dense path);
+- `gradtail_last_two_jacobian`: GradTail's default selection for ResNet-32, the last two layers with a
+  kernel (the last 3×3 convolution and the classifier), exact per-example gradients through the
+  convolution and its batch norm with `tf.GradientTape.jacobian` (the paper's "last two layers").
+
+Writes `benchmarks/results/overhead_gradtail.json`.
+"""
+
+import argparse
+import json
+import pathlib
+import platform
+import statistics
+import sys
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_longtail.models import resnet32
+from keras_longtail.training import GradTailModel
+
+RESULTS = pathlib.Path(__file__).resolve().parent / "results"
+VARIANTS = ("plain", "gradtail_classifier_dense", "gradtail_last_two_jacobian")
+
+
+def build(variant):
+    network = resnet32(10)
+    if variant == "gradtail_classifier_dense":
+        network = GradTailModel.from_model(network, gradient_layers=["classifier"])
+        assert network.gradtail_resolved_path == "dense"
+    elif variant == "gradtail_last_two_jacobian":
+        network = GradTailModel.from_model(network)
+        assert network.gradtail_resolved_path == "jacobian"
+    network.compile(keras.optimizers.SGD(0.01, momentum=0.9),
+                    keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return network
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    args = parser.parse_args(argv)
+    variants = args.variants.split(",")
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    images = tf.constant(rng.normal(size=(args.batch_size, 32, 32, 3)).astype(np.float32))
+    labels = tf.constant(rng.integers(0, 10, size=args.batch_size).astype(np.int32))
+    models = {name: build(name) for name in variants}
+    for model in models.values():
+        model.train_on_batch(images, labels)  # tracing
+    seconds = {name: [] for name in variants}
+    for _ in range(args.repeats):
+        for name, model in models.items():
+            start = time.perf_counter()
+            for _ in range(args.steps):
+                model.train_on_batch(images, labels)
+            seconds[name].append((time.perf_counter() - start) / args.steps)
+    medians = {name: statistics.median(values) for name, values in seconds.items()}
+    ratios = {name: round(medians[name] / medians["plain"], 3) for name in variants if name != "plain"}
+    result = {
+        "command": "python -m benchmarks.gradtail_overhead " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "machine": f"{platform.machine()}, {platform.system()}, Python {platform.python_version()}, "
+                   f"TF {tf.__version__}, Keras {keras.__version__}, shared 2-core CPU",
+        "batch_size": args.batch_size, "repeats": args.repeats, "steps_per_repeat": args.steps,
+        "ratio_to_plain": ratios,
+        "per_repeat_ratios": {name: [round(a / b, 3) for a, b in zip(seconds[name], seconds["plain"])]
+                              for name in variants if name != "plain"},
+        "note": "Ratios of median step times; absolute times are not reported (shared machine).",
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "overhead_gradtail.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

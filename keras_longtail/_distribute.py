@@ -1,0 +1,21 @@
+"""Cross-replica helpers for statistics computed inside a `tf.distribute` train step."""
+
+from keras_longtail import _backend
+
+
+def num_replicas():
+    """Replicas in sync in the current replica context (1 outside `tf.distribute`)."""
+    tf = _backend.import_tensorflow()
+    context = tf.distribute.get_replica_context()
+    return 1 if context is None else context.num_replicas_in_sync
+
+
+def cross_replica_sum(value):
+    """Sum of `value` over the replicas of a `tf.distribute` strategy (identity on one replica)."""
+    tf = _backend.import_tensorflow()
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        # Cross-replica context (an eager call under `strategy.scope()`) or one replica:
+        # the value already covers the whole batch.
+        return value
+    return context.all_reduce(tf.distribute.ReduceOp.SUM, value)

@@ -1,0 +1,21 @@
+"""Training procedures that replace the train step (TensorFlow backend)."""
+
+from keras_longtail.training.gradtail_activation import GradTailActivation
+from keras_longtail.training.gradtail_mixin import GradTailMixin
+from keras_longtail.training.gradtail_model import GradTailModel
+from keras_longtail.training.gradtail_scores import gradtail_scores
+from keras_longtail.training.gradtail_sigmoid import GradTailSigmoid
+from keras_longtail.training.gradtail_weight_logger import GradTailWeightLogger
+from keras_longtail.training.patch_strategy import PatchStrategy
+from keras_longtail.training.random_patches import RandomPatches
+
+__all__ = [
+    "GradTailActivation",
+    "GradTailMixin",
+    "GradTailModel",
+    "GradTailSigmoid",
+    "GradTailWeightLogger",
+    "PatchStrategy",
+    "RandomPatches",
+    "gradtail_scores",
+]

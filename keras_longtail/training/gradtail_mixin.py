@@ -1,0 +1,621 @@
+"""GradTail: gradient-agreement sample weighting as a `train_step` mixin (TensorFlow backend)."""
+
+import contextlib
+import types
+
+import keras
+from keras import ops
+
+from keras_longtail import _backend
+from keras_longtail import _distribute
+from keras_longtail import _validation
+from keras_longtail.training.gradtail_activation import GradTailActivation
+from keras_longtail.training.gradtail_sigmoid import GradTailSigmoid
+from keras_longtail.training.patch_strategy import PatchStrategy
+
+GRADIENT_PATHS = ("auto", "dense", "jacobian")
+_TINY = 1e-12
+HISTOGRAM_BINS = 10
+
+
+class _WeightHistogram(keras.metrics.Metric):
+    """Counts of the GradTail weights in `HISTOGRAM_BINS` equal bins over [1, max_weight]."""
+
+    def __init__(self, max_weight, name="gradtail_weight_histogram"):
+        super().__init__(name=name)
+        self.max_weight = max_weight
+        self.counts = self.add_variable(shape=(HISTOGRAM_BINS,), initializer="zeros", name="counts")
+
+    def update_state(self, weights, sample_weight):
+        span = max(self.max_weight - 1.0, _TINY)
+        index = ops.cast(ops.floor((weights - 1.0) / span * HISTOGRAM_BINS), "int32")
+        index = ops.clip(index, 0, HISTOGRAM_BINS - 1)
+        one_hot = ops.one_hot(index, HISTOGRAM_BINS, dtype="float32") * sample_weight[:, None]
+        self.counts.assign_add(ops.sum(one_hot, axis=0))
+
+    def result(self):
+        return ops.convert_to_tensor(self.counts)
+
+    def bin_edges(self):
+        span = self.max_weight - 1.0
+        return [1.0 + span * i / HISTOGRAM_BINS for i in range(HISTOGRAM_BINS + 1)]
+
+
+class GradTailMixin:
+    """GradTail dynamic sample weighting for any `keras.Model` (TensorFlow backend).
+
+    Mix it in before `keras.Model` (`class M(GradTailMixin, keras.Model)`); it
+    replaces `train_step` with Algorithm 1 of the paper. For a batch of
+    (pseudo-)examples x_i with per-example losses L_i and user weights s_i
+    (`sample_weight`, 1 by default), let ∇_i = ∂L_i/∂w be the gradient of the
+    unweighted loss with respect to the selected weights w. With the running
+    mean gradient w̃, the running scale σ, pivot p, decay λ and the activation f:
+
+    θ_i = ⟨∇_i, w̃⟩ / (‖∇_i‖·‖w̃‖)                        (cosine, in [−1, 1]; 0 if a norm is 0)
+    σ_x = E_s[|θ_i|],   σ ← λσ + (1 − λ)σ_x
+    w̃ ← λw̃ + (1 − λ)E_s[∇_i]
+    q_i = f(|θ_i/σ − p|)                                  (with the updated σ; a constant)
+    loss = Σ_i q_i·s_i·L_i / N + Σ model.losses
+
+    E_s is the s-weighted mean over the global batch (all replicas), N the
+    global number of (pseudo-)examples. The weighted loss trains every
+    trainable weight of the model. θ uses w̃ before this step's update, q the
+    σ after it (the paper's order).
+
+    Warm-up (a deviation from the paper's zero-initialised EMAs, which would
+    leave σ ≈ (1 − λ)σ_x and so q ≈ 1 for the first ~1/(1 − λ) steps): the
+    first step trains unweighted (q = 1) and seeds w̃ = E_s[∇]; the second
+    step seeds σ = σ_x and weights from then on; later steps use the EMAs.
+    The state (w̃ per selected weight, σ and the step counter) lives in
+    non-trainable variables `gradtail_mean_gradient_*`, `gradtail_sigma` and
+    `gradtail_step`, saved with the model; batch means are all-reduced under
+    `tf.distribute`, so two replicas keep the state one device does for the
+    same global batch.
+
+    Per-example gradients. `gradient_path="dense"` (chosen by `"auto"` when
+    every selected weight is the kernel or bias of a `Dense` layer on 2-D
+    inputs in a functional model with no batch normalization after it)
+    never materializes ∇_i: with the layer input a_i and the gradient δ_i of
+    L_i with respect to the layer's pre-activation output, the kernel gradient
+    is a_i δ_iᵀ, so ⟨∇_i, W̃⟩ = a_iᵀ W̃ δ_i, ‖∇_i‖ = ‖a_i‖·‖δ_i‖, and the bias
+    gradient is δ_i; a_i and the layer outputs come from the same forward pass
+    (an auxiliary functional model sharing the layers), δ_i from one backward
+    pass of Σ_i L_i through the tail of the network (exact as long as the tail
+    treats examples independently). `gradient_path="jacobian"` is exact for
+    any layer: `tf.GradientTape.jacobian` of the per-example loss vector with
+    respect to the selected weights (vectorized), costlier for large
+    selections or convolutions.
+
+    Losses. The per-example losses come from the compiled loss (a single
+    output): `loss.call(y_true, y_pred)` for `keras.losses.Loss` objects,
+    `loss(y_true, y_pred)` for functions. Elementwise losses of rank > 1
+    (dense outputs) are averaged per example (weighted by a per-element
+    `sample_weight`, e.g. a 0/1 ground-truth mask), or, with `patches`, per
+    patch (each patch one pseudo-example; see `PatchStrategy`). The training
+    objective is the mean over (pseudo-)examples, whatever the loss's own
+    `reduction`.
+
+    Metrics (in `fit`'s logs): `gradtail_mean_weight` (mean q),
+    `gradtail_upweighted` (fraction with q above the midpoint (1 + f(0))/2)
+    and `gradtail_sigma` (mean σ over the epoch's steps). A histogram of the
+    weights per epoch is read by `GradTailWeightLogger`.
+
+    Args (keyword-only, before the model's own arguments):
+        gradient_layers: layers (objects or names) whose trainable weights are
+            selected. Defaults to `None`: with `gradient_variables` also
+            `None`, the last two layers (in `model.layers` order, nested models
+            expanded) that own a trainable `kernel`, with their kernels and
+            biases.
+        gradient_variables: individual trainable variables (objects or paths
+            such as `"classifier/kernel"`), added to `gradient_layers`'s.
+        pivot: p, finite. Defaults to `0.0`.
+        decay: λ in [0, 1). Defaults to `0.99`.
+        activation: a `GradTailActivation`. Defaults to
+            `GradTailSigmoid(max_weight=3.0, sharpness=5.0)`.
+        gradient_path: `"auto"`, `"dense"` or `"jacobian"`. Defaults to `"auto"`.
+        patches: a `PatchStrategy` grouping per-pixel losses into
+            pseudo-examples, or `None`. Defaults to `None`.
+
+    Example:
+
+    ```python
+    class MyModel(GradTailMixin, keras.Model):
+        def __init__(self, **kwargs):
+            super().__init__(gradient_layers=["hidden", "logits"], **kwargs)
+            self.hidden = keras.layers.Dense(32, activation="relu", name="hidden")
+            self.logits = keras.layers.Dense(10, name="logits")
+
+        def call(self, x):
+            return self.logits(self.hidden(x))
+
+    model = MyModel()
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, epochs=5)
+    ```
+
+    References:
+        - Chen et al., "GradTail: Learning Long-Tailed Data Using
+          Gradient-based Sample Weighting", arXiv:2201.05938 (2022).
+    """
+
+    def __init__(self, *args, gradient_layers=None, gradient_variables=None, pivot=0.0, decay=0.99,
+                 activation=None, gradient_path="auto", patches=None, **kwargs):
+        _backend.require_tensorflow_backend(f"{type(self).__name__} (GradTail's train_step)")
+        pivot = _validation.check_float("pivot", pivot)
+        decay = _validation.check_float("decay", decay, minimum=0.0, maximum=1.0, max_inclusive=False)
+        if activation is None:
+            activation = GradTailSigmoid()
+        if isinstance(activation, dict):
+            activation = keras.saving.deserialize_keras_object(activation)
+        if not isinstance(activation, GradTailActivation):
+            raise TypeError("Expected `activation` to be a GradTailActivation (e.g. GradTailSigmoid(max_weight=3.0)). "
+                            f"Received: activation={activation!r}")
+        gradient_path = _validation.check_choice("gradient_path", gradient_path, GRADIENT_PATHS)
+        if isinstance(patches, dict):
+            patches = keras.saving.deserialize_keras_object(patches)
+        if patches is not None and not isinstance(patches, PatchStrategy):
+            raise TypeError(f"Expected `patches` to be a PatchStrategy or None. Received: patches={patches!r}")
+        layers_spec = _as_list("gradient_layers", gradient_layers)
+        variables_spec = _as_list("gradient_variables", gradient_variables)
+        super().__init__(*args, **kwargs)
+        self.pivot = pivot
+        self.decay = decay
+        self.activation = activation
+        self.gradient_path = gradient_path
+        self.patches = patches
+        # Plain Python holder: Keras must not track the specs, the auxiliary model or the plan.
+        self._gradtail = types.SimpleNamespace(
+            layers_spec=layers_spec, variables_spec=variables_spec, plan=None, state=None)
+        self.gradtail_mean_weight = keras.metrics.Mean(name="gradtail_mean_weight")
+        self.gradtail_upweighted = keras.metrics.Mean(name="gradtail_upweighted")
+        self.gradtail_sigma_metric = keras.metrics.Mean(name="gradtail_sigma")
+        self.gradtail_weight_histogram = _WeightHistogram(float(activation.max_weight or 1.0))
+        if self.built:
+            self.gradtail_build()
+
+    # ------------------------------------------------------------------ configuration
+    def gradtail_config(self):
+        """The GradTail arguments as plain JSON (layer names, variable paths, serialized objects)."""
+        self.gradtail_build()
+        plan = self._gradtail.plan
+        return {
+            "gradient_layers": None if not plan.layer_names else list(plan.layer_names),
+            "gradient_variables": None if not plan.extra_paths else list(plan.extra_paths),
+            "pivot": self.pivot,
+            "decay": self.decay,
+            "activation": keras.saving.serialize_keras_object(self.activation),
+            "gradient_path": self.gradient_path,
+            "patches": None if self.patches is None else keras.saving.serialize_keras_object(self.patches),
+        }
+
+    @property
+    def gradtail_variables(self):
+        """The selected variables w whose per-example gradients GradTail compares."""
+        self.gradtail_build()
+        return list(self._gradtail.plan.variables)
+
+    @property
+    def gradtail_resolved_path(self):
+        """`"dense"` or `"jacobian"`: the per-example gradient path in use."""
+        self.gradtail_build()
+        return self._gradtail.plan.path
+
+    @property
+    def gradtail_mean_gradient(self):
+        """The state w̃: one variable per selected variable."""
+        self.gradtail_build()
+        return list(self._gradtail.state.mean_gradient)
+
+    @property
+    def gradtail_sigma(self):
+        """The state σ (scalar variable)."""
+        self.gradtail_build()
+        return self._gradtail.state.sigma
+
+    @property
+    def gradtail_step(self):
+        """Number of GradTail training steps taken (scalar variable)."""
+        self.gradtail_build()
+        return self._gradtail.state.step
+
+    @property
+    def metrics(self):
+        # The histogram is read by GradTailWeightLogger, not logged (it is a vector).
+        return [m for m in super().metrics if m is not self.gradtail_weight_histogram]
+
+    def build(self, input_shape=None):
+        # Subclassed models: build the sublayers by a symbolic call (what Keras does for models without
+        # `build`), then create the GradTail state here, before Keras locks the model's state.
+        if not self.built and input_shape is not None:
+            symbolic = keras.tree.map_shape_structure(lambda shape: keras.KerasTensor(shape), input_shape)
+            self.compute_output_spec(symbolic)
+        super().build(input_shape)
+        if "_gradtail" in self.__dict__:  # functional models build inside `__init__`, before GradTail's setup
+            self.gradtail_build(_building=True)
+
+    def gradtail_build(self, _building=False):
+        """Resolves the selected variables and creates the state (needs a built model); idempotent."""
+        if self._gradtail.plan is not None:
+            return
+        if not (self.built or _building):
+            raise ValueError(f"{type(self).__name__} must be built (called on data or `build()`) before "
+                             "GradTail can select its variables.")
+        plan = _resolve_plan(self)
+        tf = _backend.import_tensorflow()
+        # Variables must belong to the model's strategy: enter its scope unless one is active already.
+        scope = contextlib.nullcontext() if tf.distribute.has_strategy() else self.distribute_strategy.scope()
+        with scope:
+            state = types.SimpleNamespace()
+            state.mean_gradient = [
+                self.add_weight(shape=tuple(v.shape), initializer="zeros", dtype="float32", trainable=False,
+                                aggregation="only_first_replica", name=f"gradtail_mean_gradient_{i}")
+                for i, v in enumerate(plan.variables)]
+            state.sigma = self.add_weight(shape=(), initializer="zeros", dtype="float32", trainable=False,
+                                          aggregation="only_first_replica", name="gradtail_sigma")
+            state.step = self.add_weight(shape=(), initializer="zeros", dtype="float32", trainable=False,
+                                         aggregation="only_first_replica", name="gradtail_step")
+        self._gradtail.plan = plan
+        self._gradtail.state = state
+
+    def make_train_function(self, force=False):
+        self.gradtail_build()
+        return super().make_train_function(force=force)
+
+    def load_own_variables(self, store):
+        if self.built:
+            self.gradtail_build()
+        return super().load_own_variables(store)
+
+    # ------------------------------------------------------------------ the step
+    def train_step(self, data):
+        tf = _backend.import_tensorflow()
+        self.gradtail_build()
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        trainable = self.trainable_weights
+        with tf.GradientTape() as tape:
+            with tf.GradientTape() as inner:
+                y_pred, captures = self._gradtail_forward(x, training=True)
+                values, pseudo_weights = self._gradtail_pseudo_examples(y, y_pred, sample_weight)
+            with tape.stop_recording():
+                weights, theta = self._gradtail_weights(inner, values, pseudo_weights, captures, update=True)
+            weights = tf.stop_gradient(weights)
+            count = _distribute.cross_replica_sum(tf.cast(tf.size(values), tf.float32))
+            loss = tf.reduce_sum(weights * pseudo_weights * values) / count
+            if self.losses:
+                extra = tf.add_n([tf.reduce_sum(tf.cast(v, tf.float32)) for v in self.losses])
+                loss = loss + extra / _distribute.num_replicas()
+            scaled = self.optimizer.scale_loss(loss) if self.optimizer is not None else loss
+        gradients = tape.gradient(scaled, trainable)
+        self.optimizer.apply(gradients, trainable)
+
+        # Metrics: the logged loss is the global objective (not a per-replica share).
+        global_loss = _distribute.cross_replica_sum(loss)
+        batch = tf.shape(tf.nest.flatten(x)[0])[0]
+        for metric in super().metrics:
+            if metric.name == "loss":
+                metric.update_state(global_loss, sample_weight=batch)
+        valid = tf.cast(pseudo_weights > 0, tf.float32)
+        midpoint = 0.5 * (1.0 + float(self.activation.max_weight or 1.0))
+        self.gradtail_mean_weight.update_state(weights, sample_weight=valid)
+        self.gradtail_upweighted.update_state(tf.cast(weights > midpoint, tf.float32), sample_weight=valid)
+        self.gradtail_sigma_metric.update_state(self._gradtail.state.sigma)
+        self.gradtail_weight_histogram.update_state(weights, valid)
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    def _gradtail_forward(self, x, training):
+        plan = self._gradtail.plan
+        if plan.path == "dense":
+            outputs = plan.aux(x, training=training)
+            return outputs[0], outputs
+        return self(x, training=training), None
+
+    def _gradtail_loss_values(self, y, y_pred):
+        loss = self.loss
+        if isinstance(loss, (list, tuple)) and len(loss) == 1:
+            loss = loss[0]
+        if isinstance(loss, dict) and len(loss) == 1:
+            loss = next(iter(loss.values()))
+        if loss is None or isinstance(loss, (list, tuple, dict)):
+            raise ValueError(f"{type(self).__name__} needs one compiled loss for a single output. "
+                             f"Received: loss={loss!r}")
+        if isinstance(loss, str):
+            loss = keras.losses.get(loss)
+        if isinstance(y, (list, tuple)) and len(y) == 1:
+            y = y[0]
+        if isinstance(y_pred, (list, tuple)) and len(y_pred) == 1:
+            y_pred = y_pred[0]
+        if isinstance(loss, keras.losses.Loss):
+            values = loss.call(y, y_pred)
+        else:
+            values = loss(y, y_pred)
+        return ops.cast(values, "float32")
+
+    def _gradtail_pseudo_examples(self, y, y_pred, sample_weight):
+        """(pseudo-example losses L, weights s), both flat of length N."""
+        tf = _backend.import_tensorflow()
+        values = self._gradtail_loss_values(y, y_pred)
+        rank = len(values.shape)
+        if sample_weight is None:
+            element_weight = tf.ones_like(values)
+        else:
+            element_weight = tf.cast(sample_weight, tf.float32)
+            if len(element_weight.shape) == rank + 1 and element_weight.shape[-1] == 1:
+                element_weight = tf.squeeze(element_weight, -1)
+            while len(element_weight.shape) < rank:
+                element_weight = element_weight[..., None]
+            if len(element_weight.shape) == 2 and rank == 1:
+                element_weight = tf.reshape(element_weight, [-1])
+            element_weight = tf.broadcast_to(element_weight, tf.shape(values))
+        if self.patches is None:
+            if rank == 1:
+                return values, element_weight
+            axes = list(range(1, rank))
+            numerator = tf.reduce_sum(element_weight * values, axis=axes)
+            denominator = tf.reduce_sum(element_weight, axis=axes)
+            size = tf.cast(tf.reduce_prod(tf.shape(values)[1:]), tf.float32)
+            return tf.math.divide_no_nan(numerator, denominator), denominator / size
+        if rank == 4:  # (batch, height, width, channels): average the channels first
+            values, element_weight = tf.reduce_mean(values, -1), tf.reduce_mean(element_weight, -1)
+        elif rank != 3:
+            raise ValueError("With `patches`, the per-element loss must have shape (batch, height, width) or "
+                             f"(batch, height, width, channels). Received shape {values.shape}")
+        shape = tf.shape(values)
+        masks = self.patches.masks(shape[1], shape[2], self._gradtail.state.step)
+        numerator = tf.einsum("bhw,khw->bk", element_weight * values, masks)
+        denominator = tf.einsum("bhw,khw->bk", element_weight, masks)
+        area = tf.reduce_sum(masks, axis=[1, 2])
+        pseudo_values = tf.math.divide_no_nan(numerator, denominator)
+        pseudo_weights = tf.math.divide_no_nan(denominator, area[None, :])
+        return tf.reshape(pseudo_values, [-1]), tf.reshape(pseudo_weights, [-1])
+
+    def _gradtail_statistics(self, inner, values, pseudo_weights, captures):
+        """Per-example ⟨∇_i, w̃⟩, ‖∇_i‖² and the s-weighted sums Σ_i s_i ∇_i (one per selected variable)."""
+        tf = _backend.import_tensorflow()
+        plan, state = self._gradtail.plan, self._gradtail.state
+        mean_gradient = [tf.convert_to_tensor(v) for v in state.mean_gradient]
+        dots = tf.zeros_like(values)
+        squared = tf.zeros_like(values)
+        sums = [None] * len(plan.variables)
+        if plan.path == "dense":
+            layer_outputs = [captures[output_index] for _, output_index in plan.captures]
+            # Gradient of Σ_i L_i (the sum is taken by `output_gradients`: `values` is the last op the
+            # inner tape recorded).
+            output_gradients = inner.gradient(values, layer_outputs, output_gradients=tf.ones_like(values),
+                                              unconnected_gradients=tf.UnconnectedGradients.ZERO)
+            for position, (layer, kernel_index, bias_index) in enumerate(plan.dense_layers):
+                a = tf.cast(captures[plan.captures[position][0]], tf.float32)
+                delta = tf.cast(output_gradients[position], tf.float32)
+                delta = _through_activation(layer, a, delta)
+                delta_squared = tf.reduce_sum(tf.square(delta), axis=-1)
+                if kernel_index is not None:
+                    dots += tf.reduce_sum(tf.matmul(a, mean_gradient[kernel_index]) * delta, axis=-1)
+                    squared += tf.reduce_sum(tf.square(a), axis=-1) * delta_squared
+                    sums[kernel_index] = tf.matmul(a, pseudo_weights[:, None] * delta, transpose_a=True)
+                if bias_index is not None:
+                    dots += tf.linalg.matvec(delta, mean_gradient[bias_index])
+                    squared += delta_squared
+                    sums[bias_index] = tf.linalg.matvec(delta, pseudo_weights, transpose_a=True)
+        else:
+            jacobians = inner.jacobian(values, plan.variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+            for index, jacobian in enumerate(jacobians):
+                flat = tf.reshape(tf.cast(jacobian, tf.float32), [tf.shape(values)[0], -1])
+                dots += tf.linalg.matvec(flat, tf.reshape(mean_gradient[index], [-1]))
+                squared += tf.reduce_sum(tf.square(flat), axis=-1)
+                sums[index] = tf.reshape(tf.linalg.matvec(flat, pseudo_weights, transpose_a=True),
+                                         plan.variables[index].shape)
+        return dots, squared, sums
+
+    def _gradtail_weights(self, inner, values, pseudo_weights, captures, update):
+        """(q, θ) for the batch; with `update`, applies Algorithm 1's state update first."""
+        tf = _backend.import_tensorflow()
+        state = self._gradtail.state
+        dots, squared, sums = self._gradtail_statistics(inner, values, pseudo_weights, captures)
+        mean_gradient = [tf.convert_to_tensor(v) for v in state.mean_gradient]
+        mean_norm = tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(g)) for g in mean_gradient]))
+        denominator = tf.sqrt(squared) * mean_norm
+        theta = tf.where(denominator > _TINY, dots / tf.maximum(denominator, _TINY), tf.zeros_like(dots))
+        sigma, step = tf.convert_to_tensor(state.sigma), tf.convert_to_tensor(state.step)
+        if update:
+            packed = tf.concat([tf.stack([tf.reduce_sum(pseudo_weights * tf.abs(theta)),
+                                          tf.reduce_sum(pseudo_weights)])]
+                               + [tf.reshape(s, [-1]) for s in sums], axis=0)
+            packed = _distribute.cross_replica_sum(packed)
+            total = packed[1]
+            has_data = total > 0
+            inverse = 1.0 / tf.maximum(total, _TINY)
+            sigma_x = packed[0] * inverse
+            offset = 2
+            new_means = []
+            for g in mean_gradient:
+                size = tf.size(g)
+                batch_mean = tf.reshape(packed[offset:offset + size], tf.shape(g)) * inverse
+                offset += size
+                ema = self.decay * g + (1.0 - self.decay) * batch_mean
+                new_means.append(tf.where(has_data, tf.where(step < 1, batch_mean, ema), g))
+            ema_sigma = self.decay * sigma + (1.0 - self.decay) * sigma_x
+            sigma_seeded = tf.where(step < 1, sigma, tf.where(step < 2, sigma_x, ema_sigma))
+            sigma = tf.where(has_data, sigma_seeded, sigma)
+            for variable, value in zip(state.mean_gradient, new_means):
+                variable.assign(value)
+            state.sigma.assign(sigma)
+            state.step.assign(step + tf.cast(has_data, tf.float32))
+        else:
+            step = step + 1.0  # scoring: weights as the next training step would give them
+        distance = tf.abs(theta / tf.maximum(sigma, _TINY) - self.pivot)
+        active = tf.logical_and(step >= 1, sigma > 0)
+        weights = tf.where(active, tf.cast(self.activation(distance), tf.float32), tf.ones_like(theta))
+        return weights, theta
+
+    def gradtail_batch_scores(self, x, y, sample_weight=None, training=False):
+        """(θ, q) per (pseudo-)example of one batch with the current state, without updating it."""
+        tf = _backend.import_tensorflow()
+        self.gradtail_build()
+        with tf.GradientTape() as inner:
+            y_pred, captures = self._gradtail_forward(x, training=training)
+            values, pseudo_weights = self._gradtail_pseudo_examples(y, y_pred, sample_weight)
+        weights, theta = self._gradtail_weights(inner, values, pseudo_weights, captures, update=False)
+        return theta, weights
+
+
+def _as_list(name, value):
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    return [value]
+
+
+def _through_activation(layer, a, delta):
+    """δ with respect to a Dense layer's pre-activation output, from δ with respect to its output."""
+    tf = _backend.import_tensorflow()
+    activation = layer.activation
+    if activation is None or activation is keras.activations.linear:
+        return delta
+    z = tf.matmul(a, tf.cast(tf.convert_to_tensor(layer.kernel), tf.float32))
+    if layer.bias is not None:
+        z = z + tf.cast(tf.convert_to_tensor(layer.bias), tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(z)
+        out = activation(z)
+    return tape.gradient(out, z, output_gradients=delta)
+
+
+def _flat_layers(model):
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model) or (hasattr(layer, "layers") and layer is not model):
+            found.extend(_flat_layers(layer))
+        else:
+            found.append(layer)
+    return found
+
+
+def _resolve_plan(model):
+    """Selected variables, their layers, and the per-example gradient path."""
+    spec = model._gradtail
+    layers = _flat_layers(model)
+    trainable_ids = {id(v) for v in model.trainable_variables}
+    variables, owners, layer_names, extra_paths = [], [], [], []
+
+    def add(variable, owner, argument):
+        if id(variable) not in trainable_ids:
+            raise ValueError(f"Expected every GradTail variable to be trainable. Received in `{argument}`: "
+                             f"{variable.path!r} (trainable={variable.trainable}, or not part of the model)")
+        if all(v is not variable for v in variables):
+            variables.append(variable)
+            owners.append(owner)
+
+    def find_layer(item):
+        if isinstance(item, str):
+            for layer in layers:
+                if layer.name == item:
+                    return layer
+            raise ValueError(f"Expected `gradient_layers` to name layers of the model. Received: {item!r}; "
+                             f"layers: {[layer.name for layer in layers]}")
+        if isinstance(item, keras.layers.Layer):
+            if all(layer is not item for layer in layers):
+                raise ValueError(f"Expected `gradient_layers` to hold layers of the model. Received: {item.name!r}")
+            return item
+        raise TypeError(f"Expected `gradient_layers` to hold layers or layer names. Received: {item!r}")
+
+    chosen_layers = [find_layer(item) for item in spec.layers_spec]
+    if not spec.layers_spec and not spec.variables_spec:
+        with_kernel = [layer for layer in layers
+                       if getattr(layer, "kernel", None) is not None and layer.trainable_weights]
+        chosen_layers = with_kernel[-2:]
+        if not chosen_layers:
+            raise ValueError("GradTail found no layer with a trainable kernel to select by default: pass "
+                             "`gradient_layers` or `gradient_variables`. Received: gradient_layers=None, "
+                             "gradient_variables=None")
+    for layer in chosen_layers:
+        if not spec.layers_spec:
+            chosen = [v for v in (getattr(layer, "kernel", None), getattr(layer, "bias", None)) if v is not None]
+        else:
+            chosen = list(layer.weights)
+        if not chosen or not any(id(v) in trainable_ids for v in chosen):
+            raise ValueError(f"Expected every layer in `gradient_layers` to have trainable weights. "
+                             f"Received: {layer.name!r} (trainable weights: {[v.path for v in layer.trainable_weights]})")
+        for variable in chosen:
+            if id(variable) in trainable_ids:
+                add(variable, layer, "gradient_layers")
+        layer_names.append(layer.name)
+    by_path = {v.path: v for v in model.variables}
+    for item in spec.variables_spec:
+        if isinstance(item, str):
+            if item not in by_path:
+                raise ValueError(f"Expected `gradient_variables` to hold variable paths of the model. "
+                                 f"Received: {item!r}")
+            item = by_path[item]
+        if not isinstance(item, keras.Variable):
+            raise TypeError(f"Expected `gradient_variables` to hold variables or their paths. Received: {item!r}")
+        owner = next((layer for layer in layers if any(v is item for v in layer.weights)), None)
+        add(item, owner, "gradient_variables")
+        extra_paths.append(item.path)
+    if not variables:
+        raise ValueError("Expected a non-empty GradTail variable selection. Received: "
+                         f"gradient_layers={spec.layers_spec!r}, gradient_variables={spec.variables_spec!r}")
+    if not spec.layers_spec:
+        layer_names = []  # the default selection is re-derived from the model
+    reason = _dense_path_problem(model, layers, variables, owners)
+    path = model.gradient_path
+    if path == "dense" and reason:
+        raise ValueError(f"gradient_path='dense' cannot be used: {reason}. Use gradient_path='jacobian' or 'auto'.")
+    if path == "auto":
+        path = "jacobian" if reason else "dense"
+    plan = types.SimpleNamespace(variables=variables, layer_names=layer_names, extra_paths=extra_paths,
+                                 path=path, dense_layers=[], aux=None)
+    if path == "dense":
+        dense_layers = []
+        for layer in dict.fromkeys(owners):
+            kernel_index = next((i for i, v in enumerate(variables) if v is layer.kernel), None)
+            bias_index = next((i for i, v in enumerate(variables) if layer.bias is not None and v is layer.bias), None)
+            dense_layers.append((layer, kernel_index, bias_index))
+        # Capture each layer's input and output in the model's own forward pass; a layer output
+        # that is the model output is taken from there (a duplicated output tensor would be a
+        # copy, disconnected from the loss).
+        outputs = list(model.outputs)
+        captures = []
+        for layer, _, _ in dense_layers:
+            outputs.append(layer.input)
+            input_index = len(outputs) - 1
+            output_index = next((i for i, t in enumerate(outputs) if t is layer.output), None)
+            if output_index is None:
+                outputs.append(layer.output)
+                output_index = len(outputs) - 1
+            captures.append((input_index, output_index))
+        plan.dense_layers = dense_layers
+        plan.captures = captures
+        plan.aux = keras.Model(model.input, outputs, name=f"{model.name}_gradtail_capture")
+    return plan
+
+
+def _dense_path_problem(model, layers, variables, owners):
+    """Why the analytic Dense path does not apply (empty string when it does)."""
+    if model.patches is not None:
+        return "patches give several pseudo-examples per input example"
+    try:
+        inputs, outputs = model.inputs, model.outputs
+    except (AttributeError, ValueError):
+        inputs = outputs = None
+    if not inputs or not outputs:
+        return "the model is not functional (its layer inputs cannot be captured)"
+    if len(outputs) != 1:
+        return "the model has several outputs"
+    first = len(layers)
+    for variable, layer in zip(variables, owners):
+        if type(layer) is not keras.layers.Dense:
+            return f"{variable.path!r} does not belong to a keras.layers.Dense layer"
+        if variable is not layer.kernel and variable is not layer.bias:
+            return f"{variable.path!r} is neither the kernel nor the bias of its Dense layer"
+        if getattr(layer, "lora_enabled", False) or getattr(layer, "quantization_mode", None):
+            return f"layer {layer.name!r} uses LoRA or quantization"
+        try:
+            if len(layer.input.shape) != 2:
+                return f"layer {layer.name!r} takes inputs of rank {len(layer.input.shape)}, not 2"
+        except (AttributeError, ValueError):
+            return f"layer {layer.name!r} has no unique functional input (shared layer?)"
+        first = min(first, next(i for i, candidate in enumerate(layers) if candidate is layer))
+    for layer in layers[first:]:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            return f"batch normalization ({layer.name!r}) after the selected layers couples the examples"
+    return ""
