@@ -48,6 +48,7 @@ RUNS = {
                        "rebalance_tau": 1.0},
                       [("GALA, official accumulation + WD", "accuracy"),
                        ("GALA, official accumulation + WD + PN (τ=1)", "rebalanced_accuracy")]),
+    "gradtail": ({"method": "gradtail", "weight_decay": WEIGHT_DECAY}, [("GradTail (classifier) + WD", "accuracy")]),
 }
 
 

@@ -2,7 +2,7 @@
 
 Namespaces follow Keras: `keras_longtail.data`, `keras_longtail.losses`,
 `keras_longtail.layers`, `keras_longtail.callbacks`, `keras_longtail.metrics`,
-`keras_longtail.models`. The command line is `keras-longtail` (or
+`keras_longtail.models`, `keras_longtail.training` (train-step mixins and pipelines). The command line is `keras-longtail` (or
 `python -m keras_longtail`).
 """
 
@@ -14,5 +14,6 @@ from keras_longtail import layers
 from keras_longtail import losses
 from keras_longtail import metrics
 from keras_longtail import models
+from keras_longtail import training
 
-__all__ = ["callbacks", "data", "layers", "losses", "metrics", "models", "__version__"]
+__all__ = ["callbacks", "data", "layers", "losses", "metrics", "models", "training", "__version__"]

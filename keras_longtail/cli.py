@@ -21,7 +21,7 @@ DATASETS = {
     "cifar100-lt": ("cifar100", 100, "resnet32", 200, 128),
     "fashion-mnist-lt": ("fashion_mnist", 100, "resnet32", 200, 128),
 }
-METHODS = ("ce", "gala")
+METHODS = ("ce", "gala", "gradtail")
 GALA_ACCUMULATIONS = ("paper", "official")
 
 
@@ -34,7 +34,14 @@ def build_parser():
     train.add_argument("--imbalance-factor", type=float, default=None,
                        help="n_max / n_min of the training split (default: 20 for digits-lt, else 100)")
     train.add_argument("--method", choices=METHODS, default="ce",
-                       help="training method: ce (cross-entropy), gala (GALALoss) (default: ce)")
+                       help="training method: ce (cross-entropy), gala (GALALoss), gradtail (GradTailModel) "
+                            "(default: ce)")
+    train.add_argument("--gradtail-max-weight", type=float, default=3.0,
+                       help="GradTail's maximum example weight (paper: 3 on ImageNet, 15 on the toy) (default: 3)")
+    train.add_argument("--gradtail-layers", choices=("classifier", "last-two"), default="classifier",
+                       help="GradTail's gradient layers: the classifier (analytic Dense path, ~1x step time) or "
+                            "the paper's last two layers (exact jacobian path, ~3x on ResNet-32) "
+                            "(default: classifier)")
     train.add_argument("--gala-accumulation", choices=GALA_ACCUMULATIONS, default="paper",
                        help="GALALoss statistics: paper (per-example sums) or official (the public code's "
                             "cumulative of the cumulative) (default: paper)")
@@ -80,13 +87,16 @@ def main(argv=None):
 def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model="auto", epochs=None,
                  batch_size=None, learning_rate=None, weight_decay=None, steps_per_epoch=None,
                  data_dir=None, seed=0, verbose=2, save_model=None, gala_accumulation="paper",
-                 rebalance_tau=None):
+                 rebalance_tau=None, gradtail_max_weight=3.0, gradtail_layers="classifier"):
     """Trains one model as `keras-longtail train` does and returns the results dict.
 
     `save_model` names a `.keras` path where the trained model is saved. With
     `method="gala"` the loss is `GALALoss(accumulation=gala_accumulation)` with the
     `GALAAccumulator` callback. With `rebalance_tau`, the test logits are also
     re-balanced by `PredictionRebalancing(rebalance_tau)` over the whole test set.
+    With `method="gradtail"` the network is wrapped in `GradTailModel` (pivot 0, decay
+    0.99, `GradTailSigmoid(gradtail_max_weight)`) on the classifier or, with
+    `gradtail_layers="last-two"`, on the paper's last two layers.
 
     Returns:
         A JSON-serializable dict: the configuration, `class_counts`, `accuracy`
@@ -120,6 +130,9 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
     if method == "gala" and gala_accumulation not in GALA_ACCUMULATIONS:
         raise ValueError(f"Expected `gala_accumulation` in {list(GALA_ACCUMULATIONS)}. "
                          f"Received: gala_accumulation={gala_accumulation!r}")
+    if method == "gradtail" and gradtail_layers not in ("classifier", "last-two"):
+        raise ValueError("Expected `gradtail_layers` in ['classifier', 'last-two']. "
+                         f"Received: gradtail_layers={gradtail_layers!r}")
     if rebalance_tau is not None and not rebalance_tau >= 0:
         raise ValueError(f"Expected `rebalance_tau` >= 0. Received: rebalance_tau={rebalance_tau}")
     if steps_per_epoch is not None and steps_per_epoch < 1:
@@ -167,6 +180,12 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
         callbacks.append(lt_callbacks.GALAAccumulator())
     else:
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    if method == "gradtail":
+        from keras_longtail import training as lt_training
+
+        network = lt_training.GradTailModel.from_model(
+            network, gradient_layers=["classifier"] if gradtail_layers == "classifier" else None,
+            activation=lt_training.GradTailSigmoid(max_weight=gradtail_max_weight))
     network.compile(optimizer=optimizer, loss=loss, metrics=[lt_metrics.ShotAccuracy(loaded.class_counts)])
 
     start = time.perf_counter()
@@ -208,6 +227,8 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
         "per_class_accuracy": per_class,
         "train_seconds": round(train_seconds, 1),
         **({"gala_accumulation": gala_accumulation} if method == "gala" else {}),
+        **({"gradtail_max_weight": gradtail_max_weight, "gradtail_layers": gradtail_layers}
+           if method == "gradtail" else {}),
         **extra,
     }
 

@@ -87,3 +87,11 @@ def test_bad_gala_and_rebalance_arguments():
         cli.run_training(method="gala", gala_accumulation="nope", epochs=1, verbose=0)
     with pytest.raises(ValueError, match="rebalance_tau"):
         cli.run_training(rebalance_tau=-1.0, epochs=1, verbose=0)
+
+
+def test_gradtail_method(tmp_path):
+    results = cli.run_training(method="gradtail", gradtail_max_weight=5.0, epochs=2, verbose=0)
+    assert results["method"] == "gradtail" and results["gradtail_max_weight"] == 5.0
+    assert 0 <= results["accuracy"]["overall"] <= 100
+    with pytest.raises(ValueError, match="gradtail_layers"):
+        cli.run_training(method="gradtail", gradtail_layers="all", epochs=1, verbose=0)

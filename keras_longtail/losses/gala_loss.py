@@ -5,20 +5,10 @@ from keras import ops
 
 from keras_longtail import _backend
 from keras_longtail import _checks
+from keras_longtail import _distribute
 from keras_longtail import _validation
 
 ACCUMULATIONS = ("paper", "official")
-
-
-def _cross_replica_sum(value):
-    """Sum of `value` over the replicas of a `tf.distribute` strategy (identity on one replica)."""
-    tf = _backend.import_tensorflow()
-    context = tf.distribute.get_replica_context()
-    if context is None or context.num_replicas_in_sync == 1:
-        # Cross-replica context (an eager call under `strategy.scope()`) or one replica:
-        # the value already covers the whole batch.
-        return value
-    return context.all_reduce(tf.distribute.ReduceOp.SUM, value)
 
 
 @keras.saving.register_keras_serializable(package="keras_longtail")
@@ -229,10 +219,10 @@ class GALALoss(keras.losses.Loss):
         if self.accumulation == "official":
             # Gradient of the mean over the global batch: divide by the global batch size.
             count = ops.cast(ops.shape(labels)[0], "float32")
-            packed = _cross_replica_sum(ops.concatenate([ops.reshape(sums, (-1,)), count[None]]))
+            packed = _distribute.cross_replica_sum(ops.concatenate([ops.reshape(sums, (-1,)), count[None]]))
             delta = ops.reshape(packed[:-1], (2, self.num_classes)) / packed[-1]
         else:
-            delta = _cross_replica_sum(sums)
+            delta = _distribute.cross_replica_sum(sums)
         delta = delta * ops.convert_to_tensor(self.accumulating)
         if self.accumulation == "official":
             running = ops.convert_to_tensor(self._running) + delta

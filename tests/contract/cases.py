@@ -81,6 +81,38 @@ def _per_class_accuracy():
             "state": lambda model: [np.asarray(metric.result())]}
 
 
+def _gradtail(activation=None, callbacks=()):
+    from keras_longtail.training import GradTailModel
+
+    # The classifier only: the analytic Dense path (the paper's "last two layers" take the jacobian path,
+    # covered in tests/training).
+    model = GradTailModel.from_model(classifier(), gradient_layers=["classifier"], activation=activation)
+    return {"model": model, "compile": {"loss": ce()}, "callbacks": list(callbacks), "obj": model,
+            "state": lambda model: [v.numpy() for v in model.gradtail_mean_gradient]
+            + [model.gradtail_sigma.numpy()]}
+
+
+def _gradtail_model():
+    case = _gradtail()
+    case.pop("obj")  # a functional model: its config holds the graph, checked by the .keras round trip
+    return case
+
+
+def _gradtail_sigmoid():
+    from keras_longtail.training import GradTailSigmoid
+
+    activation = GradTailSigmoid(max_weight=3.0, sharpness=5.0)
+    return dict(_gradtail(activation), obj=activation)
+
+
+def _gradtail_weight_logger():
+    from keras_longtail.training import GradTailWeightLogger
+
+    case = _gradtail(callbacks=[GradTailWeightLogger()])
+    case.pop("obj")
+    return case
+
+
 CASES = {
     "callbacks.BackupAndRestore": _backup_and_restore,
     "callbacks.GALAAccumulator": _gala_accumulator,
@@ -88,7 +120,16 @@ CASES = {
     "losses.GALALoss": _gala_loss,
     "metrics.PerClassAccuracy": _per_class_accuracy,
     "metrics.ShotAccuracy": _shot_accuracy,
+    "training.GradTailModel": _gradtail_model,
+    "training.GradTailSigmoid": _gradtail_sigmoid,
+    "training.GradTailWeightLogger": _gradtail_weight_logger,
 }
 
 # Exported classes that do not run inside `fit`, with the reason (checked elsewhere).
-NOT_IN_FIT = {}
+NOT_IN_FIT = {
+    "training.GradTailActivation": "abstract base of GradTail activations (GradTailSigmoid is the case)",
+    "training.GradTailMixin": "the mixin behind GradTailModel (the case); the subclassed form is tested in "
+                              "tests/training/test_gradtail_mixin.py",
+    "training.PatchStrategy": "abstract base of patch strategies",
+    "training.RandomPatches": "dense outputs only; tested with patches in tests/training/test_patches_and_analysis.py",
+}
