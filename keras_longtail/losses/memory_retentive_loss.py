@@ -30,12 +30,20 @@ class MemoryRetentiveLoss(keras.losses.Loss):
     ẑ_j from the new one. Each old node is matched softly to the new nodes
     (paper Eq. 6-8):
 
-    a_ji = exp(s(z_i, ẑ_j)) / Σ_j' exp(s(z_i, ẑ_j'))
+    a_ji = exp(s(z_i, ẑ_j) / T) / Σ_j' exp(s(z_i, ẑ_j') / T)
     μ_i  = Σ_j a_ji ‖z_i − ẑ_j‖
     L    = Σ_i μ_i
 
-    μ_i is the attention-weighted distance from z_i to the new graph; it shrinks
-    as the new features return to the old ones. s is the cosine similarity by
+    μ_i is the attention-weighted distance from z_i to the new graph. The paper
+    has T = 1 (the default). The paper reads μ_i as the distance from z_i to
+    its closest neighbour in the new graph, which is the limit T → 0: with
+    T = 1 and cosine similarity (scores in [−1, 1]) the attention is nearly
+    uniform over a batch, μ_i is close to the mean distance from z_i to all new
+    features, and the loss is lower when the new features collapse onto the
+    mean of the old ones than when they equal the old ones (it still falls along
+    the straight path from any new features to the old ones, as tested). A
+    smaller `temperature` (e.g. 0.1) sharpens the matching towards the closest
+    neighbour. s is the cosine similarity by
     default (or the dot product); ‖·‖ is the Euclidean norm (computed as
     sqrt(‖·‖² + 1e-12), so gradients stay finite at zero distance). The old
     features are constants (no gradient flows into y_true).
@@ -51,6 +59,7 @@ class MemoryRetentiveLoss(keras.losses.Loss):
 
     Args:
         similarity: `"cosine"` or `"dot"`. Defaults to `"cosine"`.
+        temperature: T > 0 dividing the similarities. Defaults to `1.0` (the paper).
         reduction: reduction of the per-node values μ_i. Defaults to `"sum"`.
         name: name of the loss. Defaults to `"memory_retentive_loss"`.
         dtype: dtype of the loss computation. Defaults to `None` (float32).
@@ -80,9 +89,11 @@ class MemoryRetentiveLoss(keras.losses.Loss):
           Recognition", ICLR 2021 submission (OpenReview, anonymous), Eq. 6-8.
     """
 
-    def __init__(self, similarity="cosine", reduction="sum", name="memory_retentive_loss", dtype=None):
+    def __init__(self, similarity="cosine", temperature=1.0, reduction="sum", name="memory_retentive_loss",
+                 dtype=None):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.similarity = _validation.check_choice("similarity", similarity, _similarity.SIMILARITIES)
+        self.temperature = _validation.check_float("temperature", temperature, minimum=0.0, min_inclusive=False)
 
     def call(self, y_true, y_pred):
         old = ops.stop_gradient(ops.convert_to_tensor(y_true))
@@ -91,10 +102,12 @@ class MemoryRetentiveLoss(keras.losses.Loss):
             raise ValueError("Expected `y_true` (old features) and `y_pred` (new features) of shape "
                              f"(batch, features). Received shapes {old.shape} and {new.shape}")
         new = _gather_replicas(new)
-        attention = ops.softmax(_similarity.ops_similarity(old, new, self.similarity), axis=-1)  # a_ji, (i, j)
+        scores = _similarity.ops_similarity(old, new, self.similarity) / self.temperature
+        attention = ops.softmax(scores, axis=-1)  # a_ji, indexed (i, j)
         difference = old[:, None, :] - new[None, :, :]
         distance = ops.sqrt(ops.sum(ops.square(difference), axis=-1) + EPSILON)
         return ops.sum(attention * distance, axis=-1)  # μ_i
 
     def get_config(self):
-        return {"similarity": self.similarity, "reduction": self.reduction, "name": self.name, "dtype": self.dtype}
+        return {"similarity": self.similarity, "temperature": self.temperature, "reduction": self.reduction,
+                "name": self.name, "dtype": self.dtype}
