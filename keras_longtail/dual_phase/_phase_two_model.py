@@ -26,7 +26,7 @@ class PhaseTwoModel(keras.Model):
         self.retentive_weight = float(retentive_weight)
         self.intra_loss = intra_loss
         self._features_and_logits = keras.Model(
-            network.inputs, [network.get_layer(feature_layer).output, network.outputs[0]])
+            network.input, [network.get_layer(feature_layer).output, network.outputs[0]])
 
     def call(self, inputs, training=None):
         features, logits = self._features_and_logits(inputs, training=training)

@@ -73,4 +73,4 @@ def expand_classifier(model, num_classes, layer_name="classifier", class_ids=Non
         new[..., class_ids] = old  # the class axis is the last one of a kernel and of a bias
         weights.append(new)
     new_layer.set_weights(weights)
-    return keras.Model(model.inputs, outputs, name=model.name)
+    return keras.Model(model.input, outputs, name=model.name)

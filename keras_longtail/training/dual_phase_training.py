@@ -168,7 +168,7 @@ class DualPhaseTraining:
             head = type(classifier).from_config(config)
             outputs = head(classifier.input)
             head.set_weights([w[..., self.split.phase_one] for w in classifier.get_weights()])  # W_c^1
-        return keras.Model(network.inputs, outputs, name=f"{network.name}_phase_one")
+        return keras.Model(network.input, outputs, name=f"{network.name}_phase_one")
 
     def phase_one_data(self, dataset):
         """The phase-I classes of `dataset` (unbatched `(x, label)`), relabelled to phase-I labels."""
@@ -190,7 +190,7 @@ class DualPhaseTraining:
         `phase_two_data`. Returns the `ExemplarMemoryBank`.
         """
         self._tensorflow("DualPhaseTraining.build_memory_bank")
-        extractor = keras.Model(self.phase_one_model.inputs,
+        extractor = keras.Model(self.phase_one_model.input,
                                 self.phase_one_model.get_layer(self.feature_layer).output)
         features = extractor.predict(dataset.map(lambda x, y: x).batch(batch_size), verbose=0)
         labels = np.concatenate([np.asarray(y) for y in dataset.map(lambda x, y: y).batch(4096)])
@@ -234,7 +234,7 @@ class DualPhaseTraining:
         """
         old = keras.models.clone_model(self.phase_one_model)
         old.set_weights(self.phase_one_model.get_weights())
-        old_features = keras.Model(old.inputs, old.get_layer(self.feature_layer).output,
+        old_features = keras.Model(old.input, old.get_layer(self.feature_layer).output,
                                    name="phase_one_features")
         old_features.trainable = False
         self.model = expand_classifier(self.phase_one_model, self.num_classes, self.classifier_layer,
