@@ -4,6 +4,15 @@ import keras
 from keras import ops
 
 
+def _num_replicas():
+    """Replicas of the current tf.distribute strategy (1 on other backends or without one)."""
+    if keras.backend.backend() != "tensorflow":
+        return 1
+    import tensorflow as tf
+
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
 class PhaseTwoModel(keras.Model):
     """Wraps the expanded network for phase II of dual-phase training.
 
@@ -32,7 +41,11 @@ class PhaseTwoModel(keras.Model):
         features, logits = self._features_and_logits(inputs, training=training)
         if training and self.retentive_weight > 0:
             old = ops.stop_gradient(self.old_features(inputs, training=False))
-            self.add_loss(self.retentive_weight * self.retentive_loss(old, features))
+            value = self.retentive_weight * self.retentive_loss(old, features)
+            # Keras' TensorFlow trainer divides `add_loss` terms by the number of replicas (it takes
+            # them for per-replica means), but the loss object already returns this replica's share
+            # of the global value (its reduction handles tf.distribute): undo the second division.
+            self.add_loss(value * _num_replicas())
         return logits
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
