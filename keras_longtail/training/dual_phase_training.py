@@ -110,8 +110,8 @@ class DualPhaseTraining:
 
     def __init__(self, network, class_counts, *, threshold=None, memory_size=10, similarity="cosine",
                  retentive_weight=None, retentive_temperature=1.0, cosine_classifier=True, scale=16.0,
-                 margin=0.5, num_negatives=2, retentive_reduction="sum", phase_two_data="memory", feature_layer="features",
-                 classifier_layer="classifier"):
+                 margin=0.5, num_negatives=2, retentive_reduction="sum", phase_two_data="memory",
+                 feature_layer="features", classifier_layer="classifier"):
         if not isinstance(network, keras.Model):
             raise TypeError(f"Expected `network` to be a keras.Model. Received: network={network!r}")
         self.class_counts = _validation.check_class_counts("class_counts", class_counts)
