@@ -1,5 +1,6 @@
-"""Training procedures that replace the train step (TensorFlow backend)."""
+"""Training procedures that replace the train step or run several `fit` phases (TensorFlow backend)."""
 
+from keras_longtail.training.dual_phase_training import DualPhaseTraining
 from keras_longtail.training.gradtail_activation import GradTailActivation
 from keras_longtail.training.gradtail_mixin import GradTailMixin
 from keras_longtail.training.gradtail_model import GradTailModel
@@ -10,6 +11,7 @@ from keras_longtail.training.patch_strategy import PatchStrategy
 from keras_longtail.training.random_patches import RandomPatches
 
 __all__ = [
+    "DualPhaseTraining",
     "GradTailActivation",
     "GradTailMixin",
     "GradTailModel",

@@ -1,0 +1,249 @@
+"""Asynchronous dual-phase training: head classes first, then every class with a memory bank."""
+
+import math
+
+import keras
+import numpy as np
+
+from keras_longtail import _backend
+from keras_longtail import _validation
+from keras_longtail.dual_phase import ExemplarMemoryBank
+from keras_longtail.dual_phase import expand_classifier
+from keras_longtail.dual_phase import split_by_frequency
+from keras_longtail.dual_phase._phase_two_model import PhaseTwoModel
+from keras_longtail.layers import CosineClassifier
+from keras_longtail.losses import IntraClassMarginLoss
+from keras_longtail.losses import MemoryRetentiveLoss
+
+PHASE_TWO_DATA = ("memory", "all")
+
+
+class DualPhaseTraining:
+    """Prepares the models and data of the two phases of asynchronous modeling; you call `fit`.
+
+    Phase I (paper §3.2.1, Eq. 1) trains the backbone with a classifier
+    truncated to the C1 data-rich classes of `split_by_frequency` on their data
+    only. Between the phases, `build_memory_bank` keeps `memory_size` exemplars
+    per phase-I class (Eq. 2-5). Phase II (§3.2.2) expands the classifier to all
+    C classes (phase-I columns kept) and trains on D = X2 ∪ M, the phase-II
+    classes plus the exemplars, with the loss of Eq. 9:
+
+    L = 1/|B| Σ_{x ∈ B} (L_cls(x) + L_intra(x)) + λ·L_dis^G
+
+    L_cls is the loss you compile (cross-entropy), L_intra the
+    `IntraClassMarginLoss` of a cosine classifier and L_dis^G the
+    `MemoryRetentiveLoss` between the features of a frozen copy of the phase-I
+    model (inference mode) and of the model being trained, λ = sqrt(C / C1)
+    by default (§5). (Appendix A writes λ = sqrt(C1 / (C − C1)) instead; the
+    Places-LT optimum reported in §5, 2.03, is that value.)
+
+    Usage (every `fit` is an ordinary Keras `fit`, so optimizers, schedules,
+    callbacks and `tf.distribute` work as usual; build inside
+    `strategy.scope()` when distributing):
+
+    ```python
+    dual = DualPhaseTraining(network, class_counts)      # network: C-class model
+    head = dual.phase_one_model                          # C1 outputs, phase-I labels
+    head.compile(optimizer_1, keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    head.fit(pipeline(dual.phase_one_data(train)), epochs=epochs_1, ...)
+    dual.build_memory_bank(train)                        # un-augmented, fixed-order data
+    model = dual.build_phase_two_model()                 # expanded; adds L_intra + λ·L_dis
+    model.compile(optimizer_2, keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(pipeline(dual.phase_two_data(train)), epochs=epochs_2, ...)
+    dual.model.evaluate(...)                             # the plain C-class network
+    ```
+
+    `phase_one_data` / `phase_two_data` take and return unbatched `tf.data`
+    datasets of `(features, label)`, so augmentation, batching and samplers
+    (e.g. `progressively_balanced_sampler(dual.phase_one_data(train),
+    dual.phase_one_class_counts, ...)`, which the paper suggests for phase I)
+    stay in your pipeline. The data helpers are TensorFlow-only (tf.data);
+    the models and losses are `keras.ops` (tested on TensorFlow).
+
+    With `cosine_classifier=True` (default) the classifier becomes a
+    `CosineClassifier(scale)` in both phases; with `False` the network's own
+    `Dense` classifier is truncated (its phase-I columns kept) and expanded,
+    and `margin` must be `None` (L_intra needs cosine scores).
+
+    Args:
+        network: functional C-class `keras.Model` ending in the classifier
+            layer, with a feature layer (`models.resnet32`, `models.mlp`).
+        class_counts: per-class training counts (length C).
+        threshold: C1, the number of phase-I classes. Defaults to `None`
+            (`split_by_frequency`'s Many + Medium rule).
+        memory_size: exemplars per phase-I class. Defaults to `10`.
+        similarity: similarity of the memory bank and of L_dis, `"cosine"` or
+            `"dot"`. Defaults to `"cosine"`.
+        retentive_weight: λ >= 0. Defaults to `None` (sqrt(C / C1)).
+        retentive_temperature: temperature T of L_dis's matching. Defaults to
+            `1.0` (the paper).
+        cosine_classifier: see above. Defaults to `True`.
+        scale: scale s of the cosine classifier. Defaults to `16.0`.
+        margin: m of L_intra, or `None` to leave L_intra out. Defaults to `0.5`.
+        num_negatives: K of L_intra. Defaults to `2`.
+        retentive_reduction: reduction of L_dis over the batch, `"sum"` (Eq. 8)
+            or `"sum_over_batch_size"`. Defaults to `"sum"`.
+        phase_two_data: `"memory"` (D = X2 ∪ M, the paper) or `"all"` (every
+            training example). Defaults to `"memory"`.
+        feature_layer: name of the feature layer. Defaults to `"features"`.
+        classifier_layer: name of the classifier layer. Defaults to `"classifier"`.
+
+    Attributes:
+        split: the `FrequencySplit`.
+        phase_one_model: the truncated model (C1 outputs).
+        memory_bank: the `ExemplarMemoryBank` after `build_memory_bank`.
+        model: the expanded C-class network after `build_phase_two_model`
+            (labels in the data set's order; save and evaluate this one).
+
+    Example:
+
+    >>> from keras_longtail import models
+    >>> dual = DualPhaseTraining(models.mlp(4, (3,)), [50, 30, 25, 5])
+    >>> dual.split.phase_one, dual.phase_one_model.output_shape, round(dual.retentive_weight, 4)
+    ([0, 1, 2], (None, 3), 1.1547)
+
+    References:
+        - "Asynchronous Modeling: A Dual-Phase Perspective for Long-Tailed
+          Recognition", ICLR 2021 submission (OpenReview, anonymous), §3.2,
+          Algorithm 1.
+    """
+
+    def __init__(self, network, class_counts, *, threshold=None, memory_size=10, similarity="cosine",
+                 retentive_weight=None, retentive_temperature=1.0, cosine_classifier=True, scale=16.0,
+                 margin=0.5, num_negatives=2, retentive_reduction="sum", phase_two_data="memory",
+                 feature_layer="features", classifier_layer="classifier"):
+        if not isinstance(network, keras.Model):
+            raise TypeError(f"Expected `network` to be a keras.Model. Received: network={network!r}")
+        self.class_counts = _validation.check_class_counts("class_counts", class_counts)
+        self.split = split_by_frequency(self.class_counts, threshold)
+        self.num_classes = len(self.class_counts)
+        num_phase_one = len(self.split.phase_one)
+        if retentive_weight is None:
+            retentive_weight = math.sqrt(self.num_classes / num_phase_one)
+        self.retentive_weight = _validation.check_float("retentive_weight", retentive_weight, minimum=0.0)
+        self.memory_size = _validation.check_int("memory_size", memory_size, minimum=1)
+        self.similarity = similarity
+        self.cosine_classifier = bool(cosine_classifier)
+        self.scale = _validation.check_float("scale", scale, minimum=0.0, min_inclusive=False)
+        if margin is not None and not self.cosine_classifier:
+            raise ValueError("The intra-class margin loss needs cosine scores: pass margin=None with "
+                             f"cosine_classifier=False. Received: margin={margin}")
+        self.margin = margin
+        self.num_negatives = num_negatives
+        self.intra_loss = (None if margin is None else
+                           IntraClassMarginLoss(margin=margin, scale=self.scale, num_negatives=num_negatives))
+        self.retentive_loss = MemoryRetentiveLoss(similarity=similarity, temperature=retentive_temperature,
+                                                   reduction=retentive_reduction)
+        self.phase_two_data_mode = _validation.check_choice("phase_two_data", phase_two_data, PHASE_TWO_DATA)
+        self.feature_layer = feature_layer
+        self.classifier_layer = classifier_layer
+        for name in (feature_layer, classifier_layer):
+            try:
+                network.get_layer(name)
+            except ValueError as error:
+                raise ValueError(f"Expected `network` to have a layer named {name!r} (see `feature_layer`, "
+                                 f"`classifier_layer`). Received layers: "
+                                 f"{[layer.name for layer in network.layers]}") from error
+        self.network = network
+        self.phase_one_model = self._truncate(network, num_phase_one)
+        self.memory_bank = None
+        self.model = None
+
+    @property
+    def phase_one_class_counts(self):
+        """Training counts of the phase-I classes, in phase-I label order (for the samplers)."""
+        return [self.class_counts[k] for k in self.split.phase_one]
+
+    def _truncate(self, network, units):
+        classifier = network.get_layer(self.classifier_layer)
+        if len(network.outputs) != 1 or network.outputs[0] is not classifier.output:
+            raise ValueError(f"Expected the layer {self.classifier_layer!r} to produce the network's only "
+                             "output.")
+        if self.cosine_classifier:
+            head = CosineClassifier(units, scale=self.scale, name=self.classifier_layer)
+            outputs = head(classifier.input)
+        else:
+            config = classifier.get_config()
+            config["units"] = units
+            head = type(classifier).from_config(config)
+            outputs = head(classifier.input)
+            head.set_weights([w[..., self.split.phase_one] for w in classifier.get_weights()])  # W_c^1
+        return keras.Model(network.input, outputs, name=f"{network.name}_phase_one")
+
+    def phase_one_data(self, dataset):
+        """The phase-I classes of `dataset` (unbatched `(x, label)`), relabelled to phase-I labels."""
+        tf = self._tensorflow("DualPhaseTraining.phase_one_data")
+        table = np.full(self.num_classes, -1, dtype=np.int64)
+        for k, label in self.split.phase_one_labels.items():
+            table[k] = label
+        table = tf.constant(table)
+
+        def relabel(x, y):
+            return x, tf.cast(tf.gather(table, tf.cast(y, tf.int64)), y.dtype)
+
+        return dataset.filter(lambda x, y: tf.gather(table, tf.cast(y, tf.int64)) >= 0).map(relabel)
+
+    def build_memory_bank(self, dataset, batch_size=256):
+        """Fits the memory bank on phase-I features of `dataset` (unbatched, un-augmented, fixed order).
+
+        Row i of the bank is element i of `dataset`; pass the same dataset to
+        `phase_two_data`. Returns the `ExemplarMemoryBank`.
+        """
+        self._tensorflow("DualPhaseTraining.build_memory_bank")
+        extractor = keras.Model(self.phase_one_model.input,
+                                self.phase_one_model.get_layer(self.feature_layer).output)
+        features = extractor.predict(dataset.map(lambda x, y: x).batch(batch_size), verbose=0)
+        labels = np.concatenate([np.asarray(y) for y in dataset.map(lambda x, y: y).batch(4096)])
+        bank = ExemplarMemoryBank(self.memory_size, similarity=self.similarity)
+        self.memory_bank = bank.fit(features.reshape(len(labels), -1), labels, classes=self.split.phase_one)
+        return self.memory_bank
+
+    def phase_two_data(self, dataset):
+        """D = X2 ∪ M (the phase-II classes and the exemplars) of `dataset`, original labels.
+
+        With `phase_two_data="all"`, `dataset` itself.
+        """
+        tf = self._tensorflow("DualPhaseTraining.phase_two_data")
+        if self.phase_two_data_mode == "all":
+            return dataset
+        if self.memory_bank is None:
+            raise ValueError("Call `build_memory_bank(dataset)` before `phase_two_data` (D = X2 ∪ M).")
+        phase_two = tf.constant(self.split.phase_two, tf.int64)
+        exemplars = tf.constant(self.memory_bank.exemplar_indices(), tf.int64)
+
+        def keep(index, element):
+            label = tf.cast(element[1], tf.int64)
+            return tf.logical_or(tf.reduce_any(tf.equal(label, phase_two)),
+                                 tf.reduce_any(tf.equal(index, exemplars)))
+
+        return dataset.enumerate().filter(keep).map(lambda index, element: element)
+
+    def phase_two_size(self):
+        """Number of examples in the phase-II data."""
+        phase_two = sum(self.class_counts[k] for k in self.split.phase_two)
+        if self.phase_two_data_mode == "all":
+            return sum(self.class_counts)
+        return phase_two + self.memory_size * len(self.split.phase_one)
+
+    def build_phase_two_model(self):
+        """Expands the classifier, freezes a copy of the phase-I model and returns the model to `fit`.
+
+        The returned model outputs the C-class logits of `self.model` (which
+        shares its layers) and adds L_intra and λ·L_dis to the compiled loss
+        while training.
+        """
+        old = keras.models.clone_model(self.phase_one_model)
+        old.set_weights(self.phase_one_model.get_weights())
+        old_features = keras.Model(old.input, old.get_layer(self.feature_layer).output,
+                                   name="phase_one_features")
+        old_features.trainable = False
+        self.model = expand_classifier(self.phase_one_model, self.num_classes, self.classifier_layer,
+                                       class_ids=self.split.phase_one)
+        return PhaseTwoModel(self.model, old_features, self.retentive_loss, self.retentive_weight,
+                             intra_loss=self.intra_loss, feature_layer=self.feature_layer,
+                             name=f"{self.network.name}_phase_two")
+
+    @staticmethod
+    def _tensorflow(what):
+        _backend.require_tensorflow_backend(what)
+        return _backend.import_tensorflow()

@@ -1,0 +1,144 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_longtail import data
+from keras_longtail import metrics
+from keras_longtail import models
+from keras_longtail.layers import CosineClassifier
+from keras_longtail.training import DualPhaseTraining
+from tests import helpers
+
+
+def _cross_entropy():
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def test_phase_one_model_and_data():
+    keras.utils.set_random_seed(0)
+    counts = [5, 40, 30, 25]  # the head is not class 0
+    dual = DualPhaseTraining(models.mlp(4, (2,)), counts, threshold=2, memory_size=3)
+    assert dual.split.phase_one == [1, 2] and dual.phase_one_class_counts == [40, 30]
+    assert dual.retentive_weight == pytest.approx(np.sqrt(4 / 2))
+    assert isinstance(dual.phase_one_model.get_layer("classifier"), CosineClassifier)
+    assert dual.phase_one_model.output_shape == (None, 2)
+    labels = np.repeat(np.arange(4), counts)
+    dataset = tf.data.Dataset.from_tensor_slices((np.zeros((len(labels), 2), "float32"), labels.astype("int32")))
+    phase_one = [int(y) for _, y in dual.phase_one_data(dataset)]
+    assert phase_one == [0] * 40 + [1] * 30
+
+
+def test_dense_classifier_is_truncated_to_the_phase_one_columns():
+    keras.utils.set_random_seed(0)
+    network = models.mlp(4, (2,))
+    dual = DualPhaseTraining(network, [5, 40, 30, 25], threshold=2, cosine_classifier=False, margin=None)
+    kernel = network.get_layer("classifier").kernel.numpy()
+    np.testing.assert_array_equal(dual.phase_one_model.get_layer("classifier").kernel.numpy(), kernel[:, [1, 2]])
+
+
+def _toy(seed=0):
+    """4 classes of 2-D blobs, counts 40/30/12/6, as (x, y) arrays and an unbatched dataset."""
+    rng = np.random.default_rng(seed)
+    counts = [40, 30, 12, 6]
+    labels = np.repeat(np.arange(4), counts).astype("int32")
+    centres = np.array([[2.0, 0.0], [0.0, 2.0], [-2.0, 0.0], [0.0, -2.0]])
+    x = (centres[labels] + rng.normal(scale=0.5, size=(len(labels), 2))).astype("float32")
+    return counts, x, labels, tf.data.Dataset.from_tensor_slices((x, labels))
+
+
+def test_memory_bank_and_phase_two_data():
+    keras.utils.set_random_seed(0)
+    counts, x, labels, dataset = _toy()
+    dual = DualPhaseTraining(models.mlp(4, (2,), hidden_units=(8,)), counts, threshold=2, memory_size=5)
+    with pytest.raises(ValueError, match="build_memory_bank"):
+        dual.phase_two_data(dataset)
+    bank = dual.build_memory_bank(dataset)
+    assert sorted(bank.indices_) == [0, 1] and all(len(rows) == 5 for rows in bank.indices_.values())
+    assert all(labels[i] == k for k, rows in bank.indices_.items() for i in rows)
+    kept = [(tuple(np.round(xi, 5)), int(yi)) for xi, yi in dual.phase_two_data(dataset)]
+    expected = [(tuple(np.round(x[i], 5)), int(labels[i])) for i in range(len(labels))
+                if labels[i] >= 2 or i in set(bank.exemplar_indices().tolist())]
+    assert kept == expected and len(kept) == dual.phase_two_size() == 12 + 6 + 10
+
+
+def _phase_two_weights(jit_compile=False):
+    keras.utils.set_random_seed(3)
+    counts, x, labels, _ = _toy()
+    network = models.mlp(4, (2,), hidden_units=(8,))
+    dual = DualPhaseTraining(network, counts, threshold=2, memory_size=5)
+    model = dual.build_phase_two_model()
+    model.compile(keras.optimizers.SGD(0.1), _cross_entropy(), jit_compile=jit_compile)
+    model.fit(x[:64], labels[:64], batch_size=16, epochs=1, shuffle=False, verbose=0)
+    return dual.model.get_weights()
+
+
+def test_phase_two_step_under_mirrored_strategy_and_jit_equals_one_device():
+    expected = _phase_two_weights()
+    for name, got in (("mirrored", helpers.run_mirrored(lambda strategy: _phase_two_weights())),
+                      ("jit", _phase_two_weights(jit_compile=True))):
+        for want, have in zip(expected, got):
+            np.testing.assert_allclose(have, want, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_phase_two_loss_is_equation_9():
+    keras.utils.set_random_seed(4)
+    counts, x, labels, _ = _toy()
+    dual = DualPhaseTraining(models.mlp(4, (2,), hidden_units=(8,)), counts, threshold=2, retentive_weight=0.7)
+    model = dual.build_phase_two_model()
+    model.compile("sgd", _cross_entropy())
+    batch_x, batch_y = x[:16], labels[:16]
+    # Perturb the new backbone so the old and new features differ.
+    hidden = dual.model.get_layer("hidden1")
+    hidden.kernel.assign(hidden.kernel.numpy() + 0.3)
+    logits = model(batch_x, training=True)
+    total = float(model.compute_loss(batch_x, batch_y, logits, training=True))
+    features = keras.Model(dual.model.input, dual.model.get_layer("features").output)
+    old_features = model.old_features(batch_x, training=False)
+    expected = (float(_cross_entropy()(batch_y, logits)) + float(dual.intra_loss(batch_y, logits))
+                + 0.7 * float(dual.retentive_loss(old_features, features(batch_x))))
+    assert total == pytest.approx(expected, rel=1e-5)
+    assert float(dual.retentive_loss(old_features, features(batch_x))) > 0
+
+
+def test_bad_input():
+    network = models.mlp(4, (2,))
+    with pytest.raises(ValueError, match="retentive_weight"):
+        DualPhaseTraining(network, [40, 30, 12, 6], retentive_weight=-1.0)
+    with pytest.raises(ValueError, match="threshold"):
+        DualPhaseTraining(network, [40, 30, 12, 6], threshold=4)
+    with pytest.raises(ValueError, match="margin"):
+        DualPhaseTraining(network, [40, 30, 12, 6], cosine_classifier=False)
+    with pytest.raises(ValueError, match="phase_two_data"):
+        DualPhaseTraining(network, [40, 30, 12, 6], phase_two_data="tail")
+    with pytest.raises(ValueError, match="feature_layer"):
+        DualPhaseTraining(network, [40, 30, 12, 6], feature_layer="pool")
+    with pytest.raises(ValueError, match="memory_size"):
+        counts, _, _, dataset = _toy()
+        DualPhaseTraining(models.mlp(4, (2,)), counts, threshold=3, memory_size=13).build_memory_bank(dataset)
+
+
+def test_end_to_end_on_digits_lt(tmp_path):
+    keras.utils.set_random_seed(0)
+    loaded = data.load_digits_lt()
+    dual = DualPhaseTraining(models.mlp(10, (8, 8, 1), hidden_units=(32,)), loaded.class_counts, memory_size=5)
+    assert dual.split.phase_one == [0, 1, 2, 3, 4, 5]  # Many + Medium of digits-LT IF 20
+    phase_one = data.progressively_balanced_sampler(
+        dual.phase_one_data(loaded.train), dual.phase_one_class_counts, epochs=6, seed=0).batch(32)
+    dual.phase_one_model.compile(keras.optimizers.Adam(0.01), _cross_entropy())
+    steps = sum(dual.phase_one_class_counts) // 32
+    dual.phase_one_model.fit(phase_one, epochs=6, steps_per_epoch=steps, verbose=0)
+    dual.build_memory_bank(loaded.train)
+    model = dual.build_phase_two_model()
+    trained_head = dual.model.get_layer("classifier").kernel.numpy()[:, :6].copy()
+    model.compile(keras.optimizers.Adam(0.01), _cross_entropy())
+    history = model.fit(dual.phase_two_data(loaded.train).shuffle(100, seed=0).batch(32), epochs=8, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    assert not np.allclose(dual.model.get_layer("classifier").kernel.numpy()[:, :6], trained_head)
+    shot = metrics.ShotAccuracy(loaded.class_counts)
+    for images, labels in loaded.test.batch(512):
+        shot.update_state(labels, dual.model(images, training=False))
+    accuracy = {key: float(value) for key, value in shot.result().items()}
+    assert accuracy["acc_overall"] > 0.4 and accuracy["acc_few"] > 0.2  # chance is 0.1
+    images = next(iter(loaded.test.batch(8)))[0]
+    helpers.assert_keras_save_load(dual.model, images, tmp_path, atol=1e-5)
