@@ -5,6 +5,8 @@ import numpy as np
 from keras_longtail import _validation
 from keras_longtail.gbg.class_grouping import ClassGrouping
 
+LOBPCG_ABOVE = 2000
+
 
 def group_by_similarity(class_gradients, num_groups=4, *, seed=None, keep_similarity=True):
     """Groups K classes by the cosine similarity of their gradients (GBG Alg. 1, lines 4-7).
@@ -12,7 +14,8 @@ def group_by_similarity(class_gradients, num_groups=4, *, seed=None, keep_simila
     A_ij = <g_i, g_j> / (||g_i|| ||g_j||) (Eq. 7). The graph with affinity A + 1
     (non-negative, as in the GBG code) is cut into `num_groups` parts by spectral
     clustering (normalized cuts, Eq. 9): scikit-learn's
-    `SpectralClustering(affinity="precomputed", assign_labels="cluster_qr")`.
+    `SpectralClustering(affinity="precomputed", assign_labels="cluster_qr")`, with the
+    LOBPCG eigensolver above 2,000 classes (8,142 classes: ~23 s on 2 shared cores).
     Groups are numbered by their smallest class, so group 0 holds class 0.
     A class with a zero gradient has similarity 0 to every other class.
 
@@ -45,7 +48,8 @@ def group_by_similarity(class_gradients, num_groups=4, *, seed=None, keep_simila
         raise ValueError("Expected finite values in `class_gradients`; received NaN or infinity.")
     norms = np.linalg.norm(gradients, axis=1, keepdims=True)
     unit = np.divide(gradients, norms, out=np.zeros_like(gradients), where=norms > 0)
-    similarity = (unit @ unit.T).astype(np.float32)
+    unit = unit.astype(np.float32)  # float32 product: half the time at thousands of classes
+    similarity = unit @ unit.T
     np.clip(similarity, -1.0, 1.0, out=similarity)
     np.fill_diagonal(similarity, 1.0)
     if num_groups == 1:
@@ -56,8 +60,11 @@ def group_by_similarity(class_gradients, num_groups=4, *, seed=None, keep_simila
         from sklearn.cluster import SpectralClustering
 
         affinity = similarity + np.float32(1.0)
+        # sklearn's default eigensolver (ARPACK, shift-invert) factorizes the dense K x K Laplacian:
+        # 26-50 s at 8,142 classes here; LOBPCG needs only products with it (~20 s).
         clustering = SpectralClustering(n_clusters=num_groups, affinity="precomputed",
-                                        assign_labels="cluster_qr", random_state=seed)
+                                        assign_labels="cluster_qr", random_state=seed,
+                                        eigen_solver="lobpcg" if num_classes > LOBPCG_ABOVE else None)
         labels = clustering.fit_predict(affinity)
     labels = _renumber(labels)
     return ClassGrouping(labels.tolist(), num_groups=num_groups, similarity=similarity if keep_similarity else None)

@@ -52,7 +52,8 @@ def group_classes(model, dataset, num_groups=4, *, gradients="classifier", layer
         loss: callable `(labels, logits) -> per-example losses`. Defaults to softmax
             cross-entropy on logits.
         training: call the model in training mode (batch-norm statistics of the
-            batch, as during training). Defaults to `True`.
+            batch, as during training). Defaults to `True`. The model's
+            non-trainable state (moving averages) is restored afterwards.
         seed: seed of the sketch and of the spectral embedding. Defaults to `None`.
         keep_similarity: keep the K x K matrix in the result. Defaults to `True`.
 
@@ -91,7 +92,13 @@ def group_classes(model, dataset, num_groups=4, *, gradients="classifier", layer
     loss = _class_gradients.default_loss if loss is None else loss
     compute = (_class_gradients.classifier_gradients if gradients == "classifier"
                else _class_gradients.backbone_gradients)
-    averages, counts = compute(model, dataset, layer, num_classes, projection_dim, loss, training, seed)
+    # training=True moves batch-norm statistics: put them back, grouping must not change the model
+    state = [v.numpy() for v in model.non_trainable_variables]
+    try:
+        averages, counts = compute(model, dataset, layer, num_classes, projection_dim, loss, training, seed)
+    finally:
+        for variable, value in zip(model.non_trainable_variables, state):
+            variable.assign(value)
     grouping = group_by_similarity(averages, num_groups, seed=seed, keep_similarity=keep_similarity)
     grouping.class_counts_ = [int(c) for c in counts]
     return grouping

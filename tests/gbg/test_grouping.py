@@ -125,6 +125,18 @@ def test_group_classes_end_to_end():
         assert grouping.class_counts_ == np.bincount(Y, minlength=5).tolist()
 
 
+def test_group_classes_leaves_the_model_unchanged():
+    keras.utils.set_random_seed(0)
+    model = models.resnet32(4, input_shape=(8, 8, 3))
+    before = [w.copy() for w in model.get_weights()]
+    x = np.random.default_rng(0).uniform(size=(16, 8, 8, 3)).astype(np.float32)
+    grouping = group_classes(model, tf.data.Dataset.from_tensor_slices((x, np.arange(16) % 4)).batch(8), 2,
+                             projection_dim=64, seed=0)
+    assert grouping.num_classes == 4
+    for want, have in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(have, want)
+
+
 def test_class_grouping_serialization():
     grouping = ClassGrouping([0, 2, 1, 2], num_groups=4, similarity=np.eye(4))
     revived = helpers.assert_config_round_trip(grouping)
