@@ -1,6 +1,8 @@
 """Training procedures that replace the train step or run several `fit` phases (TensorFlow backend)."""
 
 from keras_longtail.training.dual_phase_training import DualPhaseTraining
+from keras_longtail.training.gbg_mixin import GBGMixin
+from keras_longtail.training.gbg_model import GBGModel
 from keras_longtail.training.gradtail_activation import GradTailActivation
 from keras_longtail.training.gradtail_mixin import GradTailMixin
 from keras_longtail.training.gradtail_model import GradTailModel
@@ -12,6 +14,8 @@ from keras_longtail.training.random_patches import RandomPatches
 
 __all__ = [
     "DualPhaseTraining",
+    "GBGMixin",
+    "GBGModel",
     "GradTailActivation",
     "GradTailMixin",
     "GradTailModel",

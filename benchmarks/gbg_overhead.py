@@ -1,0 +1,94 @@
+"""Step time of GBG training relative to plain Keras fit, on ResNet-32 (CIFAR shapes).
+
+    python -m benchmarks.gbg_overhead [--rounds 5] [--steps 3] [--batch-size 128] [--groups 4]
+
+Builds three ResNet-32 models with the same initial weights: plain (built-in train step),
+`GBGModel` mode="exact" and mode="representation"; all compiled with SGD 0.1 momentum 0.9 and
+sparse softmax cross-entropy. After two warm-up steps each (tracing), the modes are timed in
+interleaved rounds (plain, exact, representation, plain, ...) of `--steps` `train_on_batch`
+calls on one fixed long-tailed batch of random images in which every group is present. The
+machine is shared, so only ratios of medians over rounds are reported
+(benchmarks/results/overhead_gbg.json).
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import platform
+import statistics
+import sys
+import time
+
+import keras
+import numpy as np
+
+from keras_longtail import models
+from keras_longtail.gbg import ClassGrouping
+from keras_longtail.training import GBGModel
+
+RESULTS = pathlib.Path(__file__).resolve().parent / "results"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.gbg_overhead", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--groups", type=int, default=4)
+    parser.add_argument("--classes", type=int, default=10)
+    parser.add_argument("--output", default=str(RESULTS / "overhead_gbg.json"))
+    args = parser.parse_args(argv)
+
+    rng = np.random.default_rng(0)
+    images = rng.uniform(size=(args.batch_size, 32, 32, 3)).astype("float32")
+    frequencies = 0.01 ** (np.arange(args.classes) / (args.classes - 1))  # CIFAR-10-LT IF 100 profile
+    labels = rng.choice(args.classes, size=args.batch_size, p=frequencies / frequencies.sum())
+    labels[: args.classes] = np.arange(args.classes)  # every class, so every group, present
+    grouping = ClassGrouping([k * args.groups // args.classes for k in range(args.classes)], args.groups)
+
+    keras.utils.set_random_seed(0)
+    reference = models.resnet32(args.classes)
+    initial = reference.get_weights()
+
+    def build(kind):
+        network = models.resnet32(args.classes)
+        network.set_weights(initial)
+        if kind != "plain":
+            network = GBGModel.from_model(network, grouping, mode=kind)
+        network.compile(keras.optimizers.SGD(0.1, momentum=0.9),
+                        keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        return network
+
+    kinds = ["plain", "exact", "representation"]
+    built = {kind: build(kind) for kind in kinds}
+    for model in built.values():
+        for _ in range(2):
+            model.train_on_batch(images, labels)
+    times = {kind: [] for kind in kinds}
+    for round_index in range(args.rounds):
+        for kind in kinds:
+            start = time.perf_counter()
+            for _ in range(args.steps):
+                built[kind].train_on_batch(images, labels)
+            times[kind].append((time.perf_counter() - start) / args.steps)
+        print(f"round {round_index + 1}: " + ", ".join(f"{k} {times[k][-1]:.3f} s/step" for k in kinds), flush=True)
+    median = {kind: statistics.median(values) for kind, values in times.items()}
+    results = {
+        "command": " ".join(["python -m benchmarks.gbg_overhead"] + (argv if argv is not None else sys.argv[1:])),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, shared",
+        "model": "resnet32", "batch_size": args.batch_size, "classes": args.classes, "groups": args.groups,
+        "rounds": args.rounds, "steps_per_round": args.steps,
+        "ratio_exact": round(median["exact"] / median["plain"], 3),
+        "ratio_representation": round(median["representation"] / median["plain"], 3),
+        "median_seconds_per_step": {k: round(v, 4) for k, v in median.items()},
+        "note": "ratios of medians over interleaved rounds; absolute times vary with the shared machine",
+    }
+    pathlib.Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    pathlib.Path(args.output).write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,236 @@
+"""The GBG train step: one loss per class group, MGDA min-norm weights, one update."""
+
+import keras
+
+from keras_longtail import _backend
+from keras_longtail import _checks
+from keras_longtail import _validation
+from keras_longtail.gbg.class_grouping import ClassGrouping
+from keras_longtail.ops import _min_norm
+
+MODES = ("exact", "representation")
+_GBG_KEYS = ("grouping", "mode", "normalization", "solver", "head_layer", "max_iterations", "tolerance")
+
+
+class GBGMixin:
+    """Mixin giving a Keras model GBG's multi-objective train step (Algorithm 2).
+
+    Put it before `keras.Model` in the bases of a model class (or use `GBGModel`,
+    which is `GBGMixin` on a functional model). Each training step:
+
+    1. one forward pass; the batch is split by the group of each label
+       (`grouping.groups[label]`), B_g = the examples of group g;
+    2. per group the compiled loss on B_g, as its mean over the group:
+       L_g = compute_loss(sample_weight = w * 1[group = g] * B / n_g) (for Keras'
+       default `"sum_over_batch_size"` reduction, the mean of w l over B_g; the
+       model's regularization losses are part of every L_g);
+    3. per-group gradients (see `mode`), their Gram matrix and the min-norm weights
+       alpha on the simplex of the groups *present* in the (global) batch (Eq. 11,
+       with the gradient normalizer `normalization`);
+    4. d = sum_g alpha_g grad L_g (Eq. 12) is applied by the compiled optimizer, so
+       learning rate, schedules, iterations, weight decay and loss scaling are the
+       optimizer's own.
+
+    Groups absent from the batch get alpha = 0 and contribute nothing (no NaN). With
+    one group, L_1 is the usual batch loss and the step equals Keras' built-in one.
+    The logged `loss` is the ordinary batch loss (comparable with other methods).
+
+    Modes:
+
+    - `"exact"` (the paper): gradients of every L_g over all trainable weights:
+      one backward pass per group (G + 1 passes for G groups).
+    - `"representation"`: the min-norm weights come from the gradients of the
+      `head_layer` weights only (the classifier: the last layer all groups share),
+      which need no backward pass through the network; then one full backward of
+      sum_g alpha_g L_g. This is the MGDA-UB idea (Sener & Koltun: weights from a
+      cheap shared surrogate, one backward). Gradients with respect to the feature
+      *activations* would not do here: groups own disjoint rows of the batch, so
+      those gradients are orthogonal and the Gram matrix diagonal.
+
+    Under `tf.distribute` the group counts, group losses and per-group gradients
+    are summed over replicas before the solve, so every replica solves the same
+    problem and the update equals one device's on the same global batch (each
+    replica then hands its local share of d to the optimizer, which sums them).
+
+    TensorFlow backend only; runs with `jit_compile=True` and under
+    `MirroredStrategy`.
+
+    Args:
+        grouping: a `keras_longtail.gbg.ClassGrouping` (or a list of group ids,
+            one per class).
+        mode: `"exact"` or `"representation"`. Defaults to `"exact"`.
+        normalization: gradient normalizer before the solve: `"none"`, `"l2"`,
+            `"loss"` or `"loss+"` (loss times l2 norm). Defaults to `"loss+"`, the
+            GBG code's choice.
+        solver: `"pgd"` or `"frank_wolfe"` (see `keras_longtail.ops.min_norm_weights`).
+            Defaults to `"pgd"`.
+        head_layer: name of the layer whose weights `"representation"` uses.
+            Defaults to `"classifier"`.
+        max_iterations: iteration bound of the solver. Defaults to 250.
+        tolerance: relative duality-gap tolerance of the solver. Defaults to `1e-6`.
+
+    Example:
+
+    ```python
+    class MyModel(GBGMixin, keras.Model):
+        ...
+
+    model = MyModel(inputs, outputs, grouping=grouping, mode="representation")
+    model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    ```
+
+    >>> import numpy as np
+    >>> from keras_longtail.gbg import ClassGrouping
+    >>> class Net(GBGMixin, keras.Model):
+    ...     pass
+    >>> inputs = keras.Input((4,))
+    >>> net = Net(inputs, keras.layers.Dense(3, name="classifier")(inputs), grouping=ClassGrouping([0, 1, 1]))
+    >>> net.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    >>> history = net.fit(np.ones((6, 4)), np.arange(6) % 3, verbose=0)
+    >>> bool(np.isfinite(history.history["loss"][0]))
+    True
+
+    References:
+        Li et al., "Long-Tailed Learning as Multi-Objective Optimization", AAAI 2024,
+        https://arxiv.org/abs/2310.20490 (Algorithm 2, Eq. 10-12).
+        Sener & Koltun, "Multi-Task Learning as Multi-Objective Optimization",
+        NeurIPS 2018, https://arxiv.org/abs/1810.04650.
+    """
+
+    def __init__(self, *args, grouping=None, mode="exact", normalization="loss+", solver="pgd",
+                 head_layer="classifier", max_iterations=250, tolerance=1e-6, **kwargs):
+        _backend.require_tensorflow_backend(type(self).__name__)
+        if grouping is None:
+            raise ValueError(f"{type(self).__name__} needs `grouping` (a ClassGrouping). Received: grouping=None")
+        if isinstance(grouping, dict):
+            grouping = ClassGrouping.from_config(grouping)
+        elif not isinstance(grouping, ClassGrouping):
+            grouping = ClassGrouping(grouping)
+        _validation.check_choice("mode", mode, MODES)
+        _validation.check_choice("normalization", normalization, _min_norm.NORMALIZATIONS)
+        _validation.check_choice("solver", solver, ("pgd", "frank_wolfe"))
+        max_iterations = _validation.check_int("max_iterations", max_iterations, minimum=1)
+        tolerance = _validation.check_float("tolerance", tolerance, minimum=0.0)
+        super().__init__(*args, **kwargs)
+        outputs = getattr(self, "outputs", None)
+        if outputs:
+            num_classes = outputs[0].shape[-1]
+            if num_classes is not None and num_classes != grouping.num_classes:
+                raise ValueError(
+                    f"Expected `grouping` to cover the model's {num_classes} classes. "
+                    f"Received a grouping of {grouping.num_classes} classes")
+        if mode == "representation" and outputs:
+            try:
+                self.get_layer(head_layer)
+            except ValueError:
+                raise ValueError(f"mode='representation' needs a layer named `head_layer`={head_layer!r}. "
+                                 f"The model's layers are {[l.name for l in self.layers]}") from None
+        self.grouping = ClassGrouping(grouping.groups, grouping.num_groups)
+        self.mode = mode
+        self.normalization = normalization
+        self.solver = solver
+        self.head_layer = head_layer
+        self.max_iterations = max_iterations
+        self.tolerance = tolerance
+
+    def gbg_config(self):
+        """The GBG arguments as plain JSON."""
+        return {"grouping": self.grouping.get_config(), "mode": self.mode, "normalization": self.normalization,
+                "solver": self.solver, "head_layer": self.head_layer, "max_iterations": self.max_iterations,
+                "tolerance": self.tolerance}
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(self.gbg_config())
+        return config
+
+    # ------------------------------------------------------------------ the step
+    def train_step(self, data):
+        tf = _backend.import_tensorflow()
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        gradients, _, y_pred, batch_loss = self.gbg_gradients(x, y, sample_weight)
+        variables = self.trainable_weights
+        self.optimizer.apply_gradients(zip(gradients, variables))
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        for metric in self.metrics:
+            if metric.name == "loss":  # the built-in step's loss tracker, fed the unscaled batch loss
+                metric.update_state(batch_loss * replicas,
+                                    sample_weight=tf.shape(tf.nest.flatten(x)[0])[0])
+                break
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    def gbg_gradients(self, x, y, sample_weight=None):
+        """The replica's share of d = sum_g alpha_g grad L_g, alpha, y_pred and the batch loss.
+
+        Call inside a train step (or `tf.function`); returns one gradient per
+        `trainable_weights` entry, the (G,) weights alpha (zero for absent groups),
+        the predictions and the ordinary batch loss.
+        """
+        tf = _backend.import_tensorflow()
+        num_groups = self.grouping.num_groups
+        labels = self._gbg_labels(y)
+        groups = tf.gather(tf.constant(self.grouping.groups, tf.int32), labels)
+        membership = tf.one_hot(groups, num_groups, dtype=tf.float32)  # (B, G)
+        replica = tf.distribute.get_replica_context()
+        distributed = replica is not None and replica.num_replicas_in_sync > 1
+
+        def all_reduce(values):
+            return replica.all_reduce(tf.distribute.ReduceOp.SUM, values) if distributed else values
+
+        counts = all_reduce(tf.reduce_sum(membership, axis=0))  # global examples per group
+        present = counts > 0.0
+        factors = tf.reduce_sum(counts) / tf.maximum(counts, 1.0)  # B / n_g
+        base = (tf.ones_like(membership[:, 0]) if sample_weight is None
+                else tf.cast(tf.reshape(sample_weight, [-1]), tf.float32))
+        variables = self.trainable_weights
+        with tf.GradientTape(persistent=True) as tape:
+            y_pred = self(x, training=True)
+            batch_loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
+            group_losses = []
+            for g in range(num_groups):
+                weights = base * membership[:, g] * factors[g]
+                group_losses.append(self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=weights,
+                                                      training=True))
+            scaled = [self.optimizer.scale_loss(loss) for loss in group_losses]
+        losses = all_reduce(tf.cast(tf.stack(group_losses), tf.float32))
+        if self.mode == "exact":
+            per_group = [self._dense(tape.gradient(loss, variables), variables) for loss in scaled]
+            solve_on = [all_reduce(g) for g in per_group] if distributed else per_group
+        else:
+            head = self.get_layer(self.head_layer).trainable_weights
+            solve_on = [all_reduce(self._dense(tape.gradient(loss, head), head)) for loss in scaled]
+        alpha = self._gbg_alpha(solve_on, losses, present)
+        if self.mode == "exact":
+            gradients = [tf.add_n([tf.cast(alpha[g], v.dtype) * per_group[g][i] for g in range(num_groups)])
+                         for i, v in enumerate(variables)]
+        else:
+            # one backward of sum_g alpha_g L_g (alpha enters as the losses' upstream gradients)
+            upstream = [tf.cast(alpha[g], scaled[g].dtype) for g in range(num_groups)]
+            gradients = self._dense(tape.gradient(scaled, variables, output_gradients=upstream), variables)
+        del tape
+        return gradients, alpha, y_pred, batch_loss
+
+    def _gbg_alpha(self, gradients, losses, present):
+        tf = _backend.import_tensorflow()
+        if len(gradients) == 1:
+            return tf.ones([1], tf.float32)
+        gram = _min_norm.gram_matrix(gradients)
+        scale = _min_norm.normalizers(gram, losses, self.normalization)
+        gram = gram / (scale[:, None] * scale[None, :])
+        return tf.cast(_min_norm.solve_gram(gram, present, self.solver, self.max_iterations, self.tolerance),
+                       tf.float32)
+
+    def _gbg_labels(self, y):
+        tf = _backend.import_tensorflow()
+        y = tf.convert_to_tensor(tf.nest.flatten(y)[0])
+        num_classes = self.grouping.num_classes
+        if y.shape.rank is not None and y.shape.rank >= 2 and y.shape[-1] not in (None, 1):
+            labels = tf.argmax(y, axis=-1, output_type=tf.int32)  # one-hot / probabilities
+        else:
+            labels = tf.cast(tf.reshape(y, [-1]), tf.int32)
+        return _checks.labels_in_range(labels, num_classes, argument="y")
+
+    @staticmethod
+    def _dense(gradients, variables):
+        tf = _backend.import_tensorflow()
+        return [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g) for g, v in zip(gradients, variables)]

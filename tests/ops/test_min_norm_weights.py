@@ -1,0 +1,166 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_longtail.ops import min_norm_weights
+
+
+def _objective(gradients, alpha):
+    direction = np.asarray(alpha, np.float64) @ np.asarray(gradients, np.float64)
+    return float(direction @ direction)
+
+
+def _problem(num, dim=200, seed=0, shared=1.0):
+    rng = np.random.default_rng(seed)
+    # A shared component keeps the optimum away from 0 (gradients of one network agree partly).
+    return (shared * rng.normal(size=(1, dim)) + rng.normal(size=(num, dim)) * rng.uniform(0.2, 3.0, (num, 1)))
+
+
+@pytest.mark.parametrize("num", [2, 4, 16, 64])
+@pytest.mark.parametrize("solver", ["pgd", "frank_wolfe"])
+def test_matches_cvxopt_on_random_problems(num, solver):
+    for seed in range(3):
+        gradients = _problem(num, seed=seed)
+        exact = min_norm_weights(gradients, solver="cvxopt")
+        alpha = min_norm_weights(gradients, solver=solver, max_iterations=5000, tolerance=1e-9).numpy()
+        assert alpha.shape == (num,) and np.all(alpha >= 0) and abs(alpha.sum() - 1) < 1e-9
+        best = _objective(gradients, exact)
+        assert best > 1e-3
+        assert _objective(gradients, alpha) == pytest.approx(best, rel=1e-5)
+
+
+@pytest.mark.parametrize("num", [4, 16])
+def test_default_settings_reach_1e5_relative(num):
+    gradients = _problem(num, seed=7).astype(np.float32)
+    alpha = min_norm_weights(gradients).numpy()
+    best = _objective(gradients, min_norm_weights(gradients, solver="cvxopt"))
+    assert _objective(gradients, alpha) == pytest.approx(best, rel=1e-5)
+
+
+def test_cvxopt_is_optimal_by_kkt():
+    gradients = _problem(6, seed=3)
+    alpha = min_norm_weights(gradients, solver="cvxopt")
+    gradient = 2 * gradients @ (gradients.T @ alpha)
+    value = alpha @ gradient
+    support = alpha > 1e-6
+    np.testing.assert_allclose(gradient[support], value, rtol=1e-5)  # equal on the support
+    assert np.all(gradient >= value - 1e-6 * abs(value))  # larger off the support
+
+
+def test_two_gradients_closed_form():
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        g1, g2 = rng.normal(size=(2, 30))
+        gamma = np.clip((g2 - g1) @ g2 / ((g1 - g2) @ (g1 - g2)), 0, 1)
+        for solver in ("pgd", "frank_wolfe"):
+            alpha = min_norm_weights(np.stack([g1, g2]), solver=solver).numpy()
+            np.testing.assert_allclose(alpha, [gamma, 1 - gamma], atol=1e-12)
+    # one gradient inside the other's half-space: the shorter one alone
+    alpha = min_norm_weights(np.array([[1.0, 0.0], [3.0, 0.1]])).numpy()
+    np.testing.assert_allclose(alpha, [1.0, 0.0])
+
+
+@pytest.mark.parametrize("solver", ["pgd", "frank_wolfe", "cvxopt"])
+def test_collinear_and_zero_gradients_are_finite(solver):
+    direction = np.array([1.0, -2.0, 0.5])
+    cases = {
+        "collinear": np.stack([direction, 2 * direction, 5 * direction, 0.5 * direction]),
+        "opposite": np.stack([direction, -direction, 2 * direction, -3 * direction]),
+        "zero": np.zeros((4, 3)),
+        "one zero": np.stack([direction, np.zeros(3), -direction, 2 * direction]),
+    }
+    for name, gradients in cases.items():
+        for normalization in ("none", "l2", "loss", "loss+"):
+            alpha = np.asarray(min_norm_weights(gradients, solver=solver, normalization=normalization,
+                                                losses=[1.0, 2.0, 0.0, 3.0]))
+            assert np.all(np.isfinite(alpha)), (name, normalization)
+            assert alpha.sum() == pytest.approx(1.0) and np.all(alpha >= -1e-12)
+    # collinear, same direction: all weight on the shortest
+    alpha = np.asarray(min_norm_weights(cases["collinear"], solver=solver))
+    assert _objective(cases["collinear"], alpha) == pytest.approx(0.25 * direction @ direction, rel=1e-5)
+    # opposite directions or a zero gradient: the origin is reachable
+    assert _objective(cases["opposite"], np.asarray(min_norm_weights(cases["opposite"], solver=solver))) < 1e-8
+    assert _objective(cases["one zero"], np.asarray(min_norm_weights(cases["one zero"], solver=solver))) < 1e-8
+
+
+@pytest.mark.parametrize("solver", ["pgd", "frank_wolfe", "cvxopt"])
+def test_mask_gives_absent_groups_zero(solver):
+    gradients = _problem(5, seed=2)
+    mask = [True, False, True, True, False]
+    alpha = np.asarray(min_norm_weights(gradients, solver=solver, mask=mask, max_iterations=2000, tolerance=1e-10))
+    assert alpha[1] == 0 and alpha[4] == 0
+    sub = np.asarray(min_norm_weights(gradients[[0, 2, 3]], solver="cvxopt"))
+    np.testing.assert_allclose(alpha[[0, 2, 3]], sub, atol=2e-3)
+    assert _objective(gradients, alpha) == pytest.approx(_objective(gradients[[0, 2, 3]], sub), rel=1e-5)
+    one = np.asarray(min_norm_weights(gradients, solver=solver, mask=[False, False, True, False, False]))
+    np.testing.assert_allclose(one, [0, 0, 1, 0, 0])
+    none = np.asarray(min_norm_weights(gradients, solver=solver, mask=[False] * 5))
+    np.testing.assert_allclose(none, np.zeros(5))
+    two = np.asarray(min_norm_weights(gradients[:2], solver=solver, mask=[False, True]))
+    np.testing.assert_allclose(two, [0, 1])
+
+
+def test_normalizations_match_scaled_problems():
+    gradients = _problem(4, seed=4)
+    norms = np.linalg.norm(gradients, axis=1)
+    losses = np.array([0.5, 1.0, 2.0, 4.0])
+    for normalization, scale in (("l2", norms), ("loss", losses), ("loss+", losses * norms)):
+        alpha = np.asarray(min_norm_weights(gradients, normalization=normalization, losses=losses,
+                                            max_iterations=3000, tolerance=1e-10))
+        expected = min_norm_weights(gradients / scale[:, None], solver="cvxopt")
+        np.testing.assert_allclose(alpha, expected, atol=1e-4)
+
+
+def test_list_of_variable_gradients_equals_matrix():
+    rng = np.random.default_rng(5)
+    kernels, biases = rng.normal(size=(3, 4, 2)), rng.normal(size=(3, 2))
+    as_lists = [[tf.constant(k), tf.constant(b)] for k, b in zip(kernels, biases)]
+    as_matrix = np.concatenate([kernels.reshape(3, -1), biases], axis=1)
+    np.testing.assert_allclose(min_norm_weights(as_lists).numpy(), min_norm_weights(as_matrix).numpy(), atol=1e-12)
+    with_none = [[tf.constant(k), None] for k in kernels]
+    np.testing.assert_allclose(min_norm_weights(with_none).numpy(),
+                               min_norm_weights(kernels.reshape(3, -1)).numpy(), atol=1e-12)
+
+
+@pytest.mark.parametrize("solver", ["pgd", "frank_wolfe"])
+def test_runs_in_tf_function_and_under_jit(solver):
+    gradients = _problem(6, seed=6).astype(np.float32)
+    eager = min_norm_weights(gradients, solver=solver, mask=[True] * 5 + [False]).numpy()
+
+    @tf.function(jit_compile=True)
+    def compiled(g, mask):
+        return min_norm_weights(g, solver=solver, normalization="loss+", losses=tf.ones([6]), mask=mask)
+
+    @tf.function
+    def graph(g, mask):
+        return min_norm_weights(g, solver=solver, mask=mask)
+
+    mask = tf.constant([True] * 5 + [False])
+    np.testing.assert_allclose(graph(tf.constant(gradients), mask).numpy(), eager, atol=1e-6)
+    jit = compiled(tf.constant(gradients), mask).numpy()
+    assert np.all(np.isfinite(jit)) and jit[5] == 0 and jit.sum() == pytest.approx(1.0, abs=1e-6)
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="solver"):
+        min_norm_weights(np.eye(3), solver="qp")
+    with pytest.raises(ValueError, match="normalization"):
+        min_norm_weights(np.eye(3), normalization="l1")
+    with pytest.raises(ValueError, match="losses"):
+        min_norm_weights(np.eye(3), normalization="loss")
+    with pytest.raises(ValueError, match="losses"):
+        min_norm_weights(np.eye(3), normalization="loss", losses=[1.0, 2.0])
+    with pytest.raises(ValueError, match="mask"):
+        min_norm_weights(np.eye(3), mask=[True, False])
+    with pytest.raises(ValueError, match="same shapes"):
+        min_norm_weights([np.ones(3), np.ones(4)])
+    with pytest.raises(ValueError, match="same structure"):
+        min_norm_weights([[np.ones(3), np.ones(2)], [np.ones(3)]])
+    with pytest.raises(ValueError, match="gradients"):
+        min_norm_weights(np.ones((2, 3, 4)))
+    with pytest.raises(ValueError, match="gradients"):
+        min_norm_weights([])
+    with pytest.raises(ValueError, match="max_iterations"):
+        min_norm_weights(np.eye(3), max_iterations=0)
+    with pytest.raises(ValueError, match="tolerance"):
+        min_norm_weights(np.eye(3), tolerance=-1.0)

@@ -1,0 +1,174 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_longtail import models
+from keras_longtail.gbg import ClassGrouping
+from keras_longtail.ops import min_norm_weights
+from keras_longtail.training import GBGModel
+from tests import helpers
+
+NUM_CLASSES = 6
+GROUPING = ClassGrouping([0, 0, 1, 1, 2, 2])
+X = np.random.default_rng(0).normal(size=(48, 5)).astype(np.float32)
+Y = np.random.default_rng(1).choice(NUM_CLASSES, size=48, p=[0.4, 0.2, 0.15, 0.15, 0.1, 0.0])
+W = np.random.default_rng(2).uniform(0.5, 2.0, size=48).astype(np.float32)
+
+
+def _network():
+    keras.utils.set_random_seed(3)
+    return models.mlp(NUM_CLASSES, (5,), hidden_units=(8,))
+
+
+def _loss():
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def _fit(model, optimizer=None, jit_compile=False, batch_size=16, sample_weight=None, epochs=1):
+    model.compile(optimizer or keras.optimizers.SGD(0.1, momentum=0.9), _loss(), jit_compile=jit_compile)
+    history = model.fit(X, Y, sample_weight=sample_weight, batch_size=batch_size, epochs=epochs,
+                        shuffle=False, verbose=0)
+    return model, history
+
+
+def _group_mean_loss(model, x, y, w, classes):
+    selected = np.isin(y, classes)
+    logits = model(x[selected], training=True)
+    losses = keras.losses.sparse_categorical_crossentropy(y[selected], logits, from_logits=True)
+    return tf.reduce_sum(losses * w[selected]) / selected.sum()
+
+
+def _reference_step(network, x, y, w, grouping, mode, normalization, lr):
+    """One SGD step of GBG written directly: per-group tapes, cvxopt weights, numpy update."""
+    variables = network.trainable_variables
+    head = network.get_layer("classifier").trainable_variables
+    gradients, solve_on, losses, present = [], [], [], []
+    for g in range(grouping.num_groups):
+        classes = grouping.members(g)
+        if not np.isin(y, classes).any():
+            present.append(False)
+            gradients.append([np.zeros(v.shape) for v in variables])
+            solve_on.append(np.zeros(sum(int(np.prod(v.shape)) for v in (variables if mode == "exact" else head))))
+            losses.append(0.0)
+            continue
+        present.append(True)
+        with tf.GradientTape() as tape:
+            loss = _group_mean_loss(network, x, y, w, classes)
+        grads = [t.numpy() for t in tape.gradient(loss, variables)]
+        gradients.append(grads)
+        used = grads if mode == "exact" else grads[-2:]
+        solve_on.append(np.concatenate([t.reshape(-1) for t in used]))
+        losses.append(float(loss))
+    solve_on, losses = np.array(solve_on, np.float64), np.array(losses)
+    norms = np.linalg.norm(solve_on, axis=1)
+    scale = {"none": np.ones_like(losses), "l2": norms, "loss": losses, "loss+": losses * norms}[normalization]
+    scale = np.where(scale > 0, scale, 1.0)
+    alpha = min_norm_weights(solve_on / scale[:, None], solver="cvxopt", mask=present)
+    return [v.numpy() - lr * sum(a * grads[i] for a, grads in zip(alpha, gradients))
+            for i, v in enumerate(variables)], alpha
+
+
+@pytest.mark.parametrize("mode", ["exact", "representation"])
+@pytest.mark.parametrize("normalization", ["none", "loss+"])
+def test_one_step_matches_reference(mode, normalization):
+    grouping = ClassGrouping([0, 1, 2, 2, 1, 0])
+    network = _network()
+    x, y, w = X[:16], Y[:16], W[:16]
+    expected, alpha = _reference_step(network, x, y, w, grouping, mode, normalization, lr=0.5)
+    assert np.all(alpha > 1e-3) and not np.allclose(alpha, 1 / 3, atol=1e-2)  # a non-trivial solve
+    model = GBGModel.from_model(network, grouping, mode=mode, normalization=normalization,
+                                max_iterations=2000, tolerance=1e-10)
+    model.compile(keras.optimizers.SGD(0.5), _loss())
+    model.train_on_batch(x, y, sample_weight=w)
+    for want, have in zip(expected, model.get_weights()):
+        np.testing.assert_allclose(have, want, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["exact", "representation"])
+def test_absent_group_gets_zero_weight(mode):
+    network = _network()
+    keep = np.isin(Y, [0, 1, 4])  # group 1 (classes 2, 3) absent
+    x, y = X[keep][:16], Y[keep][:16]
+    model = GBGModel.from_model(network, GROUPING, mode=mode)
+    model.compile(keras.optimizers.SGD(0.5), _loss())
+    gradients, alpha, _, loss = tf.function(model.gbg_gradients)(x, y)
+    alpha = alpha.numpy()
+    assert alpha[1] == 0.0 and alpha.sum() == pytest.approx(1.0, abs=1e-6) and np.isfinite(float(loss))
+    assert all(np.all(np.isfinite(g.numpy())) for g in gradients)
+    expected, _ = _reference_step(network, x, y, np.ones(len(y), np.float32), GROUPING, mode, "loss+", lr=0.5)
+    model.train_on_batch(x, y)
+    for want, have in zip(expected, model.get_weights()):
+        np.testing.assert_allclose(have, want, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["exact", "representation"])
+def test_one_group_equals_the_inner_optimizer(mode):
+    plain, _ = _fit(_network(), sample_weight=W, epochs=2)
+    gbg, history = _fit(GBGModel.from_model(_network(), ClassGrouping([0] * NUM_CLASSES), mode=mode),
+                        sample_weight=W, epochs=2)
+    reference_history = plain.history.history
+    for want, have in zip(plain.get_weights(), gbg.get_weights()):
+        np.testing.assert_allclose(have, want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(history.history["loss"], reference_history["loss"], rtol=1e-5)
+    assert gbg.optimizer.iterations.numpy() == plain.optimizer.iterations.numpy() == 6
+
+
+def _schedule_fit(jit_compile=False):
+    schedule = keras.optimizers.schedules.ExponentialDecay(0.2, decay_steps=1, decay_rate=0.5)
+    model = GBGModel.from_model(_network(), GROUPING, mode="exact")
+    return _fit(model, keras.optimizers.SGD(schedule, momentum=0.9), jit_compile=jit_compile)[0]
+
+
+@pytest.mark.parametrize("mode", ["exact", "representation"])
+def test_mirrored_strategy_and_jit_equal_one_device(mode):
+    def fit(jit_compile=False):
+        model = GBGModel.from_model(_network(), GROUPING, mode=mode)
+        return _fit(model, jit_compile=jit_compile, batch_size=16)[0]
+
+    expected = fit().get_weights()
+    mirrored = helpers.run_mirrored(lambda strategy: fit().get_weights())
+    jit = fit(jit_compile=True).get_weights()
+    for name, got in (("mirrored", mirrored), ("jit", jit)):
+        for want, have in zip(expected, got):
+            np.testing.assert_allclose(have, want, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_schedules_pass_through_and_training_moves_weights():
+    model = _schedule_fit()
+    assert model.optimizer.iterations.numpy() == 3
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.2 * 0.5 ** 3)
+    assert not np.allclose(model.get_weights()[0], _network().get_weights()[0])
+
+
+def test_serialization_and_save_load(tmp_path):
+    model, _ = _fit(GBGModel.from_model(_network(), GROUPING, mode="representation", normalization="l2",
+                                        solver="frank_wolfe", max_iterations=50, tolerance=1e-5))
+    config = model.get_config()
+    assert config["grouping"] == {"groups": GROUPING.groups, "num_groups": 3} and config["mode"] == "representation"
+    helpers.assert_config_round_trip(model)
+    reloaded = helpers.assert_keras_save_load(model, X[:5], tmp_path)
+    assert isinstance(reloaded, GBGModel) and reloaded.grouping == GROUPING
+    assert (reloaded.mode, reloaded.normalization, reloaded.solver, reloaded.max_iterations) == (
+        "representation", "l2", "frank_wolfe", 50)
+    reloaded.fit(X[:16], Y[:16], batch_size=16, verbose=0)
+
+
+def test_bad_input():
+    network = _network()
+    with pytest.raises(ValueError, match="grouping"):
+        GBGModel.from_model(network, None)
+    with pytest.raises(ValueError, match="grouping"):
+        GBGModel.from_model(network, ClassGrouping([0, 1, 1]))
+    with pytest.raises(ValueError, match="mode"):
+        GBGModel.from_model(network, GROUPING, mode="fast")
+    with pytest.raises(ValueError, match="normalization"):
+        GBGModel.from_model(network, GROUPING, normalization="l1")
+    with pytest.raises(ValueError, match="solver"):
+        GBGModel.from_model(network, GROUPING, solver="cvxopt")
+    with pytest.raises(ValueError, match="head_layer"):
+        GBGModel.from_model(network, GROUPING, mode="representation", head_layer="head")
+    model = GBGModel.from_model(network, GROUPING)
+    model.compile("sgd", _loss())
+    with pytest.raises(tf.errors.InvalidArgumentError, match="y"):
+        model.train_on_batch(X[:4], np.array([0, 1, 2, 7]))
