@@ -49,6 +49,11 @@ RUNS = {
                       [("GALA, official accumulation + WD", "accuracy"),
                        ("GALA, official accumulation + WD + PN (τ=1)", "rebalanced_accuracy")]),
     "gradtail": ({"method": "gradtail", "weight_decay": WEIGHT_DECAY}, [("GradTail (classifier) + WD", "accuracy")]),
+    "gbg": ({"method": "gbg", "gbg_mode": "representation", "weight_decay": WEIGHT_DECAY},
+            [("GBG (representation, 4 groups) + WD", "accuracy")]),
+    "gbg-exact": ({"method": "gbg", "gbg_mode": "exact", "weight_decay": WEIGHT_DECAY},
+                  [("GBG (exact, 4 groups) + WD", "accuracy")]),
+    "async": ({"method": "async", "weight_decay": WEIGHT_DECAY}, [("Dual-phase + WD", "accuracy")]),
 }
 
 

@@ -2,7 +2,8 @@
 
 Namespaces follow Keras: `keras_longtail.data`, `keras_longtail.losses`,
 `keras_longtail.layers`, `keras_longtail.callbacks`, `keras_longtail.metrics`,
-`keras_longtail.models`, `keras_longtail.training` (train-step mixins and pipelines). The command line is `keras-longtail` (or
+`keras_longtail.models`, `keras_longtail.ops` (the min-norm solver), `keras_longtail.training` (train-step
+mixins and pipelines), and per-method helpers in `keras_longtail.gbg` and `keras_longtail.dual_phase`. The command line is `keras-longtail` (or
 `python -m keras_longtail`).
 """
 
@@ -10,10 +11,14 @@ __version__ = "0.1.0"
 
 from keras_longtail import callbacks
 from keras_longtail import data
+from keras_longtail import dual_phase
+from keras_longtail import gbg
 from keras_longtail import layers
 from keras_longtail import losses
 from keras_longtail import metrics
 from keras_longtail import models
+from keras_longtail import ops
 from keras_longtail import training
 
-__all__ = ["callbacks", "data", "layers", "losses", "metrics", "models", "training", "__version__"]
+__all__ = ["callbacks", "data", "dual_phase", "gbg", "layers", "losses", "metrics", "models", "ops", "training",
+           "__version__"]

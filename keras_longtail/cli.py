@@ -21,7 +21,8 @@ DATASETS = {
     "cifar100-lt": ("cifar100", 100, "resnet32", 200, 128),
     "fashion-mnist-lt": ("fashion_mnist", 100, "resnet32", 200, 128),
 }
-METHODS = ("ce", "gala", "gradtail")
+METHODS = ("ce", "gala", "gradtail", "gbg", "async")
+GBG_MODES = ("exact", "representation")
 GALA_ACCUMULATIONS = ("paper", "official")
 
 
@@ -34,8 +35,15 @@ def build_parser():
     train.add_argument("--imbalance-factor", type=float, default=None,
                        help="n_max / n_min of the training split (default: 20 for digits-lt, else 100)")
     train.add_argument("--method", choices=METHODS, default="ce",
-                       help="training method: ce (cross-entropy), gala (GALALoss), gradtail (GradTailModel) "
-                            "(default: ce)")
+                       help="training method: ce (cross-entropy), gala (GALALoss), gradtail (GradTailModel), "
+                            "gbg (GBGModel), async (DualPhaseTraining) (default: ce)")
+    train.add_argument("--num-groups", type=int, default=4, help="GBG's number of class groups (default: 4)")
+    train.add_argument("--gbg-mode", choices=GBG_MODES, default="representation",
+                       help="GBG's gradients: exact (per-group backward passes, ~2.6x step time) or "
+                            "representation (classifier surrogate, ~1x) (default: representation)")
+    train.add_argument("--async-threshold", type=int, default=None,
+                       help="dual-phase: number of phase-I (data-rich) classes (default: Many + Medium, or Many "
+                            "when that is every class)")
     train.add_argument("--gradtail-max-weight", type=float, default=3.0,
                        help="GradTail's maximum example weight (paper: 3 on ImageNet, 15 on the toy) (default: 3)")
     train.add_argument("--gradtail-layers", choices=("classifier", "last-two"), default="classifier",
@@ -87,7 +95,8 @@ def main(argv=None):
 def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model="auto", epochs=None,
                  batch_size=None, learning_rate=None, weight_decay=None, steps_per_epoch=None,
                  data_dir=None, seed=0, verbose=2, save_model=None, gala_accumulation="paper",
-                 rebalance_tau=None, gradtail_max_weight=3.0, gradtail_layers="classifier"):
+                 rebalance_tau=None, gradtail_max_weight=3.0, gradtail_layers="classifier", num_groups=4,
+                 gbg_mode="representation", async_threshold=None):
     """Trains one model as `keras-longtail train` does and returns the results dict.
 
     `save_model` names a `.keras` path where the trained model is saved. With
@@ -96,7 +105,12 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
     re-balanced by `PredictionRebalancing(rebalance_tau)` over the whole test set.
     With `method="gradtail"` the network is wrapped in `GradTailModel` (pivot 0, decay
     0.99, `GradTailSigmoid(gradtail_max_weight)`) on the classifier or, with
-    `gradtail_layers="last-two"`, on the paper's last two layers.
+    `gradtail_layers="last-two"`, on the paper's last two layers. With `method="gbg"`
+    the classes are grouped once on the initialized network (`group_classes`, classifier
+    gradients) and the network is wrapped in `GBGModel(mode=gbg_mode)`. With
+    `method="async"`, `DualPhaseTraining` runs phase I on the head classes and phase II
+    on the tail plus the exemplar memory, splitting the CE baseline's steps per epoch
+    between them (phase II at most half).
 
     Returns:
         A JSON-serializable dict: the configuration, `class_counts`, `accuracy`
@@ -133,6 +147,8 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
     if method == "gradtail" and gradtail_layers not in ("classifier", "last-two"):
         raise ValueError("Expected `gradtail_layers` in ['classifier', 'last-two']. "
                          f"Received: gradtail_layers={gradtail_layers!r}")
+    if method == "gbg" and gbg_mode not in GBG_MODES:
+        raise ValueError(f"Expected `gbg_mode` in {list(GBG_MODES)}. Received: gbg_mode={gbg_mode!r}")
     if rebalance_tau is not None and not rebalance_tau >= 0:
         raise ValueError(f"Expected `rebalance_tau` >= 0. Received: rebalance_tau={rebalance_tau}")
     if steps_per_epoch is not None and steps_per_epoch < 1:
@@ -159,38 +175,73 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
     if loader == "digits":
         learning_rate = 0.05 if learning_rate is None else learning_rate
         weight_decay = 0.0 if weight_decay is None else weight_decay
-        optimizer = keras.optimizers.Adam(
-            keras.optimizers.schedules.CosineDecay(learning_rate, epochs * steps),
-            weight_decay=weight_decay or None)
         augment = False
     else:
         learning_rate = 0.1 if learning_rate is None else learning_rate
         weight_decay = 2e-3 if weight_decay is None else weight_decay
-        optimizer = keras.optimizers.SGD(
-            _ldam_schedule(learning_rate, epochs, steps), momentum=0.9, weight_decay=weight_decay or None)
         augment = True
 
-    train = _training_pipeline(loaded.train, loaded.num_train, batch_size, augment, seed)
-    callbacks = []
-    if method == "gala":
-        from keras_longtail import callbacks as lt_callbacks
-        from keras_longtail import losses as lt_losses
+    def make_optimizer(steps_per_epoch):
+        if loader == "digits":
+            schedule = keras.optimizers.schedules.CosineDecay(learning_rate, epochs * steps_per_epoch)
+            return keras.optimizers.Adam(schedule, weight_decay=weight_decay or None)
+        return keras.optimizers.SGD(_ldam_schedule(learning_rate, epochs, steps_per_epoch), momentum=0.9,
+                                    weight_decay=weight_decay or None)
 
-        loss = lt_losses.GALALoss(num_classes, accumulation=gala_accumulation)
-        callbacks.append(lt_callbacks.GALAAccumulator())
-    else:
-        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    if method == "gradtail":
+    ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    shot_metric = lt_metrics.ShotAccuracy(loaded.class_counts)
+    extra = {}
+    start = time.perf_counter()
+    if method == "async":
         from keras_longtail import training as lt_training
 
-        network = lt_training.GradTailModel.from_model(
-            network, gradient_layers=["classifier"] if gradtail_layers == "classifier" else None,
-            activation=lt_training.GradTailSigmoid(max_weight=gradtail_max_weight))
-    network.compile(optimizer=optimizer, loss=loss, metrics=[lt_metrics.ShotAccuracy(loaded.class_counts)])
+        # Phase II runs `epochs` epochs over D = X2 ∪ memory (at most half the budget); phase I gets the rest of
+        # the CE baseline's `epochs * steps` steps.
+        dual = lt_training.DualPhaseTraining(network, loaded.class_counts, threshold=async_threshold)
+        phase_two_steps = min(math.ceil(dual.phase_two_size() / batch_size), max(1, steps // 2))
+        phase_one_steps = max(1, steps - phase_two_steps)
+        dual.phase_one_model.compile(optimizer=make_optimizer(phase_one_steps), loss=ce)
+        phase_one = dual.phase_one_data(loaded.train)
+        dual.phase_one_model.fit(
+            _training_pipeline(phase_one, sum(dual.phase_one_class_counts), batch_size, augment, seed),
+            epochs=epochs, steps_per_epoch=phase_one_steps, verbose=verbose)
+        dual.build_memory_bank(loaded.train)
+        phase_two_model = dual.build_phase_two_model()
+        phase_two_model.compile(optimizer=make_optimizer(phase_two_steps), loss=ce, metrics=[shot_metric])
+        phase_two_model.fit(
+            _training_pipeline(dual.phase_two_data(loaded.train), dual.phase_two_size(), batch_size, augment, seed),
+            epochs=epochs, steps_per_epoch=phase_two_steps, verbose=verbose)
+        network = dual.model
+        extra.update(async_phase_one_classes=[int(c) for c in dual.split.phase_one],
+                     async_steps_per_epoch=[phase_one_steps, phase_two_steps])
+    else:
+        callbacks = []
+        loss = ce
+        if method == "gala":
+            from keras_longtail import callbacks as lt_callbacks
+            from keras_longtail import losses as lt_losses
 
-    start = time.perf_counter()
-    network.fit(train, epochs=epochs, steps_per_epoch=steps, shuffle=False, verbose=verbose,
-                callbacks=callbacks)
+            loss = lt_losses.GALALoss(num_classes, accumulation=gala_accumulation)
+            callbacks.append(lt_callbacks.GALAAccumulator())
+        elif method == "gradtail":
+            from keras_longtail import training as lt_training
+
+            network = lt_training.GradTailModel.from_model(
+                network, gradient_layers=["classifier"] if gradtail_layers == "classifier" else None,
+                activation=lt_training.GradTailSigmoid(max_weight=gradtail_max_weight))
+        elif method == "gbg":
+            from keras_longtail import gbg as lt_gbg
+            from keras_longtail import training as lt_training
+
+            # GBG Algorithm 1, once, on the initialized model: one pass over the un-augmented training set.
+            grouping = lt_gbg.group_classes(network, loaded.train.batch(256), num_groups=num_groups,
+                                            projection_dim=None if num_classes <= 1000 else 1024, seed=seed)
+            network = lt_training.GBGModel.from_model(network, grouping, mode=gbg_mode)
+            extra.update(num_groups=num_groups, gbg_mode=gbg_mode, groups=[int(g) for g in grouping.groups])
+        network.compile(optimizer=make_optimizer(steps), loss=loss, metrics=[shot_metric])
+        train = _training_pipeline(loaded.train, loaded.num_train, batch_size, augment, seed)
+        network.fit(train, epochs=epochs, steps_per_epoch=steps, shuffle=False, verbose=verbose,
+                    callbacks=callbacks)
     train_seconds = time.perf_counter() - start
     if save_model:
         network.save(save_model)
@@ -201,7 +252,6 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
         logits.append(network(images, training=False))
     labels, logits = keras.ops.concatenate(labels, axis=0), keras.ops.concatenate(logits, axis=0)
     accuracy, per_class = _shot_accuracy(loaded.class_counts, labels, logits)
-    extra = {}
     if rebalance_tau is not None:
         from keras_longtail import layers as lt_layers
 

@@ -95,3 +95,14 @@ def test_gradtail_method(tmp_path):
     assert 0 <= results["accuracy"]["overall"] <= 100
     with pytest.raises(ValueError, match="gradtail_layers"):
         cli.run_training(method="gradtail", gradtail_layers="all", epochs=1, verbose=0)
+
+
+@pytest.mark.parametrize("method, extra", [("gbg", {"num_groups": 2}), ("async", {})])
+def test_gbg_and_dual_phase_methods(method, extra):
+    results = cli.run_training(method=method, epochs=2, verbose=0, **extra)
+    assert results["method"] == method and 0 <= results["accuracy"]["overall"] <= 100
+    if method == "gbg":
+        assert results["num_groups"] == 2 and len(results["groups"]) == 10
+    else:
+        # digits-LT IF 20: 2 Many + 4 Medium classes train in phase I
+        assert results["async_phase_one_classes"] == [0, 1, 2, 3, 4, 5]

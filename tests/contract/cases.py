@@ -113,13 +113,59 @@ def _gradtail_weight_logger():
     return case
 
 
+def _cosine_classifier(loss=None):
+    from keras_longtail.layers import CosineClassifier
+
+    inputs = keras.Input((NUM_FEATURES,))
+    hidden = keras.layers.Dense(16, activation="relu", name="features")(inputs)
+    layer = CosineClassifier(NUM_CLASSES, scale=16.0, name="classifier")
+    model = keras.Model(inputs, layer(hidden))
+    return {"model": model, "compile": {"loss": loss or ce()}, "obj": layer}
+
+
+def _intra_class_margin_loss():
+    from keras_longtail.losses import IntraClassMarginLoss
+
+    loss = IntraClassMarginLoss(margin=0.5, scale=16.0)
+    return dict(_cosine_classifier(loss), obj=loss)
+
+
+def _memory_retentive_loss():
+    from keras_longtail.losses import MemoryRetentiveLoss
+
+    # y_true: the frozen old model's features (a fixed projection of x), y_pred: the new features.
+    inputs = keras.Input((NUM_FEATURES,))
+    features = keras.layers.Dense(6, activation="relu", name="features")(inputs)
+    loss = MemoryRetentiveLoss(temperature=0.5)
+    projection = np.random.default_rng(1).normal(size=(NUM_FEATURES, 6)).astype("float32")
+    return {"model": keras.Model(inputs, features), "compile": {"loss": loss}, "obj": loss,
+            "targets": lambda x, y: np.maximum(x @ projection, 0.0)}
+
+
+def _gbg_model(mode):
+    def build():
+        from keras_longtail.gbg import ClassGrouping
+        from keras_longtail.training import GBGModel
+
+        grouping = ClassGrouping([0, 0, 1, 1])
+        model = GBGModel.from_model(classifier(), grouping, mode=mode)
+        return {"model": model, "compile": {"loss": ce()}, "obj": grouping}
+
+    return build
+
+
 CASES = {
     "callbacks.BackupAndRestore": _backup_and_restore,
     "callbacks.GALAAccumulator": _gala_accumulator,
+    "gbg.ClassGrouping": _gbg_model("representation"),
+    "layers.CosineClassifier": _cosine_classifier,
     "layers.PredictionRebalancing": _prediction_rebalancing,
     "losses.GALALoss": _gala_loss,
+    "losses.IntraClassMarginLoss": _intra_class_margin_loss,
+    "losses.MemoryRetentiveLoss": _memory_retentive_loss,
     "metrics.PerClassAccuracy": _per_class_accuracy,
     "metrics.ShotAccuracy": _shot_accuracy,
+    "training.GBGModel": _gbg_model("exact"),
     "training.GradTailModel": _gradtail_model,
     "training.GradTailSigmoid": _gradtail_sigmoid,
     "training.GradTailWeightLogger": _gradtail_weight_logger,
@@ -127,6 +173,14 @@ CASES = {
 
 # Exported classes that do not run inside `fit`, with the reason (checked elsewhere).
 NOT_IN_FIT = {
+    "data.LongTailedData": "a named tuple returned by the loaders",
+    "data.ShotSplits": "a named tuple of class indices",
+    "dual_phase.ExemplarMemoryBank": "selects exemplars on the host between the two phases",
+    "dual_phase.FrequencySplit": "a named tuple returned by split_by_frequency",
+    "training.DualPhaseTraining": "runs two fits; its phase-II step (MemoryRetentiveLoss, IntraClassMarginLoss, "
+                                  "CosineClassifier) is checked under MirroredStrategy and jit_compile in "
+                                  "tests/training/test_dual_phase_training.py",
+    "training.GBGMixin": "the mixin behind GBGModel (the case)",
     "training.GradTailActivation": "abstract base of GradTail activations (GradTailSigmoid is the case)",
     "training.GradTailMixin": "the mixin behind GradTailModel (the case); the subclassed form is tested in "
                               "tests/training/test_gradtail_mixin.py",

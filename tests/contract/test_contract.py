@@ -12,7 +12,8 @@ import pytest
 from tests import helpers
 from tests.contract import cases
 
-NAMESPACES = ("callbacks", "constraints", "layers", "losses", "metrics", "optimizers", "training")
+NAMESPACES = ("callbacks", "constraints", "data", "dual_phase", "gbg", "layers", "losses", "metrics", "ops",
+              "optimizers", "training")
 GLOBAL_BATCH = 16
 STEPS = 3
 
@@ -43,6 +44,8 @@ def _train(name, jit_compile=False):
     model = case["model"]
     model.compile(keras.optimizers.SGD(0.1), jit_compile=jit_compile, **case["compile"])
     x, y = _data()
+    if "targets" in case:
+        y = case["targets"](x, y)
     history = model.fit(x, y, batch_size=GLOBAL_BATCH, epochs=1, shuffle=False, verbose=0,
                         callbacks=case.get("callbacks"))
     state = case["state"](model) if "state" in case else []
