@@ -53,7 +53,8 @@ def test_every_batch_holds_every_group_and_completions_are_class_balanced():
     added = np.array(added)
     in_group_1 = added[np.isin(added, [2, 3])]
     expected = completion_probabilities(GROUPING, COUNTS, 0.99)[3]
-    assert len(in_group_1) > 200
+    # ~24 % of batches of 20 lack group 1 (44 of 646 examples): ~180 completions expected over 150 batches.
+    assert len(in_group_1) > 100
     assert np.mean(in_group_1 == 3) == pytest.approx(expected, abs=0.07)
 
 
