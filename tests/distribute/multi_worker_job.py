@@ -32,14 +32,27 @@ def data():
 
 def methods():
     """name -> function() returning (model, loss, callbacks); called inside the strategy scope."""
-    from keras_longtail import callbacks, losses
+    from keras_longtail import callbacks, gbg, losses, training
+
+    def network():
+        inputs = keras.Input((8,))
+        hidden = keras.layers.Dense(16, activation="relu", name="features")(inputs)
+        return keras.Model(inputs, keras.layers.Dense(NUM_CLASSES, name="classifier")(hidden))
+
+    def ce():
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
     def gala():
-        model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu"),
-                                  keras.layers.Dense(NUM_CLASSES)])
-        return model, losses.GALALoss(NUM_CLASSES), [callbacks.GALAAccumulator()]
+        return network(), losses.GALALoss(NUM_CLASSES), [callbacks.GALAAccumulator()]
 
-    return {"gala": gala}
+    def gradtail():
+        return training.GradTailModel.from_model(network(), gradient_layers=["classifier"]), ce(), []
+
+    def gbg_exact():
+        grouping = gbg.ClassGrouping([0, 0, 1, 1])
+        return training.GBGModel.from_model(network(), grouping, mode="exact"), ce(), []
+
+    return {"gala": gala, "gradtail": gradtail, "gbg": gbg_exact}
 
 
 def train(strategy=None):
