@@ -54,6 +54,9 @@ RUNS = {
     "gbg-exact": ({"method": "gbg", "gbg_mode": "exact", "weight_decay": WEIGHT_DECAY},
                   [("GBG (exact, 4 groups) + WD", "accuracy")]),
     "async": ({"method": "async", "weight_decay": WEIGHT_DECAY}, [("Dual-phase + WD", "accuracy")]),
+    # Stage 2 of weight balancing on the saved "ce" (CE + WD) model of the same suite, budget and seed.
+    "wb": ({"method": "wb", "weight_decay": WEIGHT_DECAY, "stage_one_from": "ce"},
+           [("WD + stage 2 (CB + WD + MaxNorm)", "accuracy")]),
 }
 
 
@@ -74,6 +77,13 @@ def run_suite(suite, budget, runs, seeds, data_dir=None, epochs=None, verbose=2,
                 continue
             start = time.time()
             MODELS.mkdir(parents=True, exist_ok=True)
+            kwargs = dict(kwargs)
+            stage_one = kwargs.pop("stage_one_from", None)
+            if stage_one is not None:
+                kwargs["stage_one_model"] = str(MODELS / f"{suite}-{budget}-{stage_one}-seed{seed}.keras")
+                if not pathlib.Path(kwargs["stage_one_model"]).exists():
+                    raise FileNotFoundError(f"run {label!r} needs the saved {stage_one!r} model of this suite and "
+                                            f"seed; run it first. Missing: {kwargs['stage_one_model']}")
             results = cli.run_training(**SUITES[suite], **kwargs, epochs=epochs or BUDGETS[budget],
                                        data_dir=data_dir, seed=seed, verbose=verbose,
                                        save_model=str(MODELS / f"{suite}-{budget}-{label}-seed{seed}.keras"))

@@ -10,6 +10,7 @@ mixins and pipelines), and per-method helpers in `keras_longtail.gbg` and `keras
 __version__ = "0.1.0"
 
 from keras_longtail import callbacks
+from keras_longtail import constraints
 from keras_longtail import data
 from keras_longtail import dual_phase
 from keras_longtail import gbg
@@ -20,5 +21,5 @@ from keras_longtail import models
 from keras_longtail import ops
 from keras_longtail import training
 
-__all__ = ["callbacks", "data", "dual_phase", "gbg", "layers", "losses", "metrics", "models", "ops", "training",
+__all__ = ["callbacks", "constraints", "data", "dual_phase", "gbg", "layers", "losses", "metrics", "models", "ops", "training",
            "__version__"]

@@ -21,7 +21,7 @@ DATASETS = {
     "cifar100-lt": ("cifar100", 100, "resnet32", 200, 128),
     "fashion-mnist-lt": ("fashion_mnist", 100, "resnet32", 200, 128),
 }
-METHODS = ("ce", "gala", "gradtail", "gbg", "async")
+METHODS = ("ce", "gala", "gradtail", "gbg", "async", "wb")
 GBG_MODES = ("exact", "representation")
 GALA_ACCUMULATIONS = ("paper", "official")
 
@@ -36,7 +36,10 @@ def build_parser():
                        help="n_max / n_min of the training split (default: 20 for digits-lt, else 100)")
     train.add_argument("--method", choices=METHODS, default="ce",
                        help="training method: ce (cross-entropy), gala (GALALoss), gradtail (GradTailModel), "
-                            "gbg (GBGModel), async (DualPhaseTraining) (default: ce)")
+                            "gbg (GBGModel), async (DualPhaseTraining), wb (weight balancing: CE + WD, then the "
+                            "classifier retrained with class-balanced loss + WD + MaxNorm) (default: ce)")
+    train.add_argument("--stage-one-model", default=None,
+                       help="wb: a trained .keras model to use as stage 1 instead of training one")
     train.add_argument("--num-groups", type=int, default=4, help="GBG's number of class groups (default: 4)")
     train.add_argument("--gbg-mode", choices=GBG_MODES, default="representation",
                        help="GBG's gradients: exact (per-group backward passes, ~2.6x step time) or "
@@ -96,7 +99,7 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
                  batch_size=None, learning_rate=None, weight_decay=None, steps_per_epoch=None,
                  data_dir=None, seed=0, verbose=2, save_model=None, gala_accumulation="paper",
                  rebalance_tau=None, gradtail_max_weight=3.0, gradtail_layers="classifier", num_groups=4,
-                 gbg_mode="representation", async_threshold=None):
+                 gbg_mode="representation", async_threshold=None, stage_one_model=None):
     """Trains one model as `keras-longtail train` does and returns the results dict.
 
     `save_model` names a `.keras` path where the trained model is saved. With
@@ -110,7 +113,11 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
     gradients) and the network is wrapped in `GBGModel(mode=gbg_mode)`. With
     `method="async"`, `DualPhaseTraining` runs phase I on the head classes and phase II
     on the tail plus the exemplar memory, splitting the CE baseline's steps per epoch
-    between them (phase II at most half).
+    between them (phase II at most half). With `method="wb"`, stage 1 is the CE run
+    (or the saved model `stage_one_model`, which then replaces training) and stage 2
+    `retrain_classifier` (class-balanced loss β = 0.9999, decoupled WD 0.01, MaxNorm
+    at thresh 0.1 projected per epoch, 10 epochs on features computed once); the
+    results also hold `stage_one_accuracy`.
 
     Returns:
         A JSON-serializable dict: the configuration, `class_counts`, `accuracy`
@@ -192,7 +199,12 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
     shot_metric = lt_metrics.ShotAccuracy(loaded.class_counts)
     extra = {}
     start = time.perf_counter()
-    if method == "async":
+    if stage_one_model is not None:
+        if method != "wb":
+            raise ValueError(f"`stage_one_model` is for method='wb'. Received: method={method!r}")
+        network = keras.saving.load_model(stage_one_model, compile=False)
+        extra["stage_one_model"] = str(stage_one_model)
+    elif method == "async":
         from keras_longtail import training as lt_training
 
         # Phase II runs `epochs` epochs over D = X2 ∪ memory (at most half the budget); phase I gets the rest of
@@ -242,16 +254,17 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
         train = _training_pipeline(loaded.train, loaded.num_train, batch_size, augment, seed)
         network.fit(train, epochs=epochs, steps_per_epoch=steps, shuffle=False, verbose=verbose,
                     callbacks=callbacks)
+    if method == "wb":
+        from keras_longtail import training as lt_training
+
+        extra["stage_one_accuracy"] = _evaluate(network, loaded)[0][0]
+        history = lt_training.retrain_classifier(network, loaded.train, class_counts=loaded.class_counts)
+        extra["stage_two_max_norm"] = round(float(history.history["max_norm"][-1]), 5)
     train_seconds = time.perf_counter() - start
     if save_model:
         network.save(save_model)
 
-    labels, logits = [], []
-    for images, batch_labels in loaded.test.batch(512):
-        labels.append(batch_labels)
-        logits.append(network(images, training=False))
-    labels, logits = keras.ops.concatenate(labels, axis=0), keras.ops.concatenate(logits, axis=0)
-    accuracy, per_class = _shot_accuracy(loaded.class_counts, labels, logits)
+    (accuracy, per_class), labels, logits = _evaluate(network, loaded)
     if rebalance_tau is not None:
         from keras_longtail import layers as lt_layers
 
@@ -281,6 +294,16 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
            if method == "gradtail" else {}),
         **extra,
     }
+
+
+def _evaluate(network, loaded):
+    """((accuracy dict, per-class list), labels, logits) of `network` on the test split."""
+    labels, logits = [], []
+    for images, batch_labels in loaded.test.batch(512):
+        labels.append(batch_labels)
+        logits.append(network(images, training=False))
+    labels, logits = keras.ops.concatenate(labels, axis=0), keras.ops.concatenate(logits, axis=0)
+    return _shot_accuracy(loaded.class_counts, labels, logits), labels, logits
 
 
 def _shot_accuracy(class_counts, labels, scores):

@@ -106,3 +106,13 @@ def test_gbg_and_dual_phase_methods(method, extra):
     else:
         # digits-LT IF 20: 2 Many + 4 Medium classes train in phase I
         assert results["async_phase_one_classes"] == [0, 1, 2, 3, 4, 5]
+
+
+def test_weight_balancing_from_a_saved_stage_one(tmp_path):
+    stage_one = tmp_path / "stage1.keras"
+    first = cli.run_training(epochs=2, verbose=0, save_model=str(stage_one))
+    results = cli.run_training(method="wb", stage_one_model=str(stage_one), verbose=0)
+    assert results["stage_one_accuracy"] == first["accuracy"]  # the reloaded stage 1, evaluated again
+    assert results["stage_two_max_norm"] > 0 and 0 <= results["accuracy"]["overall"] <= 100
+    with pytest.raises(ValueError, match="stage_one_model"):
+        cli.run_training(method="ce", stage_one_model=str(stage_one), verbose=0)

@@ -1,7 +1,9 @@
 """Losses for long-tailed learning."""
 
+from keras_longtail.losses.class_balanced_crossentropy import ClassBalancedCrossentropy
+from keras_longtail.losses.class_balanced_weights import class_balanced_weights
 from keras_longtail.losses.gala_loss import GALALoss
 from keras_longtail.losses.intra_class_margin_loss import IntraClassMarginLoss
 from keras_longtail.losses.memory_retentive_loss import MemoryRetentiveLoss
 
-__all__ = ["GALALoss", "IntraClassMarginLoss", "MemoryRetentiveLoss"]
+__all__ = ["ClassBalancedCrossentropy", "GALALoss", "IntraClassMarginLoss", "MemoryRetentiveLoss", "class_balanced_weights"]

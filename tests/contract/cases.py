@@ -154,12 +154,48 @@ def _gbg_model(mode):
     return build
 
 
+def _per_class_max_norm():
+    from keras_longtail.constraints import PerClassMaxNorm
+
+    constraint = PerClassMaxNorm(0.3)
+    inputs = keras.Input((NUM_FEATURES,))
+    hidden = keras.layers.Dense(16, activation="relu", name="features")(inputs)
+    outputs = keras.layers.Dense(NUM_CLASSES, kernel_constraint=constraint, name="classifier")(hidden)
+    return {"model": keras.Model(inputs, outputs), "compile": {"loss": ce()}, "obj": constraint}
+
+
+def _class_balanced_crossentropy():
+    from keras_longtail.losses import ClassBalancedCrossentropy
+
+    loss = ClassBalancedCrossentropy(CLASS_COUNTS, beta=0.99)
+    return {"model": classifier(), "compile": {"loss": loss}, "obj": loss}
+
+
+def _per_class_max_norm_projection():
+    from keras_longtail.callbacks import PerClassMaxNormProjection
+
+    return {"model": classifier(), "compile": {"loss": ce()},
+            "callbacks": [PerClassMaxNormProjection("classifier", thresh=0.1)]}
+
+
+def _weight_norm_monitor():
+    from keras_longtail.callbacks import WeightNormMonitor
+
+    monitor = WeightNormMonitor("classifier")
+    return {"model": classifier(), "compile": {"loss": ce()}, "callbacks": [monitor],
+            "state": lambda model: [monitor.history()]}
+
+
 CASES = {
     "callbacks.BackupAndRestore": _backup_and_restore,
     "callbacks.GALAAccumulator": _gala_accumulator,
+    "callbacks.PerClassMaxNormProjection": _per_class_max_norm_projection,
+    "callbacks.WeightNormMonitor": _weight_norm_monitor,
+    "constraints.PerClassMaxNorm": _per_class_max_norm,
     "gbg.ClassGrouping": _gbg_model("representation"),
     "layers.CosineClassifier": _cosine_classifier,
     "layers.PredictionRebalancing": _prediction_rebalancing,
+    "losses.ClassBalancedCrossentropy": _class_balanced_crossentropy,
     "losses.GALALoss": _gala_loss,
     "losses.IntraClassMarginLoss": _intra_class_margin_loss,
     "losses.MemoryRetentiveLoss": _memory_retentive_loss,
