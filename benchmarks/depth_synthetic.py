@@ -86,7 +86,7 @@ def run_variant(name, wrap_model=None, image_size=(128, 320), width_multiplier=0
     model.compile(keras.optimizers.Adam(learning_rate), loss=lt_losses.MaskedL1(),
                   metrics=[lt_metrics.BinnedMeanRelativeError()])
     start = time.perf_counter()
-    history = model.fit(train.prefetch(tf.data.AUTOTUNE), epochs=epochs, verbose=verbose)
+    history = model.fit(train.prefetch(tf.data.AUTOTUNE), epochs=epochs, verbose=verbose, shuffle=False)
     train_seconds = time.perf_counter() - start
     evaluated = model.evaluate(test, verbose=0, return_dict=True)
     return {

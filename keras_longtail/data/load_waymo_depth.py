@@ -39,7 +39,7 @@ def load_waymo_depth(data_dir, split="training", image_size=(192, 480), camera="
     v1 TFRecord `Frame` files: the official `waymo-open-dataset-tf-2-12-0` package
     (Python 3.10/3.11, TensorFlow 2.12/2.13, not installable beside this toolkit's
     TensorFlow) converts them to this layout in a separate environment; see
-    `benchmarks/waymo_v1_to_v2.md`.
+    `scripts/waymo_v1_to_v2.py`.
 
     Args:
         data_dir: folder holding the split folders (`training/`, `validation/`, ...).
