@@ -33,8 +33,9 @@ def load_waymo_depth(data_dir, split="training", image_size=(192, 480), camera="
     Files: `<data_dir>/<split>/<component>/<segment>.parquet` for the components
     camera_image, camera_calibration, lidar, lidar_calibration and
     lidar_camera_projection (lidar_pose, vehicle_pose optional), as downloaded
-    from the v2 release. Files are read segment by segment and frame by frame
-    (pyarrow row filters), so memory stays at one frame.
+    from the v2 release. Segments are read one at a time: the chosen camera's
+    JPEGs of the segment (~200 frames) at once, the LiDAR components frame by
+    frame (pyarrow row filters), so memory stays near one segment's images.
 
     v1 TFRecord `Frame` files: the official `waymo-open-dataset-tf-2-12-0` package
     (Python 3.10/3.11, TensorFlow 2.12/2.13, not installable beside this toolkit's
