@@ -1,6 +1,7 @@
 """Reference models with a named `"classifier"` layer."""
 
+from keras_longtail.models.depth_unet import depth_unet
 from keras_longtail.models.mlp import mlp
 from keras_longtail.models.resnet32 import resnet32
 
-__all__ = ["mlp", "resnet32"]
+__all__ = ["depth_unet", "mlp", "resnet32"]
