@@ -186,6 +186,29 @@ def _weight_norm_monitor():
             "state": lambda model: [monitor.history()]}
 
 
+def _depth(metric=False):
+    from keras_longtail.losses import MaskedL1
+    from keras_longtail.metrics import BinnedMeanRelativeError
+
+    # A dense regressor: 8 features -> a 4x4 depth map in metres; 0 in the targets marks pixels without truth.
+    inputs = keras.Input((NUM_FEATURES,))
+    hidden = keras.layers.Dense(16, activation="relu", name="features")(inputs)
+    depth = keras.layers.Reshape((4, 4, 1))(keras.layers.Dense(16, activation="softplus", name="head")(hidden) * 30.0)
+    loss, mre = MaskedL1(), BinnedMeanRelativeError(bins=(20, 40, 60))
+    rng = np.random.default_rng(2)
+    targets = rng.uniform(1.0, 90.0, size=(6 * 16, 4, 4, 1)).astype("float32")
+    targets[rng.random(targets.shape) < 0.2] = 0.0
+
+    def target_maps(x, y):
+        return targets[: len(x)]
+
+    case = {"model": keras.Model(inputs, depth), "compile": {"loss": loss, "metrics": [mre]}, "targets": target_maps,
+            "obj": mre if metric else loss}
+    if metric:
+        case["state"] = lambda model: [np.asarray(v) for v in mre.result().values()]
+    return case
+
+
 CASES = {
     "callbacks.BackupAndRestore": _backup_and_restore,
     "callbacks.GALAAccumulator": _gala_accumulator,
@@ -198,7 +221,9 @@ CASES = {
     "losses.ClassBalancedCrossentropy": _class_balanced_crossentropy,
     "losses.GALALoss": _gala_loss,
     "losses.IntraClassMarginLoss": _intra_class_margin_loss,
+    "losses.MaskedL1": _depth,
     "losses.MemoryRetentiveLoss": _memory_retentive_loss,
+    "metrics.BinnedMeanRelativeError": lambda: _depth(metric=True),
     "metrics.PerClassAccuracy": _per_class_accuracy,
     "metrics.ShotAccuracy": _shot_accuracy,
     "training.GBGModel": _gbg_model("exact"),
