@@ -32,7 +32,7 @@ def data():
 
 def methods():
     """name -> function() returning (model, loss, callbacks); called inside the strategy scope."""
-    from keras_longtail import callbacks, gbg, losses, training
+    from keras_longtail import callbacks, constraints, gbg, losses, training
 
     def network():
         inputs = keras.Input((8,))
@@ -52,7 +52,14 @@ def methods():
         grouping = gbg.ClassGrouping([0, 0, 1, 1])
         return training.GBGModel.from_model(network(), grouping, mode="exact"), ce(), []
 
-    return {"gala": gala, "gradtail": gradtail, "gbg": gbg_exact}
+    def max_norm():
+        inputs = keras.Input((8,))
+        hidden = keras.layers.Dense(16, activation="relu", name="features")(inputs)
+        outputs = keras.layers.Dense(NUM_CLASSES, kernel_constraint=constraints.PerClassMaxNorm(0.2),
+                                     name="classifier")(hidden)
+        return keras.Model(inputs, outputs), ce(), []
+
+    return {"gala": gala, "gradtail": gradtail, "gbg": gbg_exact, "max_norm": max_norm}
 
 
 def train(strategy=None):
