@@ -54,6 +54,9 @@ RUNS = {
     "gbg-exact": ({"method": "gbg", "gbg_mode": "exact", "weight_decay": WEIGHT_DECAY},
                   [("GBG (exact, 4 groups) + WD", "accuracy")]),
     "async": ({"method": "async", "weight_decay": WEIGHT_DECAY}, [("Dual-phase + WD", "accuracy")]),
+    "async-t01": ({"method": "async", "weight_decay": WEIGHT_DECAY,
+                   "async_options": {"retentive_temperature": 0.1, "retentive_reduction": "sum_over_batch_size"}},
+                  [("Dual-phase, retentive T = 0.1 and batch mean + WD", "accuracy")]),
     # Stage 2 of weight balancing on the saved "ce" (CE + WD) model of the same suite, budget and seed.
     "wb": ({"method": "wb", "weight_decay": WEIGHT_DECAY, "stage_one_from": "ce"},
            [("WD + stage 2 (CB + WD + MaxNorm)", "accuracy")]),

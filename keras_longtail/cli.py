@@ -99,7 +99,7 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
                  batch_size=None, learning_rate=None, weight_decay=None, steps_per_epoch=None,
                  data_dir=None, seed=0, verbose=2, save_model=None, gala_accumulation="paper",
                  rebalance_tau=None, gradtail_max_weight=3.0, gradtail_layers="classifier", num_groups=4,
-                 gbg_mode="representation", async_threshold=None, stage_one_model=None):
+                 gbg_mode="representation", async_threshold=None, stage_one_model=None, async_options=None):
     """Trains one model as `keras-longtail train` does and returns the results dict.
 
     `save_model` names a `.keras` path where the trained model is saved. With
@@ -113,7 +113,8 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
     gradients) and the network is wrapped in `GBGModel(mode=gbg_mode)`. With
     `method="async"`, `DualPhaseTraining` runs phase I on the head classes and phase II
     on the tail plus the exemplar memory, splitting the CE baseline's steps per epoch
-    between them (phase II at most half). With `method="wb"`, stage 1 is the CE run
+    between them (phase II at most half); `async_options` are further
+    `DualPhaseTraining` keyword arguments (e.g. `retentive_temperature`). With `method="wb"`, stage 1 is the CE run
     (or the saved model `stage_one_model`, which then replaces training) and stage 2
     `retrain_classifier` (class-balanced loss β = 0.9999, decoupled WD 0.01, MaxNorm
     at thresh 0.1 projected per epoch, 10 epochs on features computed once); the
@@ -209,7 +210,10 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
 
         # Phase II runs `epochs` epochs over D = X2 ∪ memory (at most half the budget); phase I gets the rest of
         # the CE baseline's `epochs * steps` steps.
-        dual = lt_training.DualPhaseTraining(network, loaded.class_counts, threshold=async_threshold)
+        dual = lt_training.DualPhaseTraining(network, loaded.class_counts, threshold=async_threshold,
+                                             **(async_options or {}))
+        if async_options:
+            extra["async_options"] = dict(async_options)
         phase_two_steps = min(math.ceil(dual.phase_two_size() / batch_size), max(1, steps // 2))
         phase_one_steps = max(1, steps - phase_two_steps)
         dual.phase_one_model.compile(optimizer=make_optimizer(phase_one_steps), loss=ce)

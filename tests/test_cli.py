@@ -116,3 +116,10 @@ def test_weight_balancing_from_a_saved_stage_one(tmp_path):
     assert results["stage_two_max_norm"] > 0 and 0 <= results["accuracy"]["overall"] <= 100
     with pytest.raises(ValueError, match="stage_one_model"):
         cli.run_training(method="ce", stage_one_model=str(stage_one), verbose=0)
+
+
+def test_dual_phase_options_pass_through():
+    results = cli.run_training(method="async", epochs=1, verbose=0, async_options={"retentive_temperature": 0.1})
+    assert results["async_options"] == {"retentive_temperature": 0.1}
+    with pytest.raises(ValueError, match="retentive_weight"):
+        cli.run_training(method="async", epochs=1, verbose=0, async_options={"retentive_weight": -1.0})
