@@ -13,7 +13,7 @@ from keras_longtail.training.gradtail_activation import GradTailActivation
 from keras_longtail.training.gradtail_sigmoid import GradTailSigmoid
 from keras_longtail.training.patch_strategy import PatchStrategy
 
-GRADIENT_PATHS = ("auto", "dense", "jacobian")
+GRADIENT_PATHS = ("auto", "analytic", "dense", "jacobian")
 _TINY = 1e-12
 HISTOGRAM_BINS = 10
 
@@ -72,19 +72,53 @@ class GradTailMixin:
     `tf.distribute`, so two replicas keep the state one device does for the
     same global batch.
 
-    Per-example gradients. `gradient_path="dense"` (chosen by `"auto"` when
-    every selected weight is the kernel or bias of a `Dense` layer on 2-D
-    inputs in a functional model with no batch normalization after it)
-    never materializes ∇_i: with the layer input a_i and the gradient δ_i of
-    L_i with respect to the layer's pre-activation output, the kernel gradient
-    is a_i δ_iᵀ, so ⟨∇_i, W̃⟩ = a_iᵀ W̃ δ_i, ‖∇_i‖ = ‖a_i‖·‖δ_i‖, and the bias
-    gradient is δ_i; a_i and the layer outputs come from the same forward pass
-    (an auxiliary functional model sharing the layers), δ_i from one backward
-    pass of Σ_i L_i through the tail of the network (exact as long as the tail
-    treats examples independently). `gradient_path="jacobian"` is exact for
-    any layer: `tf.GradientTape.jacobian` of the per-example loss vector with
-    respect to the selected weights (vectorized), costlier for large
-    selections or convolutions.
+    Per-example gradients. Three paths give the same θ (they differ in cost
+    and in the models they accept); `"auto"` picks the first that applies.
+
+    - `gradient_path="dense"`: every selected weight is the kernel or bias of
+      a `Dense` layer on 2-D inputs in a functional model with no batch
+      normalization after it. ∇_i is never materialized: with the layer input
+      a_i and the gradient δ_i of L_i with respect to the layer's
+      pre-activation output, the kernel gradient is a_i δ_iᵀ, so
+      ⟨∇_i, W̃⟩ = a_iᵀ W̃ δ_i, ‖∇_i‖ = ‖a_i‖·‖δ_i‖, and the bias gradient is
+      δ_i; a_i and the layer outputs come from the same forward pass (an
+      auxiliary functional model sharing the layers), δ_i from one backward
+      pass of Σ_i L_i through the tail of the network.
+    - `gradient_path="analytic"`: the same for `Dense` layers, extended to
+      `Conv2D` layers (channels-last, no groups, no activation of their own)
+      and to a batch normalization that alone consumes a selected
+      convolution's output (conv → BN, as in ResNets). A convolution's
+      per-example gradient is formed from its input patches P_i (im2col,
+      `tf.image.extract_patches`, with a column of ones for the bias) and the
+      output gradient G_i: ∇_i = P_iᵀ G_i when the examples are independent
+      after it. A batch norm in training mode on the convolution output y
+      (x̂ = (y − μ)/s over the M positions of the batch) makes every L_i depend
+      on every example's y; the exact per-example gradient is then
+      ∇_i = (γ/s) ⊙ [P_iᵀ G_i − S c_{1,i}ᵀ − A ⊙ c_{2,i}ᵀ], with G_i the
+      gradient at the batch norm's output, S = Σ_{b,p} P_{b,p},
+      A = Σ_{b,p} P_{b,p} x̂_{b,p}ᵀ, c_{1,i} = Σ_p G_{i,p} / M and
+      c_{2,i} = Σ_p G_{i,p} ⊙ x̂_{i,p} / M (sums over the replica's batch, or
+      over the global batch for `synchronized=True`). ⟨∇_i, w̃⟩, ‖∇_i‖² and
+      E_s[∇_i] all come from these N × K × C per-example gradients
+      (K = kernel height · width · input channels). What is exact: on every
+      model it accepts, the path equals `"jacobian"` up to float rounding,
+      under the one assumption the `"dense"` path makes too — the layers
+      after the selected ones (other than those batch norms) treat examples
+      independently, as every built-in Keras layer but batch normalization
+      does; a batch norm anywhere else after a selected layer makes the path
+      refuse (and `"auto"` fall back to `"jacobian"`). Nothing is estimated.
+      Ignoring the batch-norm coupling (P_iᵀ δ_i with δ the gradient at the
+      convolution output) would be off by several times ‖∇_i‖ on ResNet-32.
+      Forward mode (`tf.autodiff.ForwardAccumulator` with w̃ as tangent)
+      gives the same dot products for any layer, but its tangents do not pass
+      through `tf.distribute` all-reduces (a synchronized batch norm under
+      `MirroredStrategy` silently got zero), its tracing is slow, and the
+      norms need the per-example gradients anyway, so it is not used.
+    - `gradient_path="jacobian"`: exact for any layer (and subclassed models):
+      `tf.GradientTape.jacobian` of the per-example loss vector with respect
+      to the selected weights (vectorized), costlier for large selections or
+      convolutions (about 3× a plain step on ResNet-32's last two layers,
+      where `"analytic"` costs about 1×; `benchmarks/gradtail_overhead.py`).
 
     Losses. The per-example losses come from the compiled loss (a single
     output): `loss.call(y_true, y_pred)` for `keras.losses.Loss` objects,
@@ -112,7 +146,9 @@ class GradTailMixin:
         decay: λ in [0, 1). Defaults to `0.99`.
         activation: a `GradTailActivation`. Defaults to
             `GradTailSigmoid(max_weight=3.0, sharpness=5.0)`.
-        gradient_path: `"auto"`, `"dense"` or `"jacobian"`. Defaults to `"auto"`.
+        gradient_path: `"auto"`, `"dense"`, `"analytic"` or `"jacobian"`.
+            Defaults to `"auto"`: `"dense"` where it applies, else
+            `"analytic"` where it applies, else `"jacobian"`.
         patches: a `PatchStrategy` grouping per-pixel losses into
             pseudo-examples, or `None`. Defaults to `None`.
 
@@ -196,7 +232,7 @@ class GradTailMixin:
 
     @property
     def gradtail_resolved_path(self):
-        """`"dense"` or `"jacobian"`: the per-example gradient path in use."""
+        """`"dense"`, `"analytic"` or `"jacobian"`: the per-example gradient path in use."""
         self.gradtail_build()
         return self._gradtail.plan.path
 
@@ -273,9 +309,8 @@ class GradTailMixin:
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         trainable = self.trainable_weights
         with tf.GradientTape() as tape:
-            with tf.GradientTape() as inner:
-                y_pred, captures = self._gradtail_forward(x, training=True)
-                values, pseudo_weights = self._gradtail_pseudo_examples(y, y_pred, sample_weight)
+            inner, y_pred, values, pseudo_weights, captures = self._gradtail_record(
+                x, y, sample_weight, training=True)
             with tape.stop_recording():
                 weights, theta = self._gradtail_weights(inner, values, pseudo_weights, captures, update=True)
             weights = tf.stop_gradient(weights)
@@ -302,12 +337,19 @@ class GradTailMixin:
         self.gradtail_weight_histogram.update_state(weights, valid)
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
-    def _gradtail_forward(self, x, training):
+    def _gradtail_record(self, x, y, sample_weight, training):
+        """Forward pass and pseudo-example losses on a fresh tape: (tape, y_pred, values, weights, captures)."""
+        tf = _backend.import_tensorflow()
         plan = self._gradtail.plan
-        if plan.path == "dense":
-            outputs = plan.aux(x, training=training)
-            return outputs[0], outputs
-        return self(x, training=training), None
+        with tf.GradientTape() as inner:
+            if plan.aux is not None:
+                outputs = plan.aux(x, training=training)
+                y_pred = outputs[0]
+            else:
+                y_pred, outputs = self(x, training=training), None
+            values, pseudo_weights = self._gradtail_pseudo_examples(y, y_pred, sample_weight)
+        captures = types.SimpleNamespace(outputs=outputs, training=bool(training))
+        return inner, y_pred, values, pseudo_weights, captures
 
     def _gradtail_loss_values(self, y, y_pred):
         loss = self.loss
@@ -373,29 +415,11 @@ class GradTailMixin:
         tf = _backend.import_tensorflow()
         plan, state = self._gradtail.plan, self._gradtail.state
         mean_gradient = [tf.convert_to_tensor(v) for v in state.mean_gradient]
-        dots = tf.zeros_like(values)
-        squared = tf.zeros_like(values)
-        sums = [None] * len(plan.variables)
-        if plan.path == "dense":
-            layer_outputs = [captures[output_index] for _, output_index in plan.captures]
-            # Gradient of Σ_i L_i (the sum is taken by `output_gradients`: `values` is the last op the
-            # inner tape recorded).
-            output_gradients = inner.gradient(values, layer_outputs, output_gradients=tf.ones_like(values),
-                                              unconnected_gradients=tf.UnconnectedGradients.ZERO)
-            for position, (layer, kernel_index, bias_index) in enumerate(plan.dense_layers):
-                a = tf.cast(captures[plan.captures[position][0]], tf.float32)
-                delta = tf.cast(output_gradients[position], tf.float32)
-                delta = _through_activation(layer, a, delta)
-                delta_squared = tf.reduce_sum(tf.square(delta), axis=-1)
-                if kernel_index is not None:
-                    dots += tf.reduce_sum(tf.matmul(a, mean_gradient[kernel_index]) * delta, axis=-1)
-                    squared += tf.reduce_sum(tf.square(a), axis=-1) * delta_squared
-                    sums[kernel_index] = tf.matmul(a, pseudo_weights[:, None] * delta, transpose_a=True)
-                if bias_index is not None:
-                    dots += tf.linalg.matvec(delta, mean_gradient[bias_index])
-                    squared += delta_squared
-                    sums[bias_index] = tf.linalg.matvec(delta, pseudo_weights, transpose_a=True)
+        if plan.path in ("dense", "analytic"):
+            dots, squared, sums = _analytic_statistics(plan, inner, values, pseudo_weights, captures,
+                                                       mean_gradient)
         else:
+            dots, squared, sums = tf.zeros_like(values), tf.zeros_like(values), [None] * len(plan.variables)
             jacobians = inner.jacobian(values, plan.variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
             for index, jacobian in enumerate(jacobians):
                 flat = tf.reshape(tf.cast(jacobian, tf.float32), [tf.shape(values)[0], -1])
@@ -450,9 +474,7 @@ class GradTailMixin:
         """(θ, q) per (pseudo-)example of one batch with the current state, without updating it."""
         tf = _backend.import_tensorflow()
         self.gradtail_build()
-        with tf.GradientTape() as inner:
-            y_pred, captures = self._gradtail_forward(x, training=training)
-            values, pseudo_weights = self._gradtail_pseudo_examples(y, y_pred, sample_weight)
+        inner, _, values, pseudo_weights, captures = self._gradtail_record(x, y, sample_weight, training)
         weights, theta = self._gradtail_weights(inner, values, pseudo_weights, captures, update=False)
         return theta, weights
 
@@ -556,41 +578,59 @@ def _resolve_plan(model):
                          f"gradient_layers={spec.layers_spec!r}, gradient_variables={spec.variables_spec!r}")
     if not spec.layers_spec:
         layer_names = []  # the default selection is re-derived from the model
-    reason = _dense_path_problem(model, layers, variables, owners)
+    dense_reason = _dense_path_problem(model, layers, variables, owners)
+    analytic_reason = _analytic_path_problem(model, layers, variables, owners)
     path = model.gradient_path
-    if path == "dense" and reason:
-        raise ValueError(f"gradient_path='dense' cannot be used: {reason}. Use gradient_path='jacobian' or 'auto'.")
+    for candidate, reason in (("dense", dense_reason), ("analytic", analytic_reason)):
+        if path == candidate and reason:
+            raise ValueError(f"gradient_path={candidate!r} cannot be used: {reason}. "
+                             "Use gradient_path='jacobian' or 'auto'.")
     if path == "auto":
-        path = "jacobian" if reason else "dense"
+        path = "dense" if not dense_reason else "analytic" if not analytic_reason else "jacobian"
     plan = types.SimpleNamespace(variables=variables, layer_names=layer_names, extra_paths=extra_paths,
-                                 path=path, dense_layers=[], aux=None)
-    if path == "dense":
-        dense_layers = []
-        for layer in dict.fromkeys(owners):
-            kernel_index = next((i for i, v in enumerate(variables) if v is layer.kernel), None)
-            bias_index = next((i for i, v in enumerate(variables) if layer.bias is not None and v is layer.bias), None)
-            dense_layers.append((layer, kernel_index, bias_index))
-        # Capture each layer's input and output in the model's own forward pass; a layer output
-        # that is the model output is taken from there (a duplicated output tensor would be a
-        # copy, disconnected from the loss).
-        outputs = list(model.outputs)
-        captures = []
-        for layer, _, _ in dense_layers:
-            outputs.append(layer.input)
-            input_index = len(outputs) - 1
-            output_index = next((i for i, t in enumerate(outputs) if t is layer.output), None)
-            if output_index is None:
-                outputs.append(layer.output)
-                output_index = len(outputs) - 1
-            captures.append((input_index, output_index))
-        plan.dense_layers = dense_layers
-        plan.captures = captures
-        plan.aux = keras.Model(model.input, outputs, name=f"{model.name}_gradtail_capture")
+                                 path=path, layers=[], aux=None)
+    if path == "jacobian":
+        return plan
+    entries, tensors = [], []
+    for layer in dict.fromkeys(owners):
+        entry = types.SimpleNamespace(
+            layer=layer, bn=_own_batch_norm(layers, layer)[0],
+            kernel_index=next((i for i, v in enumerate(variables) if v is layer.kernel), None),
+            bias_index=next((i for i, v in enumerate(variables) if layer.bias is not None and v is layer.bias),
+                            None))
+        entry.input_index, entry.output_index = len(tensors), len(tensors) + 1
+        tensors += [layer.input, layer.output]
+        if entry.bn is not None:
+            entry.bn_output_index = len(tensors)
+            tensors.append(entry.bn.output)
+        entries.append(entry)
+    plan.aux, indices = _capture_model(model, tensors)
+    for entry in entries:
+        for name in ("input_index", "output_index", "bn_output_index"):
+            if hasattr(entry, name):
+                setattr(entry, name, indices[getattr(entry, name)])
+    plan.layers = entries
     return plan
 
 
-def _dense_path_problem(model, layers, variables, owners):
-    """Why the analytic Dense path does not apply (empty string when it does)."""
+def _capture_model(model, tensors):
+    """A functional model sharing `model`'s layers that also returns `tensors` (from the same forward pass).
+
+    Returns the model and, for each tensor, its index among the outputs. A tensor that is already an
+    output is taken from there (a duplicated output tensor would be a copy, disconnected from the loss).
+    """
+    outputs, indices = list(model.outputs), []
+    for tensor in tensors:
+        index = next((i for i, t in enumerate(outputs) if t is tensor), None)
+        if index is None:
+            outputs.append(tensor)
+            index = len(outputs) - 1
+        indices.append(index)
+    return keras.Model(model.input, outputs, name=f"{model.name}_gradtail_capture"), indices
+
+
+def _functional_problem(model):
+    """Why the layer inputs and outputs of `model` cannot be captured per example ("" when they can)."""
     if model.patches is not None:
         return "patches give several pseudo-examples per input example"
     try:
@@ -601,21 +641,176 @@ def _dense_path_problem(model, layers, variables, owners):
         return "the model is not functional (its layer inputs cannot be captured)"
     if len(outputs) != 1:
         return "the model has several outputs"
-    first = len(layers)
+    return ""
+
+
+def _layer_problem(variable, layer, rank):
+    """Why `variable` of a Dense / Conv2D `layer` has no analytic per-example form ("" when it has)."""
+    if variable is not layer.kernel and variable is not layer.bias:
+        return f"{variable.path!r} is neither the kernel nor the bias of its {type(layer).__name__} layer"
+    if getattr(layer, "lora_enabled", False) or getattr(layer, "quantization_mode", None):
+        return f"layer {layer.name!r} uses LoRA or quantization"
+    try:
+        if len(layer.input.shape) != rank:
+            return f"layer {layer.name!r} takes inputs of rank {len(layer.input.shape)}, not {rank}"
+    except (AttributeError, ValueError):
+        return f"layer {layer.name!r} has no unique functional input (shared layer?)"
+    return ""
+
+
+def _dense_path_problem(model, layers, variables, owners):
+    """Why the Dense-only path does not apply ("" when it does): the analytic path's conditions, Dense only."""
     for variable, layer in zip(variables, owners):
         if type(layer) is not keras.layers.Dense:
-            return f"{variable.path!r} does not belong to a keras.layers.Dense layer"
-        if variable is not layer.kernel and variable is not layer.bias:
-            return f"{variable.path!r} is neither the kernel nor the bias of its Dense layer"
-        if getattr(layer, "lora_enabled", False) or getattr(layer, "quantization_mode", None):
-            return f"layer {layer.name!r} uses LoRA or quantization"
-        try:
-            if len(layer.input.shape) != 2:
-                return f"layer {layer.name!r} takes inputs of rank {len(layer.input.shape)}, not 2"
-        except (AttributeError, ValueError):
-            return f"layer {layer.name!r} has no unique functional input (shared layer?)"
-        first = min(first, next(i for i, candidate in enumerate(layers) if candidate is layer))
-    for layer in layers[first:]:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            return f"batch normalization ({layer.name!r}) after the selected layers couples the examples"
+            return _functional_problem(model) or f"{variable.path!r} does not belong to a keras.layers.Dense layer"
+    return _analytic_path_problem(model, layers, variables, owners)
+
+
+def _analytic_path_problem(model, layers, variables, owners):
+    """Why the analytic path does not apply (empty string when it does)."""
+    problem = _functional_problem(model)
+    if problem:
+        return problem
+    for variable, layer in zip(variables, owners):
+        if type(layer) is keras.layers.Dense:
+            problem = _layer_problem(variable, layer, rank=2)
+        elif type(layer) is keras.layers.Conv2D:
+            problem = _layer_problem(variable, layer, rank=4)
+            if not problem and layer.groups != 1:
+                problem = f"layer {layer.name!r} is a grouped convolution (groups={layer.groups})"
+            if not problem and layer.data_format != "channels_last":
+                problem = f"layer {layer.name!r} uses data_format={layer.data_format!r}, not 'channels_last'"
+            if not problem and layer.activation not in (None, keras.activations.linear):
+                problem = f"Conv2D layer {layer.name!r} has an activation (use a separate activation layer)"
+        else:
+            problem = (f"{variable.path!r} belongs to a {type(layer).__name__} layer (the analytic path has "
+                       "per-example gradients for keras.layers.Dense and keras.layers.Conv2D only)")
+        if problem:
+            return problem
+    for layer in dict.fromkeys(owners):
+        own, problem = _own_batch_norm(layers, layer)
+        if problem:
+            return problem
+        for later in layers[_position(layers, layer) + 1:]:
+            if isinstance(later, keras.layers.BatchNormalization) and later is not own:
+                return (f"batch normalization ({later.name!r}) after the selected layer {layer.name!r} couples "
+                        "the examples (only a batch norm that alone consumes a selected Conv2D's output is "
+                        "handled)")
     return ""
+
+
+def _position(layers, layer):
+    return next(i for i, candidate in enumerate(layers) if candidate is layer)
+
+
+def _own_batch_norm(layers, layer):
+    """(batch norm, problem): the BatchNormalization that alone consumes Conv2D `layer`'s output, if any."""
+    if type(layer) is not keras.layers.Conv2D:
+        return None, ""
+    consumers = []
+    for candidate in layers:
+        try:
+            inputs = keras.tree.flatten(candidate.input)
+        except (AttributeError, ValueError):
+            continue
+        if any(t is layer.output for t in inputs):
+            consumers.append(candidate)
+    norms = [c for c in consumers if isinstance(c, keras.layers.BatchNormalization)]
+    if not norms:
+        return None, ""
+    bn = norms[0]
+    if len(consumers) > 1:
+        return None, (f"the output of {layer.name!r} feeds batch normalization ({bn.name!r}) and other layers "
+                      f"({[c.name for c in consumers if c is not bn]})")
+    if type(bn) is not keras.layers.BatchNormalization or bn.renorm:
+        return None, f"batch normalization {bn.name!r} after {layer.name!r} is a subclass or uses renorm"
+    if bn.axis not in (-1, 3):
+        return None, f"batch normalization {bn.name!r} normalizes axis {bn.axis}, not the channels"
+    return bn, ""
+
+
+def _analytic_statistics(plan, inner, values, pseudo_weights, captures, mean_gradient):
+    """⟨∇_i, w̃⟩, ‖∇_i‖² and Σ_i s_i ∇_i from each selected layer's per-example gradient (see `GradTailMixin`)."""
+    tf = _backend.import_tensorflow()
+    outputs = captures.outputs
+    coupled = [e.bn is not None and captures.training and e.bn.trainable for e in plan.layers]
+    sources = [outputs[e.bn_output_index if c else e.output_index] for e, c in zip(plan.layers, coupled)]
+    # One backward pass of Σ_i L_i (`values` is the last op the tape recorded): row i of each gradient is
+    # ∂L_i/∂(source_i), the tail treating examples independently.
+    gradients = inner.gradient(values, sources, output_gradients=tf.ones_like(values),
+                               unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    dots, squared, sums = tf.zeros_like(values), tf.zeros_like(values), [None] * len(plan.variables)
+    for entry, is_coupled, gradient in zip(plan.layers, coupled, gradients):
+        a = tf.cast(outputs[entry.input_index], tf.float32)
+        gradient = tf.cast(gradient, tf.float32)
+        kernel, bias = entry.kernel_index, entry.bias_index
+        if type(entry.layer) is keras.layers.Dense:
+            # ∇_i = a_i δ_iᵀ (kernel) and δ_i (bias), never materialized.
+            delta = _through_activation(entry.layer, a, gradient)
+            delta_squared = tf.reduce_sum(tf.square(delta), axis=-1)
+            if kernel is not None:
+                dots += tf.reduce_sum(tf.matmul(a, mean_gradient[kernel]) * delta, axis=-1)
+                squared += tf.reduce_sum(tf.square(a), axis=-1) * delta_squared
+                sums[kernel] = tf.matmul(a, pseudo_weights[:, None] * delta, transpose_a=True)
+            if bias is not None:
+                dots += tf.linalg.matvec(delta, mean_gradient[bias])
+                squared += delta_squared
+                sums[bias] = tf.linalg.matvec(delta, pseudo_weights, transpose_a=True)
+            continue
+        output = tf.cast(outputs[entry.output_index], tf.float32)
+        per_example = _conv_per_example_gradients(entry, a, output, gradient, is_coupled)  # (N, K, C)
+        rows = [tf.reshape(mean_gradient[kernel], [-1, entry.layer.filters])] if kernel is not None else []
+        rows += [mean_gradient[bias][None, :]] if bias is not None else []
+        dots += tf.einsum("nkc,kc->n", per_example, tf.concat(rows, axis=0) if len(rows) > 1 else rows[0])
+        squared += tf.reduce_sum(tf.square(per_example), axis=[1, 2])
+        total = tf.einsum("n,nkc->kc", pseudo_weights, per_example)
+        if kernel is not None:
+            sums[kernel] = tf.reshape(total[:-1] if bias is not None else total, plan.variables[kernel].shape)
+        if bias is not None:
+            sums[bias] = total[-1]
+    return dots, squared, sums
+
+
+def _conv_per_example_gradients(entry, inputs, output, gradient, coupled):
+    """Per-example gradients (N, K, C) of a Conv2D layer's selected kernel rows (and a last bias row).
+
+    From im2col patches P_i (N, positions, K) and `gradient`, the gradient of Σ L at the conv output, or,
+    when `coupled`, at the output of the training-mode batch norm consuming the conv output; the
+    batch-norm coupling terms are then added exactly (formula in `GradTailMixin`).
+    """
+    tf = _backend.import_tensorflow()
+    layer = entry.layer
+    batch, channels = tf.shape(inputs)[0], layer.filters
+    columns = []
+    if entry.kernel_index is not None:
+        height, width = layer.kernel_size
+        patches = tf.image.extract_patches(
+            inputs, sizes=[1, height, width, 1], strides=[1, *layer.strides, 1],
+            rates=[1, *layer.dilation_rate, 1], padding=layer.padding.upper())
+        columns.append(tf.reshape(patches, [batch, -1, height * width * inputs.shape[-1]]))
+    if entry.bias_index is not None:
+        columns.append(tf.ones_like(tf.reshape(output[..., :1], [batch, -1, 1])))
+    patches = tf.concat(columns, axis=-1) if len(columns) > 1 else columns[0]      # P: (N, positions, K)
+    gradient = tf.reshape(gradient, [batch, -1, channels])                          # G: (N, positions, C)
+    per_example = tf.einsum("npk,npc->nkc", patches, gradient)
+    if not coupled:
+        return per_example
+    bn = entry.bn
+    mean, variance = ops.moments(output, axes=[0, 1, 2], synchronized=bn.synchronized)
+    inverse = tf.math.rsqrt(tf.cast(variance, tf.float32) + bn.epsilon)
+    normalized = tf.reshape((output - mean) * inverse, [batch, -1, channels])       # x̂
+    count = tf.cast(tf.shape(patches)[0] * tf.shape(patches)[1], tf.float32)       # M
+    patch_sum = tf.reduce_sum(patches, axis=[0, 1])                                  # S: (K,)
+    patch_normalized = tf.einsum("npk,npc->kc", patches, normalized)                 # A: (K, C)
+    if bn.synchronized:  # the batch norm's statistics span the replicas: so do M, S and A
+        size = tf.size(patch_sum)
+        packed = _distribute.cross_replica_sum(tf.concat(
+            [count[None], patch_sum, tf.reshape(patch_normalized, [-1])], axis=0))
+        count, patch_sum = packed[0], packed[1:1 + size]
+        patch_normalized = tf.reshape(packed[1 + size:], tf.shape(patch_normalized))
+    first = tf.reduce_sum(gradient, axis=1) / count                                   # c1: (N, C)
+    second = tf.reduce_sum(gradient * normalized, axis=1) / count                     # c2: (N, C)
+    per_example = (per_example - patch_sum[None, :, None] * first[:, None, :]
+                   - patch_normalized[None] * second[:, None, :])
+    scale = inverse if not bn.scale else inverse * tf.cast(tf.convert_to_tensor(bn.gamma), tf.float32)
+    return per_example * scale[None, None, :]

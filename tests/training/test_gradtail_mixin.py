@@ -97,7 +97,7 @@ def _batches(count=5, size=12):
             for i in range(count - 1)] + [(X[:size], Y[:size], SW[:size])]
 
 
-@pytest.mark.parametrize("gradient_path", ["dense", "jacobian"])
+@pytest.mark.parametrize("gradient_path", ["dense", "analytic", "jacobian"])
 def test_train_step_matches_numpy_algorithm_1(gradient_path):
     model = _model(gradient_path)
     assert model.gradtail_resolved_path == gradient_path
@@ -137,8 +137,8 @@ def test_jacobian_path_on_a_convolution_equals_per_example_tapes():
     features = keras.layers.Conv2D(3, 3, activation="relu", name="conv")(inputs)
     pooled = keras.layers.GlobalAveragePooling2D()(features)
     logits = keras.layers.Dense(NUM_CLASSES, name="classifier")(pooled)
-    model = GradTailModel(inputs, logits, gradient_layers=["conv", "classifier"], decay=0.9)
-    assert model.gradtail_resolved_path == "jacobian"
+    model = GradTailModel(inputs, logits, gradient_layers=["conv", "classifier"], decay=0.9,
+                          gradient_path="jacobian")
     model.compile(keras.optimizers.SGD(0.1), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     images = np.random.default_rng(1).normal(size=(8, 6, 6, 2)).astype(np.float32)
     labels = np.arange(8) % NUM_CLASSES
@@ -214,3 +214,90 @@ def test_regularization_losses_are_added():
     logs = model.train_on_batch(X[:12], Y[:12], return_dict=True)
     losses, _ = _per_example_gradients(INITIAL, X[:12].astype(np.float64), Y[:12])
     assert logs["loss"] == pytest.approx(losses.mean() + 0.1 * np.sum(INITIAL[0] ** 2), rel=1e-5)
+
+
+# ---------------------------------------------------------------- the analytic path on convolutions
+IMAGES = RNG.normal(loc=0.5, size=(40, 7, 7, 2)).astype(np.float32)  # not centred: BN coupling matters
+LABELS = RNG.integers(0, NUM_CLASSES, size=40)
+IMAGE_SW = RNG.uniform(0.5, 2.0, size=40).astype(np.float32)
+
+
+def _conv_network(variant):
+    """Small ResNet-like nets; the GradTail default selection is the last conv and the classifier."""
+    inputs = keras.Input((7, 7, 2))
+    x = keras.layers.Conv2D(4, 3, padding="same", use_bias=False, name="stem")(inputs)
+    x = keras.layers.BatchNormalization(name="stem_bn")(x)
+    shortcut = x = keras.layers.ReLU()(x)
+    if variant == "conv_bn":  # the ResNet pattern: conv (with bias here) → BN → add → ReLU
+        x = keras.layers.Conv2D(4, 3, padding="same", name="conv")(x)
+        x = keras.layers.BatchNormalization(name="bn")(x)
+        x = keras.layers.ReLU()(keras.layers.Add()([x, shortcut]))
+    elif variant == "strided_plain_bn":  # stride 2, VALID, no bias, BN without scale and centre
+        x = keras.layers.Conv2D(3, 3, strides=2, use_bias=False, name="conv")(x)
+        x = keras.layers.BatchNormalization(scale=False, center=False, name="bn")(x)
+        x = keras.layers.Activation("tanh")(x)
+    elif variant == "dilated_no_bn":  # no batch norm after the selected conv: independent examples
+        x = keras.layers.Conv2D(3, 2, dilation_rate=2, padding="same", name="conv")(x)
+        x = keras.layers.ReLU()(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    logits = keras.layers.Dense(NUM_CLASSES, name="classifier")(x)
+    return inputs, logits
+
+
+def _conv_model(variant, gradient_path, **kwargs):
+    keras.utils.set_random_seed(4)
+    model = GradTailModel(*_conv_network(variant), pivot=0.1, decay=0.5, gradient_path=gradient_path,
+                          activation=GradTailSigmoid(MAX_WEIGHT, SHARPNESS), **kwargs)
+    model.compile(keras.optimizers.SGD(0.1), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model
+
+
+def _state(model):
+    return ([v.numpy() for v in model.gradtail_mean_gradient] + [model.gradtail_sigma.numpy()]
+            + [v.numpy() for v in model.weights])
+
+
+@pytest.mark.parametrize("variant", ["conv_bn", "strided_plain_bn", "dilated_no_bn"])
+def test_analytic_path_equals_jacobian_path_over_steps(variant):
+    analytic, jacobian = _conv_model(variant, "auto"), _conv_model(variant, "jacobian")
+    assert analytic.gradtail_resolved_path == "analytic"
+    assert [v.path.split("/")[0] for v in analytic.gradtail_variables][-2:] == ["classifier", "classifier"]
+    jacobian.set_weights(analytic.get_weights())
+    for step in range(4):
+        x, y, s = (IMAGES[step * 10:(step + 1) * 10], LABELS[step * 10:(step + 1) * 10],
+                   IMAGE_SW[step * 10:(step + 1) * 10])
+        logs = [m.train_on_batch(x, y, sample_weight=s, return_dict=True) for m in (analytic, jacobian)]
+        for key in ("loss", "gradtail_mean_weight", "gradtail_sigma"):
+            assert logs[0][key] == pytest.approx(logs[1][key], rel=1e-4), key
+        for got, want in zip(_state(analytic), _state(jacobian)):
+            np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-6)
+    # θ and q per example, with batch statistics (training) and with moving statistics (inference)
+    for training in (True, False):
+        (theta, q), (theta_want, q_want) = [m.gradtail_batch_scores(IMAGES[:20], LABELS[:20], training=training)
+                                            for m in (analytic, jacobian)]
+        np.testing.assert_allclose(theta.numpy(), theta_want.numpy(), rtol=1e-4, atol=2e-5)
+        np.testing.assert_allclose(q.numpy(), q_want.numpy(), rtol=1e-4, atol=2e-5)
+        assert np.ptp(q_want.numpy()) > 0.5  # the weights really differ between examples
+
+
+def test_analytic_gradients_need_the_batch_norm_correction():
+    """The tolerances above discriminate: dropping the BN coupling terms moves ∇_i by far more."""
+    from keras_longtail.training import gradtail_mixin
+
+    model = _conv_model("conv_bn", "analytic")
+    model.train_on_batch(IMAGES[:10], LABELS[:10])
+    entry = model._gradtail.plan.layers[0]
+    assert entry.layer.name == "conv" and entry.bn.name == "bn"
+    with tf.GradientTape(persistent=True) as tape:
+        outputs = model._gradtail.plan.aux(IMAGES[10:20], training=True)
+        values = model._gradtail_loss_values(LABELS[10:20], outputs[0])
+    at_bn, at_conv = tape.gradient(values, [outputs[entry.bn_output_index], outputs[entry.output_index]])
+    conv_input, conv_output = outputs[entry.input_index], outputs[entry.output_index]
+    exact = gradtail_mixin._conv_per_example_gradients(entry, conv_input, conv_output, at_bn, coupled=True)
+    naive = gradtail_mixin._conv_per_example_gradients(entry, conv_input, conv_output, at_conv, coupled=False)
+    kernel, bias = tape.jacobian(values, [entry.layer.kernel, entry.layer.bias])
+    want = np.concatenate([kernel.numpy().reshape(10, -1, 4), bias.numpy()[:, None, :]], axis=1)
+    np.testing.assert_allclose(exact.numpy(), want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+    assert np.linalg.norm(naive.numpy() - want) > 0.5 * np.linalg.norm(want)
+    # with a batch norm right after it, the conv bias has an exactly zero per-example gradient
+    assert np.abs(want[:, -1]).max() < 1e-5 * np.abs(want).max()

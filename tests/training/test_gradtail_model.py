@@ -41,7 +41,7 @@ def _fit(gradient_path, jit_compile=False):
     return [v.numpy() for v in model.trainable_weights] + state, history.history
 
 
-@pytest.mark.parametrize("gradient_path", ["dense", "jacobian"])
+@pytest.mark.parametrize("gradient_path", ["dense", "analytic", "jacobian"])
 def test_mirrored_strategy_and_jit_equal_one_device(gradient_path):
     expected, logs = _fit(gradient_path)
     assert logs["gradtail_sigma"][-1] > 0 and logs["gradtail_mean_weight"][-1] > 1.0
@@ -105,10 +105,82 @@ def test_default_selection_is_last_two_kernel_layers():
     model = GradTailModel(inputs, logits)
     assert [v.path for v in model.gradtail_variables] == ["conv/kernel", "conv/bias", "classifier/kernel",
                                                          "classifier/bias"]
-    assert model.gradtail_resolved_path == "jacobian"
+    assert model.gradtail_resolved_path == "analytic"  # conv → BN is handled exactly
     with pytest.raises(ValueError, match="gradient_path='dense'.*batch normalization|keras.layers.Dense"):
         GradTailModel(inputs, logits, gradient_path="dense")
     assert GradTailModel(inputs, logits, gradient_layers=["classifier"]).gradtail_resolved_path == "dense"
+    assert GradTailModel(inputs, logits, gradient_path="jacobian").gradtail_resolved_path == "jacobian"
+
+
+def test_resnet32_default_selection_takes_the_analytic_path():
+    from keras_longtail.models import resnet32
+
+    model = GradTailModel.from_model(resnet32(10, input_shape=(8, 8, 3)))
+    assert [v.path for v in model.gradtail_variables] == ["stage3_block5_conv2/kernel", "classifier/kernel",
+                                                         "classifier/bias"]
+    assert model.gradtail_resolved_path == "analytic"
+    assert GradTailModel.from_model(resnet32(10, input_shape=(8, 8, 3)),
+                                    gradient_layers=["classifier"]).gradtail_resolved_path == "dense"
+
+
+def _conv_sync_fit(jit_compile=False):
+    """Conv → synchronized BN → ReLU → pool → Dense, analytic path: the BN statistics span the replicas."""
+    keras.utils.set_random_seed(7)
+    inputs = keras.Input((5, 5, 2))
+    x = keras.layers.Conv2D(3, 3, padding="same", name="conv")(inputs)
+    x = keras.layers.BatchNormalization(synchronized=True, name="bn")(x)
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.ReLU()(x))
+    logits = keras.layers.Dense(3, name="classifier")(x)
+    model = GradTailModel(inputs, logits, gradient_path="analytic", decay=0.8,
+                          activation=GradTailSigmoid(max_weight=5.0, sharpness=3.0))
+    model.compile(keras.optimizers.SGD(0.3, momentum=0.5), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  jit_compile=jit_compile)
+    images = np.random.default_rng(5).normal(loc=0.5, size=(48, 5, 5, 2)).astype(np.float32)
+    history = model.fit(images, Y, sample_weight=SW, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    state = [v.numpy() for v in model.gradtail_mean_gradient] + [model.gradtail_sigma.numpy()]
+    return [v.numpy() for v in model.weights] + state, history.history
+
+
+def test_analytic_path_with_synchronized_batch_norm_mirrored_and_jit_equal_one_device():
+    expected, logs = _conv_sync_fit()
+    assert logs["gradtail_mean_weight"][-1] > 1.0
+    got_mirrored, logs_mirrored = helpers.run_mirrored(lambda strategy: _conv_sync_fit())
+    got_jit, logs_jit = _conv_sync_fit(jit_compile=True)
+    for name, got, got_logs in (("mirrored", got_mirrored, logs_mirrored), ("jit", got_jit, logs_jit)):
+        for want, have in zip(expected, got):
+            np.testing.assert_allclose(have, want, rtol=1e-5, atol=1e-6, err_msg=name)
+        for key in ("loss", "gradtail_mean_weight", "gradtail_upweighted", "gradtail_sigma"):
+            np.testing.assert_allclose(got_logs[key], logs[key], rtol=1e-5, err_msg=f"{name} {key}")
+
+
+def test_analytic_path_refuses_what_it_cannot_do_exactly():
+    def conv_model(conv=None, after=None, **kwargs):
+        inputs = keras.Input((6, 6, 2))
+        x = (conv or keras.layers.Conv2D(2, 3, name="conv"))(inputs)
+        for layer in after or []:
+            x = layer(x)
+        logits = keras.layers.Dense(3, name="classifier")(keras.layers.GlobalAveragePooling2D()(x))
+        return inputs, logits
+
+    cases = [
+        (conv_model(keras.layers.Conv2D(2, 3, activation="relu", name="conv")), "has an activation"),
+        (conv_model(keras.layers.DepthwiseConv2D(3, name="conv")), "DepthwiseConv2D"),
+        (conv_model(after=[keras.layers.ReLU(), keras.layers.BatchNormalization(name="late_bn")]),
+         "late_bn.*couples the examples"),
+        (conv_model(after=[keras.layers.BatchNormalization(renorm=True, name="bn")]), "renorm"),
+    ]
+    for (inputs, logits), message in cases:
+        with pytest.raises(ValueError, match=f"gradient_path='analytic' cannot be used: .*{message}"):
+            GradTailModel(inputs, logits, gradient_path="analytic")
+        assert GradTailModel(inputs, logits).gradtail_resolved_path == "jacobian"
+    inputs = keras.Input((6, 6, 2))
+    x = keras.layers.Conv2D(2, 3, name="conv")(inputs)
+    x = keras.layers.Add()([keras.layers.BatchNormalization(name="bn")(x), x])  # BN and a skip from the conv
+    logits = keras.layers.Dense(3, name="classifier")(keras.layers.GlobalAveragePooling2D()(x))
+    with pytest.raises(ValueError, match="feeds batch normalization .'bn'. and other layers"):
+        GradTailModel(inputs, logits, gradient_path="analytic")
+    with pytest.raises(ValueError, match="gradient_path='analytic' cannot be used: patches"):
+        _model("analytic", patches=RandomPatches())
 
 
 def test_bad_input():
@@ -123,8 +195,9 @@ def test_bad_input():
         GradTailSigmoid(max_weight=0.5)
     with pytest.raises(TypeError, match="activation"):
         _model(activation="sigmoid")
-    with pytest.raises(ValueError, match="gradient_path"):
-        _model(gradient_path="forward")
+    for bad in ("forward", "Analytic", None):
+        with pytest.raises(ValueError, match=r"gradient_path.*'analytic', 'auto', 'dense', 'jacobian'.*Received"):
+            _model(gradient_path=bad)
     with pytest.raises(ValueError, match="gradient_layers.*trainable weights"):
         _empty_selection()
     with pytest.raises(ValueError, match="gradient_layers"):
