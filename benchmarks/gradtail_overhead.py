@@ -19,7 +19,7 @@ tracing), and compared by the median over the repeats of the mean step time; onl
 
 The first call of each variant (tracing) is recorded too, as a ratio to plain (one sample each).
 
-Writes `benchmarks/results/overhead_gradtail.json`.
+Writes `benchmarks/results/overhead_gradtail.json` (or `--output`).
 """
 
 import argparse
@@ -62,8 +62,11 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--output", default=str(RESULTS / "overhead_gradtail.json"))
     args = parser.parse_args(argv)
     variants = args.variants.split(",")
+    if variants[0] != "plain" or any(name not in VARIANTS for name in variants):
+        parser.error(f"--variants must start with plain and name variants of {VARIANTS}; got {args.variants}")
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
     images = tf.constant(rng.normal(size=(args.batch_size, 32, 32, 3)).astype(np.float32))
@@ -96,8 +99,9 @@ def main(argv=None):
         "note": "Ratios of median step times; absolute times are not reported (shared machine). "
                 "first_call_ratio_to_plain: the first call (tracing) of each variant, one sample each.",
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "overhead_gradtail.json").write_text(json.dumps(result, indent=2) + "\n")
+    output = pathlib.Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
 

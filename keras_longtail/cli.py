@@ -51,8 +51,8 @@ def build_parser():
                        help="GradTail's maximum example weight (paper: 3 on ImageNet, 15 on the toy) (default: 3)")
     train.add_argument("--gradtail-layers", choices=("classifier", "last-two"), default="classifier",
                        help="GradTail's gradient layers: the classifier (analytic Dense path, ~1x step time) or "
-                            "the paper's last two layers (exact jacobian path, ~3x on ResNet-32) "
-                            "(default: classifier)")
+                            "the paper's last two layers (on ResNet-32 the last conv + classifier, exact analytic "
+                            "per-example gradients with the batch-norm coupling, ~1.04x) (default: classifier)")
     train.add_argument("--gala-accumulation", choices=GALA_ACCUMULATIONS, default="paper",
                        help="GALALoss statistics: paper (per-example sums) or official (the public code's "
                             "cumulative of the cumulative) (default: paper)")
