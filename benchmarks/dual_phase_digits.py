@@ -27,9 +27,14 @@ from keras_longtail.cli import run_training
 from keras_longtail.training import DualPhaseTraining
 
 EPOCHS, BATCH, LEARNING_RATE = 40, 32, 0.05
+PAPER_RETENTIVE = {"retentive_temperature": 1.0, "retentive_normalize": False, "retentive_reduction": "sum"}
 VARIANTS = {
-    "dual_phase": {},  # the paper: cosine classifier s=16, m=0.5, K=2, λ=sqrt(C/C1), T=1, memory 10, D = X2 ∪ M
-    "dual_phase_T0.1": {"retentive_temperature": 0.1},
+    # The defaults: cosine classifier s=16, m=0.5, K=2, λ=sqrt(C/C1), memory 10, D = X2 ∪ M, and L_dis on
+    # unit-norm features with T = 0.01 and a batch mean (DualPhaseTraining's docstring says why).
+    "dual_phase": {},
+    # Eq. 6-8 as printed: raw features, T = 1, a sum over the batch.
+    "dual_phase_paper": PAPER_RETENTIVE,
+    "dual_phase_paper_T0.1": dict(PAPER_RETENTIVE, retentive_temperature=0.1),
     "dual_phase_all_data": {"phase_two_data": "all"},
     "dual_phase_no_retentive": {"retentive_weight": 0.0},
 }

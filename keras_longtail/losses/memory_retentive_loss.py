@@ -22,6 +22,11 @@ def _gather_replicas(values):
     return context.all_gather(values, axis=0)  # differentiable: gradients flow back to each replica
 
 
+def _unit(features):
+    """Rows scaled to unit L2 norm (a zero row stays zero)."""
+    return features / ops.sqrt(ops.sum(ops.square(features), axis=-1, keepdims=True) + EPSILON)
+
+
 @keras.saving.register_keras_serializable(package="keras_longtail")
 class MemoryRetentiveLoss(keras.losses.Loss):
     """Graph matching between the features of a frozen old model and those of the model being trained.
@@ -57,9 +62,19 @@ class MemoryRetentiveLoss(keras.losses.Loss):
     `"sum_over_batch_size"` averages instead. Dual-phase training weights it by
     λ = sqrt(C / C1) (Eq. 9).
 
+    With `normalize=True` both feature sets are first scaled to unit L2 norm
+    (z̄ = z/‖z‖, the normalized feature map a cosine classifier scores), so
+    distances lie in [0, 2] whatever the scale of the features. On raw
+    ResNet features (‖z‖ ≈ 40 after global pooling) Eq. 8's sum over a batch
+    of 128 is in the thousands and drove phase II of dual-phase training to
+    diverge (features grew to 1e24); `DualPhaseTraining` therefore normalizes
+    by default (see its docstring and `benchmarks/README.md`).
+
     Args:
         similarity: `"cosine"` or `"dot"`. Defaults to `"cosine"`.
         temperature: T > 0 dividing the similarities. Defaults to `1.0` (the paper).
+        normalize: compare L2-normalized features. Defaults to `False` (the
+            paper's Eq. 7 on the features as they are).
         reduction: reduction of the per-node values μ_i. Defaults to `"sum"`.
         name: name of the loss. Defaults to `"memory_retentive_loss"`.
         dtype: dtype of the loss computation. Defaults to `None` (float32).
@@ -89,9 +104,12 @@ class MemoryRetentiveLoss(keras.losses.Loss):
           Recognition", ICLR 2021 submission (OpenReview, anonymous), Eq. 6-8.
     """
 
-    def __init__(self, similarity="cosine", temperature=1.0, reduction="sum", name="memory_retentive_loss",
-                 dtype=None):
+    def __init__(self, similarity="cosine", temperature=1.0, normalize=False, reduction="sum",
+                 name="memory_retentive_loss", dtype=None):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
+        if not isinstance(normalize, bool):
+            raise TypeError(f"Expected `normalize` to be a bool. Received: normalize={normalize!r}")
+        self.normalize = normalize
         self.similarity = _validation.check_choice("similarity", similarity, _similarity.SIMILARITIES)
         self.temperature = _validation.check_float("temperature", temperature, minimum=0.0, min_inclusive=False)
 
@@ -102,6 +120,8 @@ class MemoryRetentiveLoss(keras.losses.Loss):
             raise ValueError("Expected `y_true` (old features) and `y_pred` (new features) of shape "
                              f"(batch, features). Received shapes {old.shape} and {new.shape}")
         new = _gather_replicas(new)
+        if self.normalize:
+            old, new = _unit(old), _unit(new)
         scores = _similarity.ops_similarity(old, new, self.similarity) / self.temperature
         attention = ops.softmax(scores, axis=-1)  # a_ji, indexed (i, j)
         difference = old[:, None, :] - new[None, :, :]
@@ -109,5 +129,6 @@ class MemoryRetentiveLoss(keras.losses.Loss):
         return ops.sum(attention * distance, axis=-1)  # μ_i
 
     def get_config(self):
-        return {"similarity": self.similarity, "temperature": self.temperature, "reduction": self.reduction,
+        return {"similarity": self.similarity, "temperature": self.temperature, "normalize": self.normalize,
+                "reduction": self.reduction,
                 "name": self.name, "dtype": self.dtype}

@@ -65,6 +65,24 @@ class DualPhaseTraining:
     `Dense` classifier is truncated (its phase-I columns kept) and expanded,
     and `margin` must be `None` (L_intra needs cosine scores).
 
+    Defaults (a documented deviation from the paper's formulas). Eq. 6-8 as
+    printed (T = 1, raw features, a sum over the batch) wrecked phase II on
+    ResNet-32: on CIFAR-10-LT and Fashion-MNIST-LT (IF 100, batch 128) it
+    predicted one class for every image (10.0 %). The retentive term is in the
+    thousands there (‖z‖ ≈ 40 after global pooling, 128
+    nodes) and, in a diagnostic run on Fashion-MNIST-LT, the features grew to
+    1e24 within two steps. A batch mean alone, or
+    T = 0.1, or normalized features with a sum, still collapsed; at T = 1 the
+    nearly uniform attention even rewards collapsing the new features onto
+    the old mean (`MemoryRetentiveLoss`'s docstring). The defaults therefore
+    follow the paper's stated intent — μ_i is "the difference between z_i and
+    its closest neighbour in G_new", on the normalized feature map z̄ the
+    cosine classifier scores, balanced against the per-example mean of L_cls
+    + L_intra by λ — with unit-norm features, a sharp T = 0.01 and a batch
+    mean. `retentive_temperature=1.0, retentive_normalize=False,
+    retentive_reduction="sum"` is the paper as printed
+    (`benchmarks/README.md` has both on real data).
+
     Args:
         network: functional C-class `keras.Model` ending in the classifier
             layer, with a feature layer (`models.resnet32`, `models.mlp`).
@@ -76,13 +94,15 @@ class DualPhaseTraining:
             `"dot"`. Defaults to `"cosine"`.
         retentive_weight: λ >= 0. Defaults to `None` (sqrt(C / C1)).
         retentive_temperature: temperature T of L_dis's matching. Defaults to
-            `1.0` (the paper).
+            `0.01` (the paper's T = 1 is `1.0`; see "Defaults" below).
+        retentive_normalize: compute L_dis on L2-normalized features.
+            Defaults to `True` (the paper: `False`).
         cosine_classifier: see above. Defaults to `True`.
         scale: scale s of the cosine classifier. Defaults to `16.0`.
         margin: m of L_intra, or `None` to leave L_intra out. Defaults to `0.5`.
         num_negatives: K of L_intra. Defaults to `2`.
         retentive_reduction: reduction of L_dis over the batch, `"sum"` (Eq. 8)
-            or `"sum_over_batch_size"`. Defaults to `"sum"`.
+            or `"sum_over_batch_size"`. Defaults to `"sum_over_batch_size"`.
         phase_two_data: `"memory"` (D = X2 ∪ M, the paper) or `"all"` (every
             training example). Defaults to `"memory"`.
         feature_layer: name of the feature layer. Defaults to `"features"`.
@@ -109,8 +129,9 @@ class DualPhaseTraining:
     """
 
     def __init__(self, network, class_counts, *, threshold=None, memory_size=10, similarity="cosine",
-                 retentive_weight=None, retentive_temperature=1.0, cosine_classifier=True, scale=16.0,
-                 margin=0.5, num_negatives=2, retentive_reduction="sum", phase_two_data="memory",
+                 retentive_weight=None, retentive_temperature=0.01, retentive_normalize=True,
+                 cosine_classifier=True, scale=16.0, margin=0.5, num_negatives=2,
+                 retentive_reduction="sum_over_batch_size", phase_two_data="memory",
                  feature_layer="features", classifier_layer="classifier"):
         if not isinstance(network, keras.Model):
             raise TypeError(f"Expected `network` to be a keras.Model. Received: network={network!r}")
@@ -133,7 +154,7 @@ class DualPhaseTraining:
         self.intra_loss = (None if margin is None else
                            IntraClassMarginLoss(margin=margin, scale=self.scale, num_negatives=num_negatives))
         self.retentive_loss = MemoryRetentiveLoss(similarity=similarity, temperature=retentive_temperature,
-                                                   reduction=retentive_reduction)
+                                                   normalize=retentive_normalize, reduction=retentive_reduction)
         self.phase_two_data_mode = _validation.check_choice("phase_two_data", phase_two_data, PHASE_TWO_DATA)
         self.feature_layer = feature_layer
         self.classifier_layer = classifier_layer

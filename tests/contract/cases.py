@@ -136,7 +136,7 @@ def _memory_retentive_loss():
     # y_true: the frozen old model's features (a fixed projection of x), y_pred: the new features.
     inputs = keras.Input((NUM_FEATURES,))
     features = keras.layers.Dense(6, activation="relu", name="features")(inputs)
-    loss = MemoryRetentiveLoss(temperature=0.5)
+    loss = MemoryRetentiveLoss(temperature=0.5, normalize=True)
     projection = np.random.default_rng(1).normal(size=(NUM_FEATURES, 6)).astype("float32")
     return {"model": keras.Model(inputs, features), "compile": {"loss": loss}, "obj": loss,
             "targets": lambda x, y: np.maximum(x @ projection, 0.0)}

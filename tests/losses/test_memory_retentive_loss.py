@@ -74,7 +74,20 @@ def test_gradients_flow_to_new_features_only_and_are_finite_at_equality():
     assert np.abs(tape.gradient(value, new_t).numpy()).sum() > 0
 
 
+def test_normalize_is_eq_7_on_unit_features_and_scale_free():
+    old, new = _features(1)
+    unit = lambda z: z / np.linalg.norm(z, axis=-1, keepdims=True)
+    loss = MemoryRetentiveLoss(temperature=0.1, normalize=True, reduction=None)
+    np.testing.assert_allclose(loss(old, new).numpy(), _reference(unit(old), unit(new), temperature=0.1), rtol=1e-5)
+    np.testing.assert_allclose(loss(40.0 * old, 40.0 * new).numpy(), loss(old, new).numpy(), rtol=1e-5)
+    raw = MemoryRetentiveLoss(temperature=0.1, reduction=None)
+    assert float(np.max(np.abs(raw(40.0 * old, 40.0 * new).numpy() - 40.0 * raw(old, new).numpy()))) < 1e-3
+    assert float(np.max(loss(40.0 * old, 40.0 * new).numpy())) <= 2.0  # unit vectors are at most 2 apart
+
+
 def test_bad_input():
+    with pytest.raises(TypeError, match="normalize"):
+        MemoryRetentiveLoss(normalize="yes")
     with pytest.raises(ValueError, match="similarity"):
         MemoryRetentiveLoss("euclidean")
     with pytest.raises(ValueError, match="temperature"):
@@ -85,8 +98,9 @@ def test_bad_input():
 
 def test_serialization():
     revived = helpers.assert_config_round_trip(
-        MemoryRetentiveLoss("dot", temperature=0.5, reduction="sum_over_batch_size", name="mr"))
+        MemoryRetentiveLoss("dot", temperature=0.5, normalize=True, reduction="sum_over_batch_size", name="mr"))
     assert revived.similarity == "dot" and revived.temperature == 0.5 and revived.name == "mr"
+    assert revived.normalize is True
 
 
 # Training a feature extractor towards fixed old features: 32 examples, global batches of 16.

@@ -62,21 +62,28 @@ def test_memory_bank_and_phase_two_data():
     assert kept == expected and len(kept) == dual.phase_two_size() == 12 + 6 + 10
 
 
-def _phase_two_weights(jit_compile=False):
+def _phase_two_weights(jit_compile=False, reduction="sum_over_batch_size", temperature=0.01):
     keras.utils.set_random_seed(3)
     counts, x, labels, _ = _toy()
     network = models.mlp(4, (2,), hidden_units=(8,))
-    dual = DualPhaseTraining(network, counts, threshold=2, memory_size=5)
+    dual = DualPhaseTraining(network, counts, threshold=2, memory_size=5, retentive_reduction=reduction,
+                             retentive_temperature=temperature)
     model = dual.build_phase_two_model()
+    # Move the new backbone off the old one: at new = old every distance is 0, where the Euclidean norm has
+    # no gradient and float rounding alone would pick its direction (different on one device and two).
+    hidden = dual.model.get_layer("hidden1")
+    hidden.kernel.assign(hidden.kernel.numpy() + 0.3)
     model.compile(keras.optimizers.SGD(0.1), _cross_entropy(), jit_compile=jit_compile)
     model.fit(x[:64], labels[:64], batch_size=16, epochs=1, shuffle=False, verbose=0)
     return dual.model.get_weights()
 
 
-def test_phase_two_step_under_mirrored_strategy_and_jit_equals_one_device():
-    expected = _phase_two_weights()
-    for name, got in (("mirrored", helpers.run_mirrored(lambda strategy: _phase_two_weights())),
-                      ("jit", _phase_two_weights(jit_compile=True))):
+@pytest.mark.parametrize("reduction, temperature", [("sum_over_batch_size", 0.01), ("sum", 1.0)])
+def test_phase_two_step_under_mirrored_strategy_and_jit_equals_one_device(reduction, temperature):
+    expected = _phase_two_weights(reduction=reduction, temperature=temperature)
+    options = {"reduction": reduction, "temperature": temperature}
+    for name, got in (("mirrored", helpers.run_mirrored(lambda strategy: _phase_two_weights(**options))),
+                      ("jit", _phase_two_weights(jit_compile=True, **options))):
         for want, have in zip(expected, got):
             np.testing.assert_allclose(have, want, rtol=1e-5, atol=1e-6, err_msg=name)
 
