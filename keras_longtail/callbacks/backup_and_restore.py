@@ -17,9 +17,18 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
     zero statistics after an interruption, so the resumed run silently differs
     from an uninterrupted one. This subclass writes the variables of every loss
     in `model.loss` that has `variables` to `loss_state.npz` in `backup_dir`
-    each time it saves, and assigns them back when training resumes. State kept
-    in model weights (the GradTail mixin's EMA and σ) is covered by Keras'
-    callback already.
+    each time it saves, and assigns them back when training resumes.
+
+    The other methods keep their state where a checkpoint finds it, and tests
+    kill a run mid-epoch and resume it in fresh objects to the uninterrupted
+    run's weights and state: GradTail's w̃, σ and step counter and GBG's
+    grouping (`gbg_groups`) are model variables (so Keras' callback restores
+    them too); `PerClassMaxNormProjection` takes δ from the kernel `fit`
+    starts with, before this callback restores the checkpoint; dual-phase
+    training saves what lies between its two `fit` calls with
+    `DualPhaseTraining.save_phase_one` / `load_phase_one`. A resumed epoch
+    sees the same batches only if the data order does not depend on what
+    ran before (Keras' `shuffle=True` of arrays draws a new order).
 
     Saving the loss state is supported with `save_freq="epoch"` (the default,
     and Keras' resume point: a run killed mid-epoch restarts that epoch from the
