@@ -172,3 +172,21 @@ def test_per_class_max_norm_projection_resumes_with_its_radius(tmp_path, backup_
     assert norms.max() == pytest.approx(projection.max_norm_, rel=1e-5)  # the projection was active
     for want, have in zip(model.get_weights(), resumed.get_weights()):
         np.testing.assert_allclose(have, want, rtol=1e-5, atol=1e-7)
+
+
+# ---------------------------------------------------------------------------------------------- tf.distribute
+def _weights_and_state(result):
+    model, loss = result if isinstance(result, tuple) else (result, None)
+    return model.get_weights() + ([v.numpy() for v in loss.variables] if loss is not None else [])
+
+
+@pytest.mark.parametrize("name,run", [("gala", _run), ("gbg", _gbg_run)], ids=["gala", "gbg"])
+def test_resume_under_mirrored_strategy(tmp_path, name, run):
+    # The checkpoint is written from and restored into variables mirrored over two replicas: a loss's
+    # (assigned by the subclass) and GBG's int32 grouping (loaded with the weights).
+    want = helpers.run_mirrored(lambda strategy: _weights_and_state(run([])))
+    have = helpers.run_mirrored(lambda strategy: _weights_and_state(
+        helpers.kill_and_resume(run, lambda: BackupAndRestore(str(tmp_path / name)))))
+    assert len(have) == len(want)
+    for expected, got in zip(want, have):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
