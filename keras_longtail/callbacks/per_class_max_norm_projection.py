@@ -31,7 +31,10 @@ class PerClassMaxNormProjection(keras.callbacks.Callback):
     from outside the train step: after each epoch's steps (`frequency="epoch"`,
     what the weight-balancing code does in its second stage) or after each batch
     (`frequency="batch"`; for per-step projection inside the compiled step
-    prefer `kernel_constraint=PerClassMaxNorm(...)`). The bias is not constrained.
+    prefer `kernel_constraint=PerClassMaxNorm(...)`: a callback runs on the
+    host once per `steps_per_execution` steps, so on a TPU with
+    `steps_per_execution=50` "batch" means every 50 steps). The bias is not
+    constrained.
 
     δ is either given (`max_norm`) or set from the layer's kernel when training
     first begins, δ = min r + thresh · (max r − min r) over its per-class norms r
