@@ -1,10 +1,11 @@
-"""Shared checks: serialization round trips, `.keras` save/load, MirroredStrategy runs."""
+"""Shared checks: serialization round trips, `.keras` save/load, MirroredStrategy runs, kill-and-resume."""
 
 import functools
 import json
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 
@@ -78,8 +79,6 @@ def kill_and_resume(run, backup, epoch=1, batch=2):
     `run` must build every object afresh (model, loss, optimizer), as a restarted process would;
     returns what the resumed `run` returns.
     """
-    import pytest
-
     with pytest.raises(RuntimeError, match="interrupted"):
         run([backup(), Interrupt(epoch=epoch, batch=batch)])
     return run([backup()])
