@@ -192,7 +192,9 @@ class GBGMixin:
         tf = _backend.import_tensorflow()
         num_groups = self._gbg_grouping.num_groups
         labels = self._gbg_labels(y)
-        groups = tf.gather(tf.convert_to_tensor(self.gbg_groups), labels)
+        # A checkpoint of a model with more groups could have loaded ids >= num_groups into `gbg_groups`.
+        groups = _checks.labels_in_range(tf.gather(tf.convert_to_tensor(self.gbg_groups), labels), num_groups,
+                                         argument="gbg_groups")
         membership = tf.one_hot(groups, num_groups, dtype=tf.float32)  # (B, G)
         replica = tf.distribute.get_replica_context()
         distributed = replica is not None and replica.num_replicas_in_sync > 1

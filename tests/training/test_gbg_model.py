@@ -177,3 +177,16 @@ def test_bad_input():
     model.compile("sgd", _loss())
     with pytest.raises(tf.errors.InvalidArgumentError, match="y"):
         model.train_on_batch(X[:4], np.array([0, 1, 2, 7]))
+
+
+def test_group_ids_that_do_not_fit_num_groups_are_rejected():
+    # What loading the checkpoint of a model with more groups would put in `gbg_groups`.
+    model = GBGModel.from_model(_network(), GROUPING)
+    model.compile("sgd", _loss())
+    ids = np.array(GROUPING.groups, np.int32)
+    ids[0] = GROUPING.num_groups
+    model.gbg_groups.assign(ids)
+    with pytest.raises(ValueError, match="num_groups"):
+        _ = model.grouping
+    with pytest.raises(tf.errors.InvalidArgumentError, match="gbg_groups"):
+        model.fit(X[:16], Y[:16], batch_size=16, verbose=0)
