@@ -1,9 +1,12 @@
 """`keras.callbacks.BackupAndRestore` that also backs up the state of stateful losses."""
 
+import io
 import os
 
 import keras
 import numpy as np
+
+from keras_longtail import _files
 
 STATE_FILE = "loss_state.npz"
 
@@ -77,9 +80,9 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
         variables = self._stateful_variables()
-        if not variables or not os.path.exists(self._state_path):
+        if not variables or not _files.exists(self._state_path):
             return
-        with np.load(self._state_path) as stored:
+        with np.load(io.BytesIO(_files.read_bytes(self._state_path))) as stored:
             if len(stored.files) != len(variables):
                 raise ValueError(
                     f"The loss state in {self._state_path} holds {len(stored.files)} variables but the model's "
@@ -93,6 +96,6 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         variables = self._stateful_variables()
         if variables:
             arrays = {f"v{index}": keras.ops.convert_to_numpy(v) for index, v in enumerate(variables)}
-            temporary = self._state_path + ".tmp.npz"
-            np.savez(temporary, **arrays)
-            os.replace(temporary, self._state_path)  # atomic: a kill never leaves half a file
+            buffer = io.BytesIO()
+            np.savez(buffer, **arrays)
+            _files.write_bytes(self._state_path, buffer.getvalue())  # via a temporary file: never half a file

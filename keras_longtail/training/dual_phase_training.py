@@ -8,6 +8,7 @@ import keras
 import numpy as np
 
 from keras_longtail import _backend
+from keras_longtail import _files
 from keras_longtail import _validation
 from keras_longtail.dual_phase import ExemplarMemoryBank
 from keras_longtail.dual_phase import expand_classifier
@@ -272,18 +273,15 @@ class DualPhaseTraining:
         if self.model is not None:
             raise ValueError("Call `save_phase_one` before `build_phase_two_model`: phase II trains the layers "
                              "phase I shares with it.")
-        os.makedirs(directory, exist_ok=True)
-        weights = os.path.join(directory, PHASE_ONE_WEIGHTS)
+        _files.makedirs(directory)
         temporary = os.path.join(directory, "phase_one.tmp.weights.h5")
         self.phase_one_model.save_weights(temporary)
-        os.replace(temporary, weights)
+        _files.replace(temporary, os.path.join(directory, PHASE_ONE_WEIGHTS))
         state = {"phase_one": list(self.split.phase_one), "num_classes": self.num_classes,
                  "memory_bank": None if self.memory_bank is None else
                  json.loads(self.memory_bank.to_json(include_features=True))}
-        temporary = os.path.join(directory, PHASE_ONE_STATE + ".tmp")
-        with open(temporary, "w") as file:
-            json.dump(state, file)
-        os.replace(temporary, os.path.join(directory, PHASE_ONE_STATE))  # written last: phase I is complete
+        # Written last: its presence means that phase I is complete.
+        _files.write_bytes(os.path.join(directory, PHASE_ONE_STATE), json.dumps(state).encode())
 
     def load_phase_one(self, directory):
         """Restores what `save_phase_one(directory)` wrote; `True` if it did (phase I is complete), else `False`.
@@ -297,13 +295,12 @@ class DualPhaseTraining:
         when `directory` holds no complete phase I.
         """
         path = os.path.join(directory, PHASE_ONE_STATE)
-        if not os.path.exists(path):
+        if not _files.exists(path):
             return False
         if self.model is not None:
             raise ValueError("Call `load_phase_one` before `build_phase_two_model`. "
                              f"Received: directory={directory!r} after the phase-II model was built")
-        with open(path) as file:
-            state = json.load(file)
+        state = json.loads(_files.read_bytes(path))
         if state["phase_one"] != list(self.split.phase_one) or state["num_classes"] != self.num_classes:
             raise ValueError(
                 f"Expected `directory` to hold phase I of this split ({self.num_classes} classes, phase-I "
