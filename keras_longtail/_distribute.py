@@ -1,5 +1,7 @@
 """Cross-replica helpers for statistics computed inside a `tf.distribute` train step."""
 
+import contextlib
+
 from keras_longtail import _backend
 
 
@@ -19,3 +21,9 @@ def cross_replica_sum(value):
         # the value already covers the whole batch.
         return value
     return context.all_reduce(tf.distribute.ReduceOp.SUM, value)
+
+
+def model_scope(model):
+    """The scope to create `model`'s variables in: its strategy's, unless a strategy scope is active already."""
+    tf = _backend.import_tensorflow()
+    return contextlib.nullcontext() if tf.distribute.has_strategy() else model.distribute_strategy.scope()

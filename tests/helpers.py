@@ -1,10 +1,11 @@
-"""Shared checks: serialization round trips, `.keras` save/load, MirroredStrategy runs."""
+"""Shared checks: serialization round trips, `.keras` save/load, MirroredStrategy runs, kill-and-resume."""
 
 import functools
 import json
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 
@@ -55,3 +56,29 @@ def run_mirrored(fn):
     strategy = mirrored_strategy()
     with strategy.scope():
         return fn(strategy)
+
+
+class Interrupt(keras.callbacks.Callback):
+    """Simulates a kill in the middle of epoch `epoch` (after `batch` batches) by raising `RuntimeError`."""
+
+    def __init__(self, epoch, batch):
+        super().__init__()
+        self.epoch, self.batch, self._current = epoch, batch, None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._current = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._current == self.epoch and batch == self.batch:
+            raise RuntimeError("interrupted")
+
+
+def kill_and_resume(run, backup, epoch=1, batch=2):
+    """`run(callbacks)` killed mid-epoch with the callback `backup()`, then run again in fresh objects.
+
+    `run` must build every object afresh (model, loss, optimizer), as a restarted process would;
+    returns what the resumed `run` returns.
+    """
+    with pytest.raises(RuntimeError, match="interrupted"):
+        run([backup(), Interrupt(epoch=epoch, batch=batch)])
+    return run([backup()])

@@ -1,9 +1,12 @@
 """`keras.callbacks.BackupAndRestore` that also backs up the state of stateful losses."""
 
+import io
 import os
 
 import keras
 import numpy as np
+
+from keras_longtail import _files
 
 STATE_FILE = "loss_state.npz"
 
@@ -17,9 +20,18 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
     zero statistics after an interruption, so the resumed run silently differs
     from an uninterrupted one. This subclass writes the variables of every loss
     in `model.loss` that has `variables` to `loss_state.npz` in `backup_dir`
-    each time it saves, and assigns them back when training resumes. State kept
-    in model weights (the GradTail mixin's EMA and σ) is covered by Keras'
-    callback already.
+    each time it saves, and assigns them back when training resumes.
+
+    The other methods keep their state where a checkpoint finds it, and tests
+    kill a run mid-epoch and resume it in fresh objects to the uninterrupted
+    run's weights and state: GradTail's w̃, σ and step counter and GBG's
+    grouping (`gbg_groups`) are model variables (so Keras' callback restores
+    them too); `PerClassMaxNormProjection` takes δ from the kernel `fit`
+    starts with, before this callback restores the checkpoint; dual-phase
+    training saves what lies between its two `fit` calls with
+    `DualPhaseTraining.save_phase_one` / `load_phase_one`. A resumed epoch
+    sees the same batches only if the data order does not depend on what
+    ran before (Keras' `shuffle=True` of arrays draws a new order).
 
     Saving the loss state is supported with `save_freq="epoch"` (the default,
     and Keras' resume point: a run killed mid-epoch restarts that epoch from the
@@ -68,9 +80,9 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
         variables = self._stateful_variables()
-        if not variables or not os.path.exists(self._state_path):
+        if not variables or not _files.exists(self._state_path):
             return
-        with np.load(self._state_path) as stored:
+        with np.load(io.BytesIO(_files.read_bytes(self._state_path))) as stored:
             if len(stored.files) != len(variables):
                 raise ValueError(
                     f"The loss state in {self._state_path} holds {len(stored.files)} variables but the model's "
@@ -84,6 +96,6 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         variables = self._stateful_variables()
         if variables:
             arrays = {f"v{index}": keras.ops.convert_to_numpy(v) for index, v in enumerate(variables)}
-            temporary = self._state_path + ".tmp.npz"
-            np.savez(temporary, **arrays)
-            os.replace(temporary, self._state_path)  # atomic: a kill never leaves half a file
+            buffer = io.BytesIO()
+            np.savez(buffer, **arrays)
+            _files.write_bytes(self._state_path, buffer.getvalue())  # via a temporary file: never half a file

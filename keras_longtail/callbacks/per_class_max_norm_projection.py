@@ -31,13 +31,25 @@ class PerClassMaxNormProjection(keras.callbacks.Callback):
     from outside the train step: after each epoch's steps (`frequency="epoch"`,
     what the weight-balancing code does in its second stage) or after each batch
     (`frequency="batch"`; for per-step projection inside the compiled step
-    prefer `kernel_constraint=PerClassMaxNorm(...)`). The bias is not constrained.
+    prefer `kernel_constraint=PerClassMaxNorm(...)`: a callback runs on the
+    host once per `steps_per_execution` steps, so on a TPU with
+    `steps_per_execution=50` "batch" means every 50 steps). The bias is not
+    constrained.
 
     δ is either given (`max_norm`) or set from the layer's kernel when training
     first begins, δ = min r + thresh · (max r − min r) over its per-class norms r
     (the code's `setPerLayerThresh`, called once on the first-stage classifier);
     it is then kept for later `fit` calls (`max_norm_`) and written to the logs
     as `max_norm` at the end of each epoch.
+
+    Restarts: δ is set when `fit` hands the callback its model, before any
+    callback's `on_train_begin`, so a restarted process that rebuilds the
+    model from the same first-stage weights gets the same δ whichever side of
+    a `BackupAndRestore` the callback is listed on (the restore would
+    otherwise change the kernel δ is taken from); and an epoch after the first
+    also starts with a projection, which changes nothing in an uninterrupted
+    run (the kernel was projected at the end of the previous epoch) but
+    projects a checkpoint saved before that end-of-epoch projection.
 
     The kernel is assigned in the cross-replica context, so under `tf.distribute`
     every replica receives the projected value.
@@ -89,7 +101,23 @@ class PerClassMaxNormProjection(keras.callbacks.Callback):
         self._layer = None
         self._constraint = None
 
+    def set_model(self, model):
+        super().set_model(model)
+        self._layer = self._constraint = None
+        # `fit` sets the model of every callback before any `on_train_begin`: δ taken here comes from the
+        # kernel `fit` starts with, before a `BackupAndRestore` listed earlier restores a checkpoint.
+        try:
+            built = getattr(_resolve_layer(model, self.layer), "kernel", None) is not None
+        except ValueError:
+            built = False  # not built yet (or no such layer): `on_train_begin` resolves it, or says why not
+        if built:
+            self._set_up()
+
     def on_train_begin(self, logs=None):
+        if self._constraint is None:
+            self._set_up()
+
+    def _set_up(self):
         self._layer = _resolve_layer(self.model, self.layer)
         if self.max_norm_ is None:
             self._constraint = PerClassMaxNorm.from_kernel(self._layer.kernel, thresh=self.thresh, axis=self.axis)
@@ -104,6 +132,12 @@ class PerClassMaxNormProjection(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         if self.frequency == "batch":
+            self.project()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.frequency == "epoch" and epoch > 0:
+            # A no-op after the previous epoch's projection (up to rounding), except when the run resumes
+            # from a checkpoint saved before that projection (a `BackupAndRestore` listed earlier).
             self.project()
 
     def on_epoch_end(self, epoch, logs=None):

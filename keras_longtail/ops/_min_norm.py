@@ -2,7 +2,11 @@
 
 Everything here works on the (G, G) Gram matrix M of the gradients, in TensorFlow ops
 (float64 inside: G is small), so it runs inside a compiled and distributed train step.
+Under `TPUStrategy` the solve runs in float32 instead (TPUs have no float64); the
+constants below follow the dtype of M.
 """
+
+import numpy as np
 
 from keras_longtail import _backend
 
@@ -10,16 +14,26 @@ SOLVERS = ("pgd", "frank_wolfe", "cvxopt")
 NORMALIZATIONS = ("none", "l2", "loss", "loss+")
 
 
-def gram_matrix(gradients):
+def solver_dtype():
+    """float64, or float32 under `TPUStrategy` (TPUs have no float64); decided when tracing."""
+    tf = _backend.import_tensorflow()
+    on_tpu = isinstance(tf.distribute.get_strategy(), (tf.distribute.TPUStrategy,
+                                                        tf.distribute.experimental.TPUStrategy))
+    return tf.float32 if on_tpu else tf.float64
+
+
+def gram_matrix(gradients, dtype=None):
     """M_ij = <g_i, g_j> summed over the leaves of G same-structured gradients.
 
     `gradients` is a list of G gradients, each a tensor or a list of tensors
-    (`None` leaves count as zeros). Returns a (G, G) float64 tensor.
+    (`None` leaves count as zeros). Returns a (G, G) tensor of `dtype`
+    (default `solver_dtype()`).
     """
     tf = _backend.import_tensorflow()
+    dtype = dtype or solver_dtype()
     num = len(gradients)
     leaves = [tf.nest.flatten(g) for g in gradients]
-    total = tf.zeros([num, num], tf.float64)
+    total = tf.zeros([num, num], dtype)
     for position in range(len(leaves[0])):
         column = [leaf[position] for leaf in leaves]
         present = [c for c in column if c is not None]
@@ -27,7 +41,7 @@ def gram_matrix(gradients):
             continue
         template = tf.reshape(present[0], [-1])
         stacked = tf.stack([tf.zeros_like(template) if c is None else tf.reshape(c, [-1]) for c in column])
-        total += tf.cast(tf.matmul(stacked, stacked, transpose_b=True), tf.float64)
+        total += tf.cast(tf.matmul(stacked, stacked, transpose_b=True), dtype)
     return total
 
 
@@ -36,12 +50,12 @@ def normalizers(gram, losses, normalization):
     tf = _backend.import_tensorflow()
     num = tf.shape(gram)[0]
     if normalization == "none":
-        return tf.ones([num], tf.float64)
+        return tf.ones([num], gram.dtype)
     norms = tf.sqrt(tf.maximum(tf.linalg.diag_part(gram), 0.0))
     if normalization == "l2":
         scale = norms
     else:
-        losses = tf.cast(tf.reshape(losses, [-1]), tf.float64)
+        losses = tf.cast(tf.reshape(losses, [-1]), gram.dtype)
         scale = losses if normalization == "loss" else losses * norms
     return tf.where(scale > 0.0, scale, tf.ones_like(scale))
 
@@ -49,13 +63,13 @@ def normalizers(gram, losses, normalization):
 def _project_to_simplex(values, mask):
     """Euclidean projection onto {x >= 0, sum x = 1, x_i = 0 where mask is False} (sort-based)."""
     tf = _backend.import_tensorflow()
-    values = tf.where(mask, values, tf.constant(-1e30, tf.float64))
+    values = tf.where(mask, values, tf.constant(-1e30, values.dtype))
     ordered = tf.sort(values, direction="DESCENDING")
     cumulative = tf.cumsum(ordered)
-    ranks = tf.cast(tf.range(1, tf.shape(values)[0] + 1), tf.float64)
+    ranks = tf.cast(tf.range(1, tf.shape(values)[0] + 1), values.dtype)
     support = tf.logical_and(ordered - (cumulative - 1.0) / ranks > 0.0, ordered > -1e29)
     rho = tf.reduce_max(tf.where(support, tf.range(tf.shape(values)[0]), 0))
-    theta = (tf.gather(cumulative, rho) - 1.0) / tf.cast(rho + 1, tf.float64)
+    theta = (tf.gather(cumulative, rho) - 1.0) / tf.cast(rho + 1, values.dtype)
     return tf.where(mask, tf.maximum(values - theta, 0.0), tf.zeros_like(values))
 
 
@@ -64,7 +78,7 @@ def _gap(gram, x, mask):
     tf = _backend.import_tensorflow()
     mx = tf.linalg.matvec(gram, x)
     f = tf.reduce_sum(x * mx)
-    best = tf.reduce_min(tf.where(mask, mx, tf.constant(1e300, tf.float64)))
+    best = tf.reduce_min(tf.where(mask, mx, tf.constant(gram.dtype.max, gram.dtype)))
     return f, f - best, mx
 
 
@@ -72,7 +86,10 @@ _COMPILED = {}
 
 
 def solve_gram(gram, mask=None, solver="pgd", max_iterations=250, tolerance=1e-6):
-    """Like `_solve_gram`; eager calls run a cached `tf.function` (a while_loop op by op is slow)."""
+    """Like `_solve_gram`; eager calls run a cached `tf.function` (a while_loop op by op is slow).
+
+    Solves in `solver_dtype()`: float64, float32 under `TPUStrategy`.
+    """
     tf = _backend.import_tensorflow()
     if not tf.executing_eagerly():
         return _solve_gram(gram, mask, solver, max_iterations, tolerance)
@@ -83,23 +100,23 @@ def solve_gram(gram, mask=None, solver="pgd", max_iterations=250, tolerance=1e-6
     if key not in _COMPILED:
         _COMPILED[key] = tf.function(
             lambda g, m: _solve_gram(g, m, solver, max_iterations, tolerance))
-    return _COMPILED[key](tf.cast(gram, tf.float64), mask)
+    return _COMPILED[key](tf.cast(gram, solver_dtype()), mask)
 
 
 def _solve_gram(gram, mask=None, solver="pgd", max_iterations=250, tolerance=1e-6):
-    """alpha on the (masked) simplex minimizing alpha' M alpha; float64 (G,) tensor.
+    """alpha on the (masked) simplex minimizing alpha' M alpha; (G,) tensor of `solver_dtype()`.
 
     Absent groups (mask False) get 0; with no group present alpha is all zeros.
     """
     tf = _backend.import_tensorflow()
-    gram = tf.cast(gram, tf.float64)
+    gram = tf.cast(gram, solver_dtype())
     gram = 0.5 * (gram + tf.transpose(gram))
     num = tf.shape(gram)[0]
     if mask is None:
         mask = tf.ones([num], tf.bool)
     mask = tf.cast(tf.reshape(mask, [-1]), tf.bool)
-    present = tf.reduce_sum(tf.cast(mask, tf.float64))
-    uniform = tf.cast(mask, tf.float64) / tf.maximum(present, 1.0)
+    present = tf.reduce_sum(tf.cast(mask, gram.dtype))
+    uniform = tf.cast(mask, gram.dtype) / tf.maximum(present, 1.0)
     static_num = gram.shape[0]
     if static_num == 1:
         return uniform
@@ -117,9 +134,11 @@ def two_gradient_weight(m11, m12, m22):
     """gamma minimizing ||gamma g1 + (1 - gamma) g2||^2 over [0, 1] (0.5 when g1 = g2)."""
     tf = _backend.import_tensorflow()
     denominator = m11 + m22 - 2.0 * m12
-    safe = tf.where(denominator > 1e-30 * tf.maximum(m11 + m22, 1e-300), denominator, tf.ones_like(denominator))
+    tiny = float(np.finfo(denominator.dtype.as_numpy_dtype).tiny)
+    significant = denominator > 1e-30 * tf.maximum(m11 + m22, tiny)
+    safe = tf.where(significant, denominator, tf.ones_like(denominator))
     gamma = tf.clip_by_value((m22 - m12) / safe, 0.0, 1.0)
-    return tf.where(denominator > 1e-30 * tf.maximum(m11 + m22, 1e-300), gamma, 0.5 * tf.ones_like(gamma))
+    return tf.where(significant, gamma, 0.5 * tf.ones_like(gamma))
 
 
 def _two_gradients(gram, mask, uniform):
@@ -139,7 +158,7 @@ def _frank_wolfe(gram, mask, start, scale, max_iterations, tolerance):
     """
     tf = _backend.import_tensorflow()
     diagonal = tf.linalg.diag_part(gram)
-    big = tf.constant(1e300, tf.float64)
+    big = tf.constant(gram.dtype.max, gram.dtype)
 
     def cond(step, x, done):
         return tf.logical_and(step < max_iterations, tf.logical_not(done))
@@ -156,7 +175,7 @@ def _frank_wolfe(gram, mask, start, scale, max_iterations, tolerance):
         eta = tf.where(curvature > 0.0, -slope / tf.where(curvature > 0.0, curvature, 1.0), limit)
         eta = tf.clip_by_value(eta, 0.0, limit)
         size = tf.shape(x)[0]
-        x_next = x + eta * (tf.one_hot(best, size, dtype=tf.float64) - tf.one_hot(worst, size, dtype=tf.float64))
+        x_next = x + eta * (tf.one_hot(best, size, dtype=x.dtype) - tf.one_hot(worst, size, dtype=x.dtype))
         x_next = tf.maximum(x_next, 0.0)
         return step + 1, tf.where(done, x, x_next), done
 
@@ -188,15 +207,13 @@ def _accelerated_projected_gradient(gram, mask, start, scale, max_iterations, to
         return step + 1, x_keep, y_next, t_next, f_keep, done
 
     f_start, _, _ = _gap(gram, start, mask)
-    loop = (tf.constant(0), start, start, tf.constant(1.0, tf.float64), f_start, tf.constant(False))
+    loop = (tf.constant(0), start, start, tf.constant(1.0, gram.dtype), f_start, tf.constant(False))
     _, x, _, _, _, _ = tf.while_loop(cond, body, loop)
     return x
 
 
 def solve_gram_cvxopt(gram, mask=None):
     """The exact reference: cvxopt's QP on the present groups (NumPy in, NumPy out)."""
-    import numpy as np
-
     try:
         import cvxopt
     except ImportError as error:  # pragma: no cover - depends on the install

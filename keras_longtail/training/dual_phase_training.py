@@ -1,11 +1,14 @@
 """Asynchronous dual-phase training: head classes first, then every class with a memory bank."""
 
+import json
 import math
+import os
 
 import keras
 import numpy as np
 
 from keras_longtail import _backend
+from keras_longtail import _files
 from keras_longtail import _validation
 from keras_longtail.dual_phase import ExemplarMemoryBank
 from keras_longtail.dual_phase import expand_classifier
@@ -16,6 +19,8 @@ from keras_longtail.losses import IntraClassMarginLoss
 from keras_longtail.losses import MemoryRetentiveLoss
 
 PHASE_TWO_DATA = ("memory", "all")
+PHASE_ONE_WEIGHTS = "phase_one.weights.h5"
+PHASE_ONE_STATE = "phase_one.json"
 
 
 class DualPhaseTraining:
@@ -52,6 +57,31 @@ class DualPhaseTraining:
     model.fit(pipeline(dual.phase_two_data(train)), epochs=epochs_2, ...)
     dual.model.evaluate(...)                             # the plain C-class network
     ```
+
+    Restarts. Each `fit` resumes after a kill with
+    `keras_longtail.callbacks.BackupAndRestore` (one directory per phase);
+    what lies between the phases, the phase-I weights (the frozen features of
+    L_dis) and the memory bank, is saved with `save_phase_one` and restored
+    with `load_phase_one`, which also tells a restarted script whether phase
+    I is complete:
+
+    ```python
+    dual = DualPhaseTraining(network, class_counts)
+    if not dual.load_phase_one("run/phase_one"):         # False until phase I has completed once
+        head = dual.phase_one_model
+        head.compile(optimizer_1, loss)
+        head.fit(..., callbacks=[BackupAndRestore("run/backup_one")])
+        dual.build_memory_bank(train)
+        dual.save_phase_one("run/phase_one")
+    model = dual.build_phase_two_model()                 # the same model as before the kill
+    model.compile(optimizer_2, loss)
+    model.fit(..., callbacks=[BackupAndRestore("run/backup_two")])
+    ```
+
+    A kill before phase II's first checkpoint restarts phase II from the
+    phase-I weights, with a new random initialization of the phase-II
+    classes' columns (`keras.utils.set_random_seed` just before
+    `build_phase_two_model` makes it the same one).
 
     `phase_one_data` / `phase_two_data` take and return unbatched `tf.data`
     datasets of `(features, label)`, so augmentation, batching and samplers
@@ -246,6 +276,66 @@ class DualPhaseTraining:
             return sum(self.class_counts)
         return phase_two + self.memory_size * len(self.split.phase_one)
 
+    def save_phase_one(self, directory):
+        """Writes the end of phase I to `directory`: the phase-I weights and the memory bank.
+
+        Call it after `build_memory_bank`, before `build_phase_two_model`. With
+        `load_phase_one(directory)` a restarted process skips phase I and
+        rebuilds the same phase-II model (the frozen phase-I features are
+        these weights). Writes `phase_one.weights.h5` and then, atomically,
+        `phase_one.json` (the split, the memory bank with its features, and
+        the marker that phase I is complete). Keep `directory` apart from the
+        `BackupAndRestore` directories of the two `fit` calls (those are
+        deleted when their training completes).
+        """
+        if self.memory_bank is None and self.phase_two_data_mode == "memory":
+            raise ValueError("Call `build_memory_bank(dataset)` before `save_phase_one` (phase I ends with the "
+                             "memory bank).")
+        if self.model is not None:
+            raise ValueError("Call `save_phase_one` before `build_phase_two_model`: phase II trains the layers "
+                             "phase I shares with it.")
+        _files.makedirs(directory)
+        temporary = os.path.join(directory, "phase_one.tmp.weights.h5")
+        self.phase_one_model.save_weights(temporary)
+        _files.replace(temporary, os.path.join(directory, PHASE_ONE_WEIGHTS))
+        state = {"phase_one": list(self.split.phase_one), "num_classes": self.num_classes,
+                 "memory_bank": None if self.memory_bank is None else
+                 json.loads(self.memory_bank.to_json(include_features=True))}
+        # Written last: its presence means that phase I is complete.
+        _files.write_bytes(os.path.join(directory, PHASE_ONE_STATE), json.dumps(state).encode())
+
+    def load_phase_one(self, directory):
+        """Restores what `save_phase_one(directory)` wrote; `True` if it did (phase I is complete), else `False`.
+
+        Loads the phase-I weights into `phase_one_model` (and so into the
+        layers it shares with `network`) and the memory bank, so that
+        `build_phase_two_model()` builds the phase-II model and the frozen
+        phase-I features of the interrupted run. Call it on a fresh
+        `DualPhaseTraining` of the same network architecture and arguments,
+        before `build_phase_two_model`. Returns `False`, changing nothing,
+        when `directory` holds no complete phase I.
+        """
+        path = os.path.join(directory, PHASE_ONE_STATE)
+        if not _files.exists(path):
+            return False
+        if self.model is not None:
+            raise ValueError("Call `load_phase_one` before `build_phase_two_model`. "
+                             f"Received: directory={directory!r} after the phase-II model was built")
+        state = json.loads(_files.read_bytes(path))
+        if state["phase_one"] != list(self.split.phase_one) or state["num_classes"] != self.num_classes:
+            raise ValueError(
+                f"Expected `directory` to hold phase I of this split ({self.num_classes} classes, phase-I "
+                f"classes {list(self.split.phase_one)}). Received: directory={directory!r} with "
+                f"{state['num_classes']} classes, phase-I classes {state['phase_one']}")
+        bank = state["memory_bank"]
+        if bank is not None and bank["config"] != {"memory_size": self.memory_size, "similarity": self.similarity}:
+            raise ValueError(f"Expected `directory` to hold a memory bank with memory_size={self.memory_size} and "
+                             f"similarity={self.similarity!r}. Received: directory={directory!r} with "
+                             f"{bank['config']}")
+        self.phase_one_model.load_weights(os.path.join(directory, PHASE_ONE_WEIGHTS))
+        self.memory_bank = None if bank is None else ExemplarMemoryBank.from_json(json.dumps(bank))
+        return True
+
     def build_phase_two_model(self):
         """Expands the classifier, freezes a copy of the phase-I model and returns the model to `fit`.
 
@@ -260,9 +350,11 @@ class DualPhaseTraining:
         old_features.trainable = False
         self.model = expand_classifier(self.phase_one_model, self.num_classes, self.classifier_layer,
                                        class_ids=self.split.phase_one)
-        return PhaseTwoModel(self.model, old_features, self.retentive_loss, self.retentive_weight,
-                             intra_loss=self.intra_loss, feature_layer=self.feature_layer,
-                             name=f"{self.network.name}_phase_two")
+        phase_two = PhaseTwoModel(self.model, old_features, self.retentive_loss, self.retentive_weight,
+                                  intra_loss=self.intra_loss, feature_layer=self.feature_layer,
+                                  name=f"{self.network.name}_phase_two")
+        phase_two.build(self.model.input_shape)  # built: `BackupAndRestore` restores it before the first step
+        return phase_two
 
     @staticmethod
     def _tensorflow(what):

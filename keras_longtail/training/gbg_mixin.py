@@ -1,9 +1,11 @@
 """The GBG train step: one loss per class group, MGDA min-norm weights, one update."""
 
 import keras
+import numpy as np
 
 from keras_longtail import _backend
 from keras_longtail import _checks
+from keras_longtail import _distribute
 from keras_longtail import _validation
 from keras_longtail.gbg.class_grouping import ClassGrouping
 from keras_longtail.ops import _min_norm
@@ -54,6 +56,13 @@ class GBGMixin:
 
     TensorFlow backend only; runs with `jit_compile=True` and under
     `MirroredStrategy`.
+
+    The group ids live in the non-trainable int32 variable `gbg_groups` (one
+    of `model.weights`), so a checkpoint (`load_weights`, Keras' or
+    `keras_longtail.callbacks.BackupAndRestore`) restores the grouping it was
+    trained with: a restarted process that re-computes a different grouping
+    before `fit` still resumes with the interrupted run's. `grouping` reads
+    the variable (a `ClassGrouping` with the constructor's `num_groups`).
 
     Args:
         grouping: a `keras_longtail.gbg.ClassGrouping` (or a list of group ids,
@@ -125,13 +134,27 @@ class GBGMixin:
             except ValueError:
                 raise ValueError(f"mode='representation' needs a layer named `head_layer`={head_layer!r}. "
                                  f"The model's layers are {[l.name for l in self.layers]}") from None
-        self.grouping = ClassGrouping(grouping.groups, grouping.num_groups)
+        self._gbg_grouping = ClassGrouping(grouping.groups, grouping.num_groups)
+        # The group ids live in a variable, saved with the weights: a checkpoint restores the grouping
+        # of the run that wrote it (a restarted process need not re-compute the same one).
+        with _distribute.model_scope(self):
+            self.gbg_groups = self.add_weight(shape=(grouping.num_classes,), initializer="zeros", dtype="int32",
+                                              trainable=False, aggregation="only_first_replica", name="gbg_groups")
+        self.gbg_groups.assign(np.asarray(grouping.groups, dtype=np.int32))
         self.mode = mode
         self.normalization = normalization
         self.solver = solver
         self.head_layer = head_layer
         self.max_iterations = max_iterations
         self.tolerance = tolerance
+
+    @property
+    def grouping(self):
+        """The `ClassGrouping` in use: the group ids held in `gbg_groups` (restored with the weights)."""
+        groups = [int(g) for g in keras.ops.convert_to_numpy(self.gbg_groups)]
+        if groups == self._gbg_grouping.groups:
+            return self._gbg_grouping
+        return ClassGrouping(groups, self._gbg_grouping.num_groups)  # raises if the ids do not fit num_groups
 
     def gbg_config(self):
         """The GBG arguments as plain JSON."""
@@ -167,9 +190,11 @@ class GBGMixin:
         the predictions and the ordinary batch loss.
         """
         tf = _backend.import_tensorflow()
-        num_groups = self.grouping.num_groups
+        num_groups = self._gbg_grouping.num_groups
         labels = self._gbg_labels(y)
-        groups = tf.gather(tf.constant(self.grouping.groups, tf.int32), labels)
+        # A checkpoint of a model with more groups could have loaded ids >= num_groups into `gbg_groups`.
+        groups = _checks.labels_in_range(tf.gather(tf.convert_to_tensor(self.gbg_groups), labels), num_groups,
+                                         argument="gbg_groups")
         membership = tf.one_hot(groups, num_groups, dtype=tf.float32)  # (B, G)
         replica = tf.distribute.get_replica_context()
         distributed = replica is not None and replica.num_replicas_in_sync > 1
@@ -223,7 +248,7 @@ class GBGMixin:
     def _gbg_labels(self, y):
         tf = _backend.import_tensorflow()
         y = tf.convert_to_tensor(tf.nest.flatten(y)[0])
-        num_classes = self.grouping.num_classes
+        num_classes = self._gbg_grouping.num_classes
         if y.shape.rank is not None and y.shape.rank >= 2 and y.shape[-1] not in (None, 1):
             labels = tf.argmax(y, axis=-1, output_type=tf.int32)  # one-hot / probabilities
         else:

@@ -1,6 +1,5 @@
 """GradTail: gradient-agreement sample weighting as a `train_step` mixin (TensorFlow backend)."""
 
-import contextlib
 import types
 
 import keras
@@ -280,10 +279,7 @@ class GradTailMixin:
             raise ValueError(f"{type(self).__name__} must be built (called on data or `build()`) before "
                              "GradTail can select its variables.")
         plan = _resolve_plan(self)
-        tf = _backend.import_tensorflow()
-        # Variables must belong to the model's strategy: enter its scope unless one is active already.
-        scope = contextlib.nullcontext() if tf.distribute.has_strategy() else self.distribute_strategy.scope()
-        with scope:
+        with _distribute.model_scope(self):  # the variables must belong to the model's strategy
             state = types.SimpleNamespace()
             state.mean_gradient = [
                 self.add_weight(shape=tuple(v.shape), initializer="zeros", dtype="float32", trainable=False,

@@ -74,7 +74,12 @@ def retrain_classifier(model, x, y=None, class_counts=None, features="features",
        model changes.
 
     Because the features are computed once, the second stage costs seconds
-    (one inference pass plus a linear model's training).
+    (one inference pass plus a linear model's training). It writes into
+    `model` only when it completes, so a run killed during stage 2 leaves the
+    stage-1 model as it was: restart stage 2 from the beginning (with the
+    same seed it gives the same classifier) rather than from a checkpoint
+    (its `fit` shuffles the features anew, so a resumed epoch would see other
+    batches).
 
     Defaults follow the paper's code, converted to this loss and to Keras:
     10 epochs, batch 64, lr 0.01 with momentum 0.9 and cosine decay, β = 0.9999,

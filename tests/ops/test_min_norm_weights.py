@@ -164,3 +164,28 @@ def test_bad_input():
         min_norm_weights(np.eye(3), max_iterations=0)
     with pytest.raises(ValueError, match="tolerance"):
         min_norm_weights(np.eye(3), tolerance=-1.0)
+
+
+@pytest.mark.parametrize("num", [2, 4, 16])
+@pytest.mark.parametrize("solver", ["pgd", "frank_wolfe"])
+def test_float32_solve_used_on_tpu_matches_float64(monkeypatch, num, solver):
+    # TPUs have no float64: under TPUStrategy the solver runs in float32 (solver_dtype); same optimum here.
+    from keras_longtail.ops import _min_norm
+
+    for seed in range(3):
+        gradients = _problem(num, seed=seed)
+        exact = min_norm_weights(gradients, solver="cvxopt")
+        monkeypatch.setattr(_min_norm, "solver_dtype", lambda: tf.float32)
+        alpha = tf.function(lambda g: min_norm_weights(g, solver=solver, max_iterations=2000, tolerance=1e-6),
+                            jit_compile=True)(tf.constant(gradients, tf.float32))
+        monkeypatch.undo()
+        assert alpha.dtype == tf.float32
+        alpha = alpha.numpy()
+        assert np.all(alpha >= 0) and abs(alpha.sum() - 1) < 1e-5
+        assert _objective(gradients, alpha) == pytest.approx(_objective(gradients, exact), rel=1e-4)
+
+
+def test_solver_dtype_is_float64_off_tpu():
+    from keras_longtail.ops import _min_norm
+
+    assert _min_norm.solver_dtype() == tf.float64

@@ -6,6 +6,7 @@ import tensorflow as tf
 from keras_longtail import data
 from keras_longtail import metrics
 from keras_longtail import models
+from keras_longtail.callbacks import BackupAndRestore
 from keras_longtail.layers import CosineClassifier
 from keras_longtail.training import DualPhaseTraining
 from tests import helpers
@@ -149,3 +150,86 @@ def test_end_to_end_on_digits_lt(tmp_path):
     assert accuracy["acc_overall"] > 0.4 and accuracy["acc_few"] > 0.2  # chance is 0.1
     images = next(iter(loaded.test.batch(8)))[0]
     helpers.assert_keras_save_load(dual.model, images, tmp_path, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------- restarts
+def _dual_phase_script(directory, kill_at=None):
+    """A user's dual-phase script with restarts; a restarted process runs it again from the top.
+
+    `kill_at=(phase, epoch)` kills it in that epoch of phase 1 or 2. Returns the DualPhaseTraining, the
+    phase-II model and whether phase I was restored.
+    """
+    keras.utils.set_random_seed(0)
+    counts, _, _, dataset = _toy()
+    dual = DualPhaseTraining(models.mlp(4, (2,), hidden_units=(8,)), counts, threshold=2, memory_size=5)
+
+    def callbacks(phase):
+        kill = [helpers.Interrupt(epoch=kill_at[1], batch=0)] if kill_at and kill_at[0] == phase else []
+        return [BackupAndRestore(str(directory / f"backup_{phase}")), *kill]
+
+    restored = dual.load_phase_one(str(directory / "phase_one"))
+    if not restored:
+        dual.phase_one_model.compile(keras.optimizers.SGD(0.1, momentum=0.9), _cross_entropy())
+        dual.phase_one_model.fit(dual.phase_one_data(dataset).batch(16), epochs=3, verbose=0, callbacks=callbacks(1))
+        dual.build_memory_bank(dataset)
+        dual.save_phase_one(str(directory / "phase_one"))
+    keras.utils.set_random_seed(1)
+    model = dual.build_phase_two_model()
+    model.compile(keras.optimizers.SGD(0.1, momentum=0.9), _cross_entropy())
+    model.fit(dual.phase_two_data(dataset).batch(8), epochs=3, verbose=0, callbacks=callbacks(2))
+    return dual, model, restored
+
+
+def _assert_same_run(reference, resumed):
+    (dual, model, _), (resumed_dual, resumed_model, _) = reference, resumed
+    assert resumed_dual.memory_bank.indices_ == dual.memory_bank.indices_
+    for k, features in dual.memory_bank.features_.items():
+        np.testing.assert_array_equal(resumed_dual.memory_bank.features_[k], features)
+    for want, have in zip(model.old_features.get_weights(), resumed_model.old_features.get_weights()):
+        np.testing.assert_allclose(have, want, rtol=1e-5, atol=1e-7)  # the frozen phase-I features
+    for want, have in zip(dual.model.get_weights(), resumed_dual.model.get_weights()):
+        np.testing.assert_allclose(have, want, rtol=1e-5, atol=1e-7)
+
+
+# In phase I; in phase II before its first checkpoint (phase II restarts from `load_phase_one` alone); after it.
+@pytest.mark.parametrize("phase,epoch", [(1, 1), (2, 0), (2, 1)])
+def test_a_run_killed_in_either_phase_resumes_as_if_uninterrupted(tmp_path, phase, epoch):
+    reference = _dual_phase_script(tmp_path / "reference")
+    with pytest.raises(RuntimeError, match="interrupted"):
+        _dual_phase_script(tmp_path / "run", kill_at=(phase, epoch))
+    resumed = _dual_phase_script(tmp_path / "run")
+    assert resumed[2] is (phase == 2)  # phase I is skipped only once it has completed
+    _assert_same_run(reference, resumed)
+
+
+def test_phase_one_state_is_what_a_restart_would_lose(tmp_path):
+    # Without `load_phase_one`, a restarted process has an untrained backbone: its memory bank is another.
+    dual, _, _ = _dual_phase_script(tmp_path / "reference")
+    keras.utils.set_random_seed(0)
+    counts, _, _, dataset = _toy()
+    fresh = DualPhaseTraining(models.mlp(4, (2,), hidden_units=(8,)), counts, threshold=2, memory_size=5)
+    assert fresh.build_memory_bank(dataset).indices_ != dual.memory_bank.indices_
+
+
+def test_phase_one_state_bad_use(tmp_path):
+    keras.utils.set_random_seed(0)
+    counts, _, _, dataset = _toy()
+
+    def fresh(**kwargs):
+        return DualPhaseTraining(models.mlp(4, (2,), hidden_units=(8,)), counts, **{"threshold": 2, **kwargs})
+
+    dual = fresh()
+    assert dual.load_phase_one(str(tmp_path / "nothing")) is False and dual.memory_bank is None
+    with pytest.raises(ValueError, match="build_memory_bank"):
+        dual.save_phase_one(str(tmp_path / "state"))
+    dual.build_memory_bank(dataset)
+    dual.save_phase_one(str(tmp_path / "state"))
+    with pytest.raises(ValueError, match="directory"):
+        fresh(threshold=3).load_phase_one(str(tmp_path / "state"))
+    with pytest.raises(ValueError, match="memory_size"):
+        fresh(memory_size=3).load_phase_one(str(tmp_path / "state"))
+    dual.build_phase_two_model()
+    with pytest.raises(ValueError, match="build_phase_two_model"):
+        dual.load_phase_one(str(tmp_path / "state"))
+    with pytest.raises(ValueError, match="build_phase_two_model"):
+        dual.save_phase_one(str(tmp_path / "state"))

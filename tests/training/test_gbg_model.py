@@ -25,6 +25,11 @@ def _loss():
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
+def _network_weights(model):
+    """The weights of the wrapped network: the model's without its `gbg_groups` variable."""
+    return [v.numpy() for v in model.weights if v is not model.gbg_groups]
+
+
 def _fit(model, optimizer=None, jit_compile=False, batch_size=16, sample_weight=None, epochs=1):
     model.compile(optimizer or keras.optimizers.SGD(0.1, momentum=0.9), _loss(), jit_compile=jit_compile)
     history = model.fit(X, Y, sample_weight=sample_weight, batch_size=batch_size, epochs=epochs,
@@ -81,7 +86,7 @@ def test_one_step_matches_reference(mode, normalization):
                                 max_iterations=2000, tolerance=1e-10)
     model.compile(keras.optimizers.SGD(0.5), _loss())
     model.train_on_batch(x, y, sample_weight=w)
-    for want, have in zip(expected, model.get_weights()):
+    for want, have in zip(expected, _network_weights(model)):
         np.testing.assert_allclose(have, want, rtol=1e-4, atol=1e-6)
 
 
@@ -98,7 +103,7 @@ def test_absent_group_gets_zero_weight(mode):
     assert all(np.all(np.isfinite(g.numpy())) for g in gradients)
     expected, _ = _reference_step(network, x, y, np.ones(len(y), np.float32), GROUPING, mode, "loss+", lr=0.5)
     model.train_on_batch(x, y)
-    for want, have in zip(expected, model.get_weights()):
+    for want, have in zip(expected, _network_weights(model)):
         np.testing.assert_allclose(have, want, rtol=1e-4, atol=1e-6)
 
 
@@ -108,7 +113,7 @@ def test_one_group_equals_the_inner_optimizer(mode):
     gbg, history = _fit(GBGModel.from_model(_network(), ClassGrouping([0] * NUM_CLASSES), mode=mode),
                         sample_weight=W, epochs=2)
     reference_history = plain.history.history
-    for want, have in zip(plain.get_weights(), gbg.get_weights()):
+    for want, have in zip(plain.get_weights(), _network_weights(gbg)):
         np.testing.assert_allclose(have, want, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(history.history["loss"], reference_history["loss"], rtol=1e-5)
     assert gbg.optimizer.iterations.numpy() == plain.optimizer.iterations.numpy() == 6
@@ -138,7 +143,7 @@ def test_schedules_pass_through_and_training_moves_weights():
     model = _schedule_fit()
     assert model.optimizer.iterations.numpy() == 3
     assert float(model.optimizer.learning_rate) == pytest.approx(0.2 * 0.5 ** 3)
-    assert not np.allclose(model.get_weights()[0], _network().get_weights()[0])
+    assert not np.allclose(_network_weights(model)[0], _network().get_weights()[0])
 
 
 def test_serialization_and_save_load(tmp_path):
@@ -172,3 +177,16 @@ def test_bad_input():
     model.compile("sgd", _loss())
     with pytest.raises(tf.errors.InvalidArgumentError, match="y"):
         model.train_on_batch(X[:4], np.array([0, 1, 2, 7]))
+
+
+def test_group_ids_that_do_not_fit_num_groups_are_rejected():
+    # What loading the checkpoint of a model with more groups would put in `gbg_groups`.
+    model = GBGModel.from_model(_network(), GROUPING)
+    model.compile("sgd", _loss())
+    ids = np.array(GROUPING.groups, np.int32)
+    ids[0] = GROUPING.num_groups
+    model.gbg_groups.assign(ids)
+    with pytest.raises(ValueError, match="num_groups"):
+        _ = model.grouping
+    with pytest.raises(tf.errors.InvalidArgumentError, match="gbg_groups"):
+        model.fit(X[:16], Y[:16], batch_size=16, verbose=0)

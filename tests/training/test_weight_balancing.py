@@ -10,6 +10,7 @@ from keras_longtail.training import decoupled_weight_decay
 from keras_longtail.training import retrain_classifier
 from keras_longtail.training import tau_normalize
 from keras_longtail.training import tune_weight_decay
+from tests import helpers
 
 
 def test_tau_normalize_matches_numpy():
@@ -83,3 +84,31 @@ def test_retrain_classifier_bad_input():
         retrain_classifier(model, x, y, beta=1.0)
     with pytest.raises(ValueError, match="projection"):
         retrain_classifier(model, x, y, projection="always")
+
+
+def test_an_interrupted_stage_two_leaves_the_model_as_it_was_and_reruns_identically(tmp_path):
+    # Stage 2 writes into the model only when it completes: a restart re-runs it from the stage-1 model.
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(60, 4)).astype("float32"), np.repeat([0, 1, 2], [40, 15, 5])
+    keras.utils.set_random_seed(0)
+    model = models.mlp(num_classes=3, input_shape=(4,), hidden_units=(8,))
+    model.save(tmp_path / "stage_one.keras")
+
+    def stage_two(callbacks, loaded):
+        keras.utils.set_random_seed(1)
+        retrain_classifier(loaded, x, y, epochs=3, batch_size=8, callbacks=callbacks)
+        return loaded
+
+    def load():
+        return keras.saving.load_model(tmp_path / "stage_one.keras")  # what a restarted process loads
+
+    killed = load()
+    with pytest.raises(RuntimeError, match="interrupted"):
+        stage_two([helpers.Interrupt(epoch=1, batch=2)], killed)
+    for want, have in zip(model.get_weights(), killed.get_weights()):
+        np.testing.assert_array_equal(have, want)
+    uninterrupted, rerun = stage_two([], load()), stage_two([], load())
+    assert not np.allclose(uninterrupted.get_layer("classifier").kernel.numpy(),
+                           model.get_layer("classifier").kernel.numpy(), rtol=1e-3)  # stage 2 did train
+    for want, have in zip(uninterrupted.get_weights(), rerun.get_weights()):
+        np.testing.assert_array_equal(have, want)
