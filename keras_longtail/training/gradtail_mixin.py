@@ -9,11 +9,12 @@ from keras import ops
 from keras_longtail import _backend
 from keras_longtail import _distribute
 from keras_longtail import _validation
+from keras_longtail.training import _bias_gradients
 from keras_longtail.training.gradtail_activation import GradTailActivation
 from keras_longtail.training.gradtail_sigmoid import GradTailSigmoid
 from keras_longtail.training.patch_strategy import PatchStrategy
 
-GRADIENT_PATHS = ("auto", "dense", "jacobian")
+GRADIENT_PATHS = ("auto", "dense", "jacobian", "bias")
 _TINY = 1e-12
 HISTOGRAM_BINS = 10
 
@@ -84,7 +85,14 @@ class GradTailMixin:
     treats examples independently). `gradient_path="jacobian"` is exact for
     any layer: `tf.GradientTape.jacobian` of the per-example loss vector with
     respect to the selected weights (vectorized), costlier for large
-    selections or convolutions.
+    selections or convolutions. `gradient_path="bias"` (chosen by `"auto"`
+    when the Dense path does not apply and every selected weight is the bias
+    of a Dense or convolution layer with a linear or ReLU activation in a
+    functional model with no batch normalization after it, e.g. the decoder
+    biases of a depth network with `patches`) takes the exact per-example
+    bias gradient Σ_s δ_i[s, :] from the gradient δ at the layer output; with
+    K patches, δ for all B·K pseudo-examples comes from K vectorized backward
+    passes of S_k = Σ_b L_bk (B times fewer than the jacobian path's).
 
     Losses. The per-example losses come from the compiled loss (a single
     output): `loss.call(y_true, y_pred)` for `keras.losses.Loss` objects,
@@ -112,7 +120,7 @@ class GradTailMixin:
         decay: λ in [0, 1). Defaults to `0.99`.
         activation: a `GradTailActivation`. Defaults to
             `GradTailSigmoid(max_weight=3.0, sharpness=5.0)`.
-        gradient_path: `"auto"`, `"dense"` or `"jacobian"`. Defaults to `"auto"`.
+        gradient_path: `"auto"`, `"dense"`, `"jacobian"` or `"bias"`. Defaults to `"auto"`.
         patches: a `PatchStrategy` grouping per-pixel losses into
             pseudo-examples, or `None`. Defaults to `None`.
 
@@ -196,7 +204,7 @@ class GradTailMixin:
 
     @property
     def gradtail_resolved_path(self):
-        """`"dense"` or `"jacobian"`: the per-example gradient path in use."""
+        """`"dense"`, `"jacobian"` or `"bias"`: the per-example gradient path in use."""
         self.gradtail_build()
         return self._gradtail.plan.path
 
@@ -304,7 +312,7 @@ class GradTailMixin:
 
     def _gradtail_forward(self, x, training):
         plan = self._gradtail.plan
-        if plan.path == "dense":
+        if plan.aux is not None:  # "dense" and "bias" paths: capture layer tensors in the same forward pass
             outputs = plan.aux(x, training=training)
             return outputs[0], outputs
         return self(x, training=training), None
@@ -395,6 +403,14 @@ class GradTailMixin:
                     dots += tf.linalg.matvec(delta, mean_gradient[bias_index])
                     squared += delta_squared
                     sums[bias_index] = tf.linalg.matvec(delta, pseudo_weights, transpose_a=True)
+        elif plan.path == "bias":  # see _bias_gradients
+            per_example = _bias_gradients.per_example_gradients(
+                inner, values, captures, plan.bias_owners, plan.bias_indices,
+                1 if self.patches is None else self.patches.num_masks)
+            for index, gradient in enumerate(per_example):
+                dots += tf.linalg.matvec(gradient, mean_gradient[index])
+                squared += tf.reduce_sum(tf.square(gradient), axis=-1)
+                sums[index] = tf.linalg.matvec(gradient, pseudo_weights, transpose_a=True)
         else:
             jacobians = inner.jacobian(values, plan.variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
             for index, jacobian in enumerate(jacobians):
@@ -560,10 +576,17 @@ def _resolve_plan(model):
     path = model.gradient_path
     if path == "dense" and reason:
         raise ValueError(f"gradient_path='dense' cannot be used: {reason}. Use gradient_path='jacobian' or 'auto'.")
+    bias_reason = (_bias_gradients.path_problem(model, layers, variables, owners)
+                   if reason or path == "bias" else "")
+    if path == "bias" and bias_reason:
+        raise ValueError(f"gradient_path='bias' cannot be used: {bias_reason}. Use gradient_path='jacobian' or 'auto'.")
     if path == "auto":
-        path = "jacobian" if reason else "dense"
+        path = ("jacobian" if bias_reason else "bias") if reason else "dense"
     plan = types.SimpleNamespace(variables=variables, layer_names=layer_names, extra_paths=extra_paths,
                                  path=path, dense_layers=[], aux=None)
+    if path == "bias":
+        plan.bias_owners = owners
+        plan.aux, plan.bias_indices = _bias_gradients.capture_model(model, owners)
     if path == "dense":
         dense_layers = []
         for layer in dict.fromkeys(owners):
