@@ -10,7 +10,7 @@ def test_run_loops_over_seeds_and_variants_and_writes_json_and_markdown(tmp_path
         calls.append((dataset, seed, kwargs["method"], kwargs.get("gradtail_pivot"), kwargs["epochs"]))
         value = 10.0 + seed + (kwargs["method"] == "gradtail")
         return {"mre": dict.fromkeys(depth_synthetic.MRE_KEYS, value), "train_seconds": 1.0,
-                "test_pixel_share_percent": {"mre_lt_20": 100.0}}
+                "test_pixel_share_percent": {"mre_lt_20": 100.0 - seed}}
 
     monkeypatch.setattr(depth_synthetic.cli, "run_depth_training", fake_training)
     output = tmp_path / "depth.json"
@@ -25,6 +25,8 @@ def test_run_loops_over_seeds_and_variants_and_writes_json_and_markdown(tmp_path
     markdown = output.with_suffix(".md").read_text()
     assert "`python -m x`" in markdown and "Baseline (masked L1)" in markdown and "paper Table 2" in markdown
     assert "+1.00 (+1.00, +1.00)" in markdown
+    assert saved["test_pixel_share_percent"] == {"0": {"mre_lt_20": 100.0}, "1": {"mre_lt_20": 99.0}}
+    assert "seed 1's test scenes (%): {'mre_lt_20': 99.0}" in markdown
     assert "gradtail" in depth_synthetic.format_table(results)
 
 
