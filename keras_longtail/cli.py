@@ -22,6 +22,9 @@ DATASETS = {
     "fashion-mnist-lt": ("fashion_mnist", 100, "resnet32", 200, 128),
 }
 METHODS = ("ce", "gala", "gradtail", "gbg", "async", "wb")
+TASKS = ("classification", "depth")
+DEPTH_DATASETS = ("waymo", "synthetic-depth")
+DEPTH_METHODS = ("ce", "gradtail")
 GBG_MODES = ("exact", "representation")
 GALA_ACCUMULATIONS = ("paper", "official")
 
@@ -30,8 +33,13 @@ def build_parser():
     parser = argparse.ArgumentParser(prog="keras-longtail", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="train and print Many/Medium/Few accuracy")
-    train.add_argument("--dataset", choices=sorted(DATASETS), default="digits-lt",
-                       help="long-tailed data set (default: digits-lt, embedded, no download)")
+    train.add_argument("--task", choices=TASKS, default="classification",
+                       help="classification (long-tailed classes, Many/Medium/Few table) or depth (monocular "
+                            "depth, MRE per distance bin) (default: classification)")
+    train.add_argument("--dataset", choices=sorted(DATASETS) + list(DEPTH_DATASETS), default=None,
+                       help="long-tailed data set (default: digits-lt, embedded, no download); with --task depth: "
+                            "waymo (Waymo Open Dataset v2 Parquet in --data-dir, the default) or synthetic-depth "
+                            "(rendered road scenes with a rare far range, no download)")
     train.add_argument("--imbalance-factor", type=float, default=None,
                        help="n_max / n_min of the training split (default: 20 for digits-lt, else 100)")
     train.add_argument("--method", choices=METHODS, default="ce",
@@ -47,8 +55,11 @@ def build_parser():
     train.add_argument("--async-threshold", type=int, default=None,
                        help="dual-phase: number of phase-I (data-rich) classes (default: Many + Medium, or Many "
                             "when that is every class)")
-    train.add_argument("--gradtail-max-weight", type=float, default=3.0,
-                       help="GradTail's maximum example weight (paper: 3 on ImageNet, 15 on the toy) (default: 3)")
+    train.add_argument("--gradtail-max-weight", type=float, default=None,
+                       help="GradTail's maximum example weight (paper: 3 on ImageNet, 15 on the toy and on depth) "
+                            "(default: 3; 15 with --task depth)")
+    train.add_argument("--gradtail-pivot", type=float, default=None,
+                       help="GradTail's pivot p (default: 0; -0.5 with --task depth, the paper's best in Table 2)")
     train.add_argument("--gradtail-layers", choices=("classifier", "last-two"), default="classifier",
                        help="GradTail's gradient layers: the classifier (analytic Dense path, ~1x step time) or "
                             "the paper's last two layers (on ResNet-32 the last conv + classifier, exact analytic "
@@ -75,6 +86,14 @@ def build_parser():
     train.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     train.add_argument("--output", default=None, help="write the results as JSON to this path")
     train.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2, help="Keras verbosity (default: 2)")
+    depth = train.add_argument_group("depth (--task depth; the method is ce = masked L1 or gradtail)")
+    depth.add_argument("--image-size", type=int, nargs=2, default=None, metavar=("HEIGHT", "WIDTH"),
+                       help="input and depth size, multiples of 32 (default: 192 480 for waymo, 128 320 for "
+                            "synthetic-depth)")
+    depth.add_argument("--width-multiplier", type=float, default=None,
+                       help="depth_unet filter multiplier (default: 1 for waymo, 0.5 for synthetic-depth)")
+    depth.add_argument("--train-scenes", type=int, default=600, help="synthetic-depth training scenes (default: 600)")
+    depth.add_argument("--test-scenes", type=int, default=200, help="synthetic-depth test scenes (default: 200)")
     return parser
 
 
@@ -82,12 +101,16 @@ def main(argv=None):
     """Entry point of `keras-longtail`; returns the process exit code."""
     args = build_parser().parse_args(argv)
     if args.command == "train":
+        options = {k: v for k, v in vars(args).items() if k not in ("command", "output", "task")}
         try:
-            results = run_training(**{k: v for k, v in vars(args).items() if k not in ("command", "output")})
-        except (ValueError, TypeError, FileNotFoundError) as error:
+            if args.task == "depth":
+                results = run_depth_training(**_depth_options(options))
+            else:
+                results = run_training(**_classification_options(options))
+        except (ValueError, TypeError, FileNotFoundError, ImportError) as error:
             print(f"keras-longtail: error: {error}", file=sys.stderr)
             return 2
-        print(format_shot_table(results))
+        print(format_depth_table(results) if args.task == "depth" else format_shot_table(results))
         if args.output:
             with open(args.output, "w") as f:
                 json.dump(results, f, indent=2)
@@ -298,6 +321,188 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
            if method == "gradtail" else {}),
         **extra,
     }
+
+
+_DEPTH_ONLY = {"image_size": None, "width_multiplier": None, "train_scenes": 600, "test_scenes": 200,
+               "gradtail_pivot": None}
+
+
+def _classification_options(options):
+    """`keras-longtail train` options for `run_training` (rejects the depth-only ones)."""
+    options = dict(options)
+    if options["dataset"] in DEPTH_DATASETS:
+        raise ValueError(f"--dataset {options['dataset']} is a depth data set: add --task depth. "
+                         f"Received: dataset={options['dataset']!r} with task='classification'")
+    for name, default in _DEPTH_ONLY.items():
+        if options.pop(name) != default:
+            raise ValueError(f"--{name.replace('_', '-')} is a --task depth option. Received: {name} with "
+                             "task='classification'")
+    options["dataset"] = options["dataset"] or "digits-lt"
+    options["gradtail_max_weight"] = 3.0 if options["gradtail_max_weight"] is None else options["gradtail_max_weight"]
+    return options
+
+
+def _depth_options(options):
+    """`keras-longtail train --task depth` options for `run_depth_training` (classification-only ones dropped)."""
+    keep = ("dataset", "method", "epochs", "batch_size", "learning_rate", "steps_per_epoch", "data_dir", "seed",
+            "verbose", "gradtail_max_weight", "gradtail_pivot", *_DEPTH_ONLY)
+    options = {k: v for k, v in options.items() if k in keep}
+    options["dataset"] = options["dataset"] or "waymo"
+    if options["dataset"] not in DEPTH_DATASETS:
+        raise ValueError(f"Expected --dataset in {list(DEPTH_DATASETS)} with --task depth. "
+                         f"Received: dataset={options['dataset']!r}")
+    if options["method"] not in DEPTH_METHODS:
+        raise ValueError(f"Expected --method in {list(DEPTH_METHODS)} with --task depth (ce = masked L1). "
+                         f"Received: method={options['method']!r}")
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def run_depth_training(dataset="synthetic-depth", method="ce", data_dir=None, epochs=None, batch_size=10,
+                       learning_rate=None, steps_per_epoch=None, image_size=None, width_multiplier=None,
+                       train_scenes=600, test_scenes=200, far_probability=0.15, gradtail_pivot=-0.5,
+                       gradtail_max_weight=15.0, seed=0, verbose=2, save_model=None):
+    """Trains `depth_unet` on monocular depth as `keras-longtail train --task depth` does; returns the results.
+
+    `dataset="waymo"` reads the Waymo Open Dataset v2 Parquet components of
+    `data_dir` (`training/` to train, `validation/` to test) through
+    `load_waymo_depth` at 192×480 with the full-width network (the paper's
+    setting: batch 10, Adam at a constant 2e-4); `"synthetic-depth"` renders
+    `synthetic_depth_scenes` (a rare far range) at 128×320 with a half-width
+    network and lr 1e-3, so that a CPU reaches a meaningful error in minutes.
+    `method="ce"` is the baseline, `MaskedL1` (ℓ1 on the pixels with ground
+    truth); `method="gradtail"` is the paper's configuration, `gradtail_depth`
+    (biases of `decoder_up_1` and `decoder_up_2`, the 6 + 1 random patches,
+    max weight `gradtail_max_weight`, pivot `gradtail_pivot`) trained on the
+    per-pixel ℓ1 with the ground-truth mask as `sample_weight`.
+
+    Returns:
+        A JSON-serializable dict: the configuration, `mre` (mean relative error
+        in % per ground-truth distance bin < 20, 20-40, 40-60, > 60 m and total,
+        `BinnedMeanRelativeError`), `test_masked_l1` (metres, the mean over test
+        images of `MaskedL1`), `test_pixel_share_percent` (test pixels with
+        ground truth per bin), `train_loss` per epoch and `train_seconds`.
+
+    Example:
+
+    ```python
+    results = run_depth_training("synthetic-depth", method="gradtail", epochs=12)
+    results["mre"]["mre_gt_60"]
+    ```
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    from keras_longtail import data as lt_data
+    from keras_longtail import losses as lt_losses
+    from keras_longtail import metrics as lt_metrics
+    from keras_longtail import models as lt_models
+    from keras_longtail import training as lt_training
+
+    if dataset not in DEPTH_DATASETS:
+        raise ValueError(f"Expected `dataset` in {list(DEPTH_DATASETS)}. Received: dataset={dataset!r}")
+    if method not in DEPTH_METHODS:
+        raise ValueError(f"Expected `method` in {list(DEPTH_METHODS)} (ce = masked L1). Received: method={method!r}")
+    synthetic = dataset == "synthetic-depth"
+    epochs = (12 if synthetic else 10) if epochs is None else epochs
+    learning_rate = (1e-3 if synthetic else 2e-4) if learning_rate is None else learning_rate
+    image_size = tuple((128, 320) if synthetic else (192, 480)) if image_size is None else tuple(image_size)
+    width_multiplier = (0.5 if synthetic else 1.0) if width_multiplier is None else width_multiplier
+    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("train_scenes", train_scenes),
+                        ("test_scenes", test_scenes)):
+        if value < 1:
+            raise ValueError(f"Expected `{name}` >= 1. Received: {name}={value}")
+    if steps_per_epoch is not None and steps_per_epoch < 1:
+        raise ValueError(f"Expected `steps_per_epoch` >= 1. Received: steps_per_epoch={steps_per_epoch}")
+    keras.utils.set_random_seed(seed)
+
+    if synthetic:
+        train = lt_data.synthetic_depth_scenes(train_scenes, image_size, far_probability=far_probability, seed=seed)
+        test = lt_data.synthetic_depth_scenes(test_scenes, image_size, far_probability=far_probability,
+                                              seed=seed + 10_000)
+        train = train.cache().shuffle(train_scenes, seed=seed)
+    else:
+        if data_dir is None:
+            raise ValueError("--dataset waymo needs --data-dir: the folder holding the Waymo Open Dataset v2 "
+                             "Parquet splits training/ and validation/ (camera_image, camera_calibration, lidar, "
+                             "lidar_calibration, lidar_camera_projection), read with pyarrow "
+                             '(pip install "keras-longtail[waymo]"); or use --dataset synthetic-depth. '
+                             "Received: data_dir=None")
+        train = lt_data.load_waymo_depth(data_dir, "training", image_size=image_size)
+        test = lt_data.load_waymo_depth(data_dir, "validation", image_size=image_size)
+        train = train.shuffle(512, seed=seed)
+    if steps_per_epoch is not None:
+        train = train.repeat()
+    train = train.batch(batch_size, drop_remainder=True)
+
+    network = lt_models.depth_unet(image_size + (3,), width_multiplier=width_multiplier)
+    if method == "gradtail":
+        network = lt_training.gradtail_depth(network, pivot=gradtail_pivot, max_weight=gradtail_max_weight,
+                                             seed=seed)
+        loss = keras.losses.MeanAbsoluteError(reduction="mean_with_sample_weight")
+        train = lt_data.with_ground_truth_mask(train)
+    else:
+        loss = lt_losses.MaskedL1()
+    network.compile(keras.optimizers.Adam(learning_rate), loss=loss)
+    start = time.perf_counter()
+    history = network.fit(train.prefetch(tf.data.AUTOTUNE), epochs=epochs, steps_per_epoch=steps_per_epoch,
+                          shuffle=False, verbose=verbose)
+    train_seconds = time.perf_counter() - start
+    if save_model:
+        network.save(save_model)
+
+    mre = lt_metrics.BinnedMeanRelativeError()
+    masked_l1 = lt_losses.MaskedL1(reduction=None)
+    per_image, counts = [], np.zeros(len(mre.bins) + 1)
+    for images, depths in test.batch(batch_size):
+        predictions = network(images, training=False)
+        mre.update_state(depths, predictions)
+        per_image.append(np.asarray(masked_l1(depths, predictions)))
+        valid = depths.numpy()[depths.numpy() > 0]
+        counts += np.histogram(valid, bins=[0.0, *mre.bins, np.inf])[0]
+    result = {
+        "task": "depth",
+        "dataset": dataset,
+        "method": method,
+        "model": "depth_unet",
+        "width_multiplier": width_multiplier,
+        "image_size": list(image_size),
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "steps_per_epoch": steps_per_epoch,
+        "learning_rate": learning_rate,
+        "optimizer": "Adam, constant learning rate",
+        "seed": seed,
+        "loss": "MaskedL1" if method == "ce" else "per-pixel L1, ground-truth mask as sample_weight",
+        "mre": {k: round(float(v), 3) for k, v in mre.result().items()},
+        "test_masked_l1": round(float(np.concatenate(per_image).mean()), 4),
+        "test_pixel_share_percent": {name: round(float(100 * c / max(counts.sum(), 1)), 2)
+                                     for name, c in zip(mre.bin_names(), counts)},
+        "train_loss": [round(float(v), 4) for v in history.history["loss"]],
+        "train_seconds": round(train_seconds, 1),
+    }
+    if synthetic:
+        result.update(train_scenes=train_scenes, test_scenes=test_scenes, far_probability=far_probability)
+    else:
+        result["data_dir"] = str(data_dir)
+    if method == "gradtail":
+        result.update(gradtail_pivot=gradtail_pivot, gradtail_max_weight=gradtail_max_weight,
+                      gradtail_variables=[v.path for v in network.gradtail_variables],
+                      gradtail_patches=keras.saving.serialize_keras_object(network.patches)["config"],
+                      gradtail_path=network.gradtail_resolved_path,
+                      gradtail_mean_weight=[round(float(v), 4) for v in history.history["gradtail_mean_weight"]])
+    return result
+
+
+def format_depth_table(results):
+    """The per-distance-bin MRE table printed by `keras-longtail train --task depth` (GradTail Table 2 columns)."""
+    title = (f"{results['dataset']} depth, method {results['method']}, depth_unet x{results['width_multiplier']:g} "
+             f"{results['image_size'][0]}x{results['image_size'][1]}, {results['epochs']} epochs, "
+             f"{results['train_seconds']} s")
+    names = {"mre_lt_20": "<20 m", "mre_20_40": "20-40 m", "mre_40_60": "40-60 m", "mre_gt_60": ">60 m",
+             "mre_total": "total"}
+    rows = [f"{'MRE %':<8}" + "".join(f"{names.get(k, k):>10}" for k in results["mre"])]
+    rows.append(f"{results['method']:<8}" + "".join(f"{v:10.2f}" for v in results["mre"].values()))
+    return "\n".join([title, "-" * len(rows[0])] + rows)
 
 
 def _evaluate(network, loaded):

@@ -123,3 +123,42 @@ def test_dual_phase_options_pass_through():
     assert results["async_options"] == {"retentive_temperature": 0.1}
     with pytest.raises(ValueError, match="retentive_weight"):
         cli.run_training(method="async", epochs=1, verbose=0, async_options={"retentive_weight": -1.0})
+
+
+def test_depth_task_tiny_synthetic_gradtail_run(tmp_path, capsys):
+    output = tmp_path / "depth.json"
+    code = cli.main(["train", "--task", "depth", "--dataset", "synthetic-depth", "--method", "gradtail",
+                     "--image-size", "32", "64", "--width-multiplier", "0.25", "--train-scenes", "4",
+                     "--test-scenes", "3", "--epochs", "1", "--batch-size", "2", "--verbose", "0",
+                     "--output", str(output)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    for column in ("<20 m", "20-40 m", "40-60 m", ">60 m", "total", "gradtail"):
+        assert column in printed
+    results = json.loads(output.read_text())
+    assert list(results["mre"]) == ["mre_lt_20", "mre_20_40", "mre_40_60", "mre_gt_60", "mre_total"]
+    assert all(value >= 0 for value in results["mre"].values()) and results["test_masked_l1"] > 0
+    assert results["gradtail_variables"] == ["decoder_up_1/bias", "decoder_up_2/bias"]
+    assert results["gradtail_path"] == "bias" and results["gradtail_max_weight"] == 15.0
+    assert results["gradtail_pivot"] == -0.5 and results["gradtail_patches"]["num_patches"] == 6
+    assert abs(sum(results["test_pixel_share_percent"].values()) - 100) < 0.1
+
+
+def test_depth_task_missing_data_says_what_is_missing(tmp_path, capsys):
+    assert cli.main(["train", "--task", "depth"]) == 2  # waymo is the default depth data set
+    error = capsys.readouterr().err
+    assert "--data-dir" in error and "keras-longtail[waymo]" in error and "synthetic-depth" in error
+    assert cli.main(["train", "--task", "depth", "--data-dir", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert str(tmp_path / "training") in error and "camera_image" in error
+
+
+def test_depth_and_classification_options_do_not_mix(capsys):
+    assert cli.main(["train", "--dataset", "synthetic-depth"]) == 2
+    assert "--task depth" in capsys.readouterr().err
+    assert cli.main(["train", "--image-size", "64", "160"]) == 2
+    assert "--image-size is a --task depth option" in capsys.readouterr().err
+    assert cli.main(["train", "--task", "depth", "--dataset", "synthetic-depth", "--method", "gala"]) == 2
+    assert "method" in capsys.readouterr().err
+    assert cli.main(["train", "--task", "depth", "--dataset", "cifar10-lt"]) == 2
+    assert "dataset" in capsys.readouterr().err

@@ -16,6 +16,7 @@ from keras_longtail.data.shot_splits import ShotSplits
 from keras_longtail.data.shot_splits import shot_splits
 from keras_longtail.data.synthetic_depth_scenes import synthetic_depth_scenes
 from keras_longtail.data.two_gaussians import two_gaussians
+from keras_longtail.data.with_ground_truth_mask import with_ground_truth_mask
 
 __all__ = [
     "LongTailedData",
@@ -34,4 +35,5 @@ __all__ = [
     "shot_splits",
     "synthetic_depth_scenes",
     "two_gaussians",
+    "with_ground_truth_mask",
 ]

@@ -5,6 +5,7 @@ from keras_longtail.training.dual_phase_training import DualPhaseTraining
 from keras_longtail.training.gbg_mixin import GBGMixin
 from keras_longtail.training.gbg_model import GBGModel
 from keras_longtail.training.gradtail_activation import GradTailActivation
+from keras_longtail.training.gradtail_depth import gradtail_depth
 from keras_longtail.training.gradtail_mixin import GradTailMixin
 from keras_longtail.training.gradtail_model import GradTailModel
 from keras_longtail.training.gradtail_scores import gradtail_scores
@@ -28,6 +29,7 @@ __all__ = [
     "PatchStrategy",
     "RandomPatches",
     "decoupled_weight_decay",
+    "gradtail_depth",
     "gradtail_scores",
     "retrain_classifier",
     "tau_normalize",

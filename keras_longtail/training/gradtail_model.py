@@ -30,8 +30,8 @@ class GradTailModel(GradTailMixin, keras.Model):
         decay: λ in [0, 1). Defaults to `0.99`.
         activation: a `GradTailActivation`. Defaults to
             `GradTailSigmoid(max_weight=3.0, sharpness=5.0)`.
-        gradient_path: `"auto"`, `"dense"`, `"analytic"` or `"jacobian"`
-            (see `GradTailMixin`). Defaults to `"auto"`.
+        gradient_path: `"auto"`, `"dense"`, `"analytic"`, `"bias"` or
+            `"jacobian"` (see `GradTailMixin`). Defaults to `"auto"`.
         patches: a `PatchStrategy` for dense outputs, or `None`. Defaults to `None`.
         name: model name. Defaults to `None`.
 

@@ -196,7 +196,7 @@ def test_bad_input():
     with pytest.raises(TypeError, match="activation"):
         _model(activation="sigmoid")
     for bad in ("forward", "Analytic", None):
-        with pytest.raises(ValueError, match=r"gradient_path.*'analytic', 'auto', 'dense', 'jacobian'.*Received"):
+        with pytest.raises(ValueError, match=r"gradient_path.*'analytic', 'auto', 'bias', 'dense', 'jacobian'.*Received"):
             _model(gradient_path=bad)
     with pytest.raises(ValueError, match="gradient_layers.*trainable weights"):
         _empty_selection()
