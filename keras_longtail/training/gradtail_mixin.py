@@ -7,6 +7,7 @@ from keras import ops
 
 from keras_longtail import _backend
 from keras_longtail import _distribute
+from keras_longtail import _layers
 from keras_longtail import _validation
 from keras_longtail.training import _bias_gradients
 from keras_longtail.training.gradtail_activation import GradTailActivation
@@ -521,20 +522,10 @@ def _through_activation(layer, a, delta):
     return tape.gradient(out, z, output_gradients=delta)
 
 
-def _flat_layers(model):
-    found = []
-    for layer in model.layers:
-        if isinstance(layer, keras.Model) or (hasattr(layer, "layers") and layer is not model):
-            found.extend(_flat_layers(layer))
-        else:
-            found.append(layer)
-    return found
-
-
 def _resolve_plan(model):
     """Selected variables, their layers, and the per-example gradient path."""
     spec = model._gradtail
-    layers = _flat_layers(model)
+    layers = _layers.flat_layers(model)
     trainable_ids = {id(v) for v in model.trainable_variables}
     variables, owners, layer_names, extra_paths = [], [], [], []
 

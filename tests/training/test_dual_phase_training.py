@@ -233,3 +233,27 @@ def test_phase_one_state_bad_use(tmp_path):
         dual.load_phase_one(str(tmp_path / "state"))
     with pytest.raises(ValueError, match="build_phase_two_model"):
         dual.save_phase_one(str(tmp_path / "state"))
+
+
+@pytest.mark.parametrize("mode", ["inference", "train"])
+def test_phase_two_batch_norm(mode):
+    keras.utils.set_random_seed(5)
+    counts, x, labels, _ = _toy()
+    inputs = keras.Input((2,))
+    hidden = keras.layers.BatchNormalization(name="bn")(keras.layers.Dense(8, activation="relu")(inputs))
+    features = keras.layers.Dense(8, activation="relu", name="features")(hidden)
+    network = keras.Model(inputs, keras.layers.Dense(4, name="classifier")(features))
+    dual = DualPhaseTraining(network, counts, threshold=2, memory_size=5, phase_two_batch_norm=mode)
+    model = dual.build_phase_two_model()
+    bn = dual.model.get_layer("bn")
+    before = [v.numpy().copy() for v in bn.weights]
+    model.compile(keras.optimizers.SGD(0.1), _cross_entropy())
+    model.fit(x[:32], labels[:32], batch_size=16, epochs=1, shuffle=False, verbose=0)
+    changed = [not np.allclose(b, v.numpy()) for b, v in zip(before, bn.weights)]  # gamma, beta, mean, variance
+    assert changed == ([False] * 4 if mode == "inference" else [True] * 4)
+    assert bn.trainable == (mode == "train")
+
+
+def test_phase_two_batch_norm_bad_input():
+    with pytest.raises(ValueError, match="phase_two_batch_norm"):
+        DualPhaseTraining(models.mlp(4, (2,)), [40, 30, 12, 6], phase_two_batch_norm="frozen")
