@@ -99,7 +99,8 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
                  batch_size=None, learning_rate=None, weight_decay=None, steps_per_epoch=None,
                  data_dir=None, seed=0, verbose=2, save_model=None, gala_accumulation="paper",
                  rebalance_tau=None, gradtail_max_weight=3.0, gradtail_layers="classifier", num_groups=4,
-                 gbg_mode="representation", async_threshold=None, stage_one_model=None, async_options=None):
+                 gbg_mode="representation", async_threshold=None, stage_one_model=None, async_options=None,
+                 gbg_options=None):
     """Trains one model as `keras-longtail train` does and returns the results dict.
 
     `save_model` names a `.keras` path where the trained model is saved. With
@@ -110,7 +111,8 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
     0.99, `GradTailSigmoid(gradtail_max_weight)`) on the classifier or, with
     `gradtail_layers="last-two"`, on the paper's last two layers. With `method="gbg"`
     the classes are grouped once on the initialized network (`group_classes`, classifier
-    gradients) and the network is wrapped in `GBGModel(mode=gbg_mode)`. With
+    gradients) and the network is wrapped in `GBGModel(mode=gbg_mode, **gbg_options)`
+    (`gbg_options`: further `GBGModel` keyword arguments, e.g. `normalization`). With
     `method="async"`, `DualPhaseTraining` runs phase I on the head classes and phase II
     on the tail plus the exemplar memory, splitting the CE baseline's steps per epoch
     between them (phase II at most half); `async_options` are further
@@ -252,8 +254,10 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
             # GBG Algorithm 1, once, on the initialized model: one pass over the un-augmented training set.
             grouping = lt_gbg.group_classes(network, loaded.train.batch(256), num_groups=num_groups,
                                             projection_dim=None if num_classes <= 1000 else 1024, seed=seed)
-            network = lt_training.GBGModel.from_model(network, grouping, mode=gbg_mode)
+            network = lt_training.GBGModel.from_model(network, grouping, mode=gbg_mode, **(gbg_options or {}))
             extra.update(num_groups=num_groups, gbg_mode=gbg_mode, groups=[int(g) for g in grouping.groups])
+            if gbg_options:
+                extra["gbg_options"] = dict(gbg_options)
         network.compile(optimizer=make_optimizer(steps), loss=loss, metrics=[shot_metric])
         train = _training_pipeline(loaded.train, loaded.num_train, batch_size, augment, seed)
         network.fit(train, epochs=epochs, steps_per_epoch=steps, shuffle=False, verbose=verbose,

@@ -156,8 +156,10 @@ def test_serialization_and_save_load(tmp_path):
 
 def test_bad_input():
     network = _network()
-    with pytest.raises(ValueError, match="grouping"):
-        GBGModel.from_model(network, None)
+    no_grouping = GBGModel.from_model(network, None)  # allowed: a GBGOptimizer may bring it
+    no_grouping.compile("sgd", _loss())
+    with pytest.raises(ValueError, match="needs `grouping`.*Received: grouping=None"):
+        no_grouping.train_on_batch(X[:4], Y[:4])
     with pytest.raises(ValueError, match="grouping"):
         GBGModel.from_model(network, ClassGrouping([0, 1, 1]))
     with pytest.raises(ValueError, match="mode"):
