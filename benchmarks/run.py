@@ -49,10 +49,17 @@ RUNS = {
                       [("GALA, official accumulation + WD", "accuracy"),
                        ("GALA, official accumulation + WD + PN (τ=1)", "rebalanced_accuracy")]),
     "gradtail": ({"method": "gradtail", "weight_decay": WEIGHT_DECAY}, [("GradTail (classifier) + WD", "accuracy")]),
-    "gbg": ({"method": "gbg", "gbg_mode": "representation", "weight_decay": WEIGHT_DECAY},
-            [("GBG (representation, 4 groups) + WD", "accuracy")]),
-    "gbg-exact": ({"method": "gbg", "gbg_mode": "exact", "weight_decay": WEIGHT_DECAY},
-                  [("GBG (exact, 4 groups) + WD", "accuracy")]),
+    # GBG: exact per-group gradients, no normalizer (Eq. 11 of the paper), 4 groups.
+    "gbg": ({"method": "gbg", "gbg_mode": "exact", "weight_decay": WEIGHT_DECAY},
+            [("GBG (exact, Eq. 11 min-norm, 4 groups) + WD", "accuracy")]),
+    # The GBG code's hard-coded normalizer, loss+ (loss x l2 norm), with exact gradients.
+    "gbg-lossplus": ({"method": "gbg", "gbg_mode": "exact", "gbg_options": {"normalization": "loss+"},
+                      "weight_decay": WEIGHT_DECAY},
+                     [("GBG (exact, loss+ normalizer as the GBG code) + WD", "accuracy")]),
+    # The earlier default: alpha from the classifier's gradients, loss+ normalizer.
+    "gbg-representation": ({"method": "gbg", "gbg_mode": "representation", "gbg_options": {"normalization": "loss+"},
+                            "weight_decay": WEIGHT_DECAY},
+                           [("GBG (representation, loss+ normalizer) + WD", "accuracy")]),
     "async": ({"method": "async", "weight_decay": WEIGHT_DECAY}, [("Dual-phase + WD", "accuracy")]),
     "async-t01": ({"method": "async", "weight_decay": WEIGHT_DECAY,
                    "async_options": {"retentive_temperature": 0.1, "retentive_reduction": "sum_over_batch_size"}},

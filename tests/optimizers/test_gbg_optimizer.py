@@ -57,7 +57,8 @@ def test_settings_from_the_optimizer_equal_settings_on_the_model(mode):
     on_model, _ = _fit(GBGModel.from_model(_network(), GROUPING, mode=mode, normalization="l2"), _sgd())
     on_optimizer, _ = _fit(GBGModel.from_model(_network(), mode=mode),
                            GBGOptimizer(_sgd(), GROUPING, normalization="l2"))
-    loss_plus, _ = _fit(GBGModel.from_model(_network(), mode=mode), GBGOptimizer(_sgd(), GROUPING))
+    loss_plus, _ = _fit(GBGModel.from_model(_network(), mode=mode),
+                        GBGOptimizer(_sgd(), GROUPING, normalization="loss+"))
     for want, have in zip(on_model.get_weights(), on_optimizer.get_weights()):
         np.testing.assert_array_equal(have, want)
     assert not np.allclose(loss_plus.get_weights()[0], on_model.get_weights()[0])  # the setting matters
@@ -124,7 +125,7 @@ def test_bad_input():
     with pytest.raises(ValueError, match="solver"):
         GBGOptimizer(keras.optimizers.SGD(), solver="cvxopt")
     with pytest.raises(ValueError, match="losses"):
-        GBGOptimizer(keras.optimizers.SGD()).group_weights([[np.ones(2)], [np.zeros(2)]])
+        GBGOptimizer(keras.optimizers.SGD(), normalization="loss+").group_weights([[np.ones(2)], [np.zeros(2)]])
     model = GBGModel.from_model(_network(), GROUPING, normalization="l2")
     model.compile(GBGOptimizer(keras.optimizers.SGD(), normalization="none"),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True))
