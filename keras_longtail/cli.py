@@ -108,7 +108,7 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
                  data_dir=None, seed=0, verbose=2, save_model=None, gala_accumulation="paper",
                  rebalance_tau=None, gradtail_max_weight=3.0, gradtail_layers="classifier", num_groups=4,
                  gbg_mode="exact", async_threshold=None, stage_one_model=None, async_options=None,
-                 gbg_options=None):
+                 gbg_options=None, batch_norm_momentum=None):
     """Trains one model as `keras-longtail train` does and returns the results dict.
 
     `save_model` names a `.keras` path where the trained model is saved. With
@@ -120,7 +120,8 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
     `gradtail_layers="last-two"`, on the paper's last two layers. With `method="gbg"`
     the classes are grouped once on the initialized network (`group_classes`, classifier
     gradients) and the network is wrapped in `GBGModel(mode=gbg_mode, **gbg_options)`
-    (`gbg_options`: further `GBGModel` keyword arguments, e.g. `normalization`). With
+    (`gbg_options`: further `GBGModel` keyword arguments, e.g. `normalization`).
+    `batch_norm_momentum` is passed to `resnet32` (default: its 0.99). With
     `method="async"`, `DualPhaseTraining` runs phase I on the head classes and phase II
     on the tail plus the exemplar memory, splitting the CE baseline's steps per epoch
     between them (phase II at most half); `async_options` are further
@@ -182,10 +183,14 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
     num_classes = loaded.num_classes
     image_shape = tuple(loaded.train.element_spec[0].shape)
 
+    if model_name == "mlp" and batch_norm_momentum is not None:
+        raise ValueError("`batch_norm_momentum` is for the resnet32 model (the MLP has no batch norm). "
+                         f"Received: batch_norm_momentum={batch_norm_momentum} with model='mlp'")
     if model_name == "mlp":
         network = lt_models.mlp(num_classes, image_shape, hidden_units=(64,))
     else:
-        network = lt_models.resnet32(num_classes, input_shape=image_shape)
+        network = lt_models.resnet32(num_classes, input_shape=image_shape,
+                                     **({} if batch_norm_momentum is None else {"batch_norm_momentum": batch_norm_momentum}))
 
     steps = math.ceil(loaded.num_train / batch_size)
     if steps_per_epoch is not None:
@@ -309,6 +314,7 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
         **({"gala_accumulation": gala_accumulation} if method == "gala" else {}),
         **({"gradtail_max_weight": gradtail_max_weight, "gradtail_layers": gradtail_layers}
            if method == "gradtail" else {}),
+        **({} if batch_norm_momentum is None else {"batch_norm_momentum": batch_norm_momentum}),
         **extra,
     }
 

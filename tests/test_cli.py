@@ -109,6 +109,11 @@ def test_gbg_and_dual_phase_methods(method, extra):
         assert results["async_phase_one_classes"] == [0, 1, 2, 3, 4, 5]
 
 
+def test_batch_norm_momentum_needs_a_resnet():
+    with pytest.raises(ValueError, match="batch_norm_momentum"):
+        cli.run_training(epochs=1, verbose=0, batch_norm_momentum=0.9)  # digits-LT trains an MLP
+
+
 def test_weight_balancing_from_a_saved_stage_one(tmp_path):
     stage_one = tmp_path / "stage1.keras"
     first = cli.run_training(epochs=2, verbose=0, save_model=str(stage_one))

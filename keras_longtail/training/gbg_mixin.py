@@ -83,10 +83,10 @@ class GBGMixin:
         tolerance: relative duality-gap tolerance of the solver. `None` (the
             default): the GBGOptimizer's, else `1e-6`.
 
-    Compiled with a `GBGOptimizer`, the step hands it alpha's inputs and applies d
-    through it (which delegates to its inner optimizer); a setting given on both the
-    model and the optimizer with different values raises `ValueError` at the first
-    step.
+    Compiled with a `GBGOptimizer`, the step takes the grouping and the solver
+    settings left at `None` here from it and applies d through it (it delegates to
+    its inner optimizer); a setting given on both the model and the optimizer with
+    different values raises `ValueError` at the first step.
 
     Example:
 
