@@ -2,7 +2,7 @@
 
 Namespaces follow Keras: `keras_longtail.data`, `keras_longtail.losses`,
 `keras_longtail.layers`, `keras_longtail.callbacks`, `keras_longtail.metrics`,
-`keras_longtail.models`, `keras_longtail.ops` (the min-norm solver), `keras_longtail.training` (train-step
+`keras_longtail.models`, `keras_longtail.ops` (the min-norm solver), `keras_longtail.optimizers` (`GBGOptimizer`), `keras_longtail.training` (train-step
 mixins and pipelines), and per-method helpers in `keras_longtail.gbg` and `keras_longtail.dual_phase`. The command line is `keras-longtail` (or
 `python -m keras_longtail`).
 """
@@ -19,7 +19,8 @@ from keras_longtail import losses
 from keras_longtail import metrics
 from keras_longtail import models
 from keras_longtail import ops
+from keras_longtail import optimizers
 from keras_longtail import training
 
-__all__ = ["callbacks", "constraints", "data", "dual_phase", "gbg", "layers", "losses", "metrics", "models", "ops", "training",
+__all__ = ["callbacks", "constraints", "data", "dual_phase", "gbg", "layers", "losses", "metrics", "models", "ops", "optimizers", "training",
            "__version__"]

@@ -26,6 +26,7 @@ TASKS = ("classification", "depth")
 DEPTH_DATASETS = ("waymo", "synthetic-depth")
 DEPTH_METHODS = ("ce", "gradtail")
 GBG_MODES = ("exact", "representation")
+GBG_NORMALIZATIONS = ("none", "l2", "loss", "loss+")
 GALA_ACCUMULATIONS = ("paper", "official")
 
 
@@ -49,9 +50,13 @@ def build_parser():
     train.add_argument("--stage-one-model", default=None,
                        help="wb: a trained .keras model to use as stage 1 instead of training one")
     train.add_argument("--num-groups", type=int, default=4, help="GBG's number of class groups (default: 4)")
-    train.add_argument("--gbg-mode", choices=GBG_MODES, default="representation",
-                       help="GBG's gradients: exact (per-group backward passes, ~2.6x step time) or "
-                            "representation (classifier surrogate, ~1x) (default: representation)")
+    train.add_argument("--gbg-mode", choices=GBG_MODES, default="exact",
+                       help="GBG's gradients: exact (per-group backward passes, ~2.6x step time; the paper) or "
+                            "representation (classifier surrogate, ~1x; a heuristic that trains far worse) "
+                            "(default: exact)")
+    train.add_argument("--gbg-normalization", choices=GBG_NORMALIZATIONS, default="none",
+                       help="GBG's gradient normalizer before the min-norm solve: none (the paper's Eq. 11), l2, "
+                            "loss, or loss+ (the GBG code) (default: none)")
     train.add_argument("--async-threshold", type=int, default=None,
                        help="dual-phase: number of phase-I (data-rich) classes (default: Many + Medium, or Many "
                             "when that is every class)")
@@ -122,7 +127,8 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
                  batch_size=None, learning_rate=None, weight_decay=None, steps_per_epoch=None,
                  data_dir=None, seed=0, verbose=2, save_model=None, gala_accumulation="paper",
                  rebalance_tau=None, gradtail_max_weight=3.0, gradtail_layers="classifier", num_groups=4,
-                 gbg_mode="representation", async_threshold=None, stage_one_model=None, async_options=None):
+                 gbg_mode="exact", async_threshold=None, stage_one_model=None, async_options=None,
+                 gbg_options=None, batch_norm_momentum=None):
     """Trains one model as `keras-longtail train` does and returns the results dict.
 
     `save_model` names a `.keras` path where the trained model is saved. With
@@ -133,7 +139,9 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
     0.99, `GradTailSigmoid(gradtail_max_weight)`) on the classifier or, with
     `gradtail_layers="last-two"`, on the paper's last two layers. With `method="gbg"`
     the classes are grouped once on the initialized network (`group_classes`, classifier
-    gradients) and the network is wrapped in `GBGModel(mode=gbg_mode)`. With
+    gradients) and the network is wrapped in `GBGModel(mode=gbg_mode, **gbg_options)`
+    (`gbg_options`: further `GBGModel` keyword arguments, e.g. `normalization`).
+    `batch_norm_momentum` is passed to `resnet32` (default: its 0.99). With
     `method="async"`, `DualPhaseTraining` runs phase I on the head classes and phase II
     on the tail plus the exemplar memory, splitting the CE baseline's steps per epoch
     between them (phase II at most half); `async_options` are further
@@ -195,10 +203,14 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
     num_classes = loaded.num_classes
     image_shape = tuple(loaded.train.element_spec[0].shape)
 
+    if model_name == "mlp" and batch_norm_momentum is not None:
+        raise ValueError("`batch_norm_momentum` is for the resnet32 model (the MLP has no batch norm). "
+                         f"Received: batch_norm_momentum={batch_norm_momentum} with model='mlp'")
     if model_name == "mlp":
         network = lt_models.mlp(num_classes, image_shape, hidden_units=(64,))
     else:
-        network = lt_models.resnet32(num_classes, input_shape=image_shape)
+        network = lt_models.resnet32(num_classes, input_shape=image_shape,
+                                     **({} if batch_norm_momentum is None else {"batch_norm_momentum": batch_norm_momentum}))
 
     steps = math.ceil(loaded.num_train / batch_size)
     if steps_per_epoch is not None:
@@ -275,8 +287,11 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
             # GBG Algorithm 1, once, on the initialized model: one pass over the un-augmented training set.
             grouping = lt_gbg.group_classes(network, loaded.train.batch(256), num_groups=num_groups,
                                             projection_dim=None if num_classes <= 1000 else 1024, seed=seed)
-            network = lt_training.GBGModel.from_model(network, grouping, mode=gbg_mode)
-            extra.update(num_groups=num_groups, gbg_mode=gbg_mode, groups=[int(g) for g in grouping.groups])
+            network = lt_training.GBGModel.from_model(network, grouping, mode=gbg_mode, **(gbg_options or {}))
+            extra.update(num_groups=num_groups, gbg_mode=gbg_mode, groups=[int(g) for g in grouping.groups],
+                         gbg_normalization=network.gbg_settings()["normalization"])
+            if gbg_options:
+                extra["gbg_options"] = dict(gbg_options)
         network.compile(optimizer=make_optimizer(steps), loss=loss, metrics=[shot_metric])
         train = _training_pipeline(loaded.train, loaded.num_train, batch_size, augment, seed)
         network.fit(train, epochs=epochs, steps_per_epoch=steps, shuffle=False, verbose=verbose,
@@ -319,6 +334,7 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
         **({"gala_accumulation": gala_accumulation} if method == "gala" else {}),
         **({"gradtail_max_weight": gradtail_max_weight, "gradtail_layers": gradtail_layers}
            if method == "gradtail" else {}),
+        **({} if batch_norm_momentum is None else {"batch_norm_momentum": batch_norm_momentum}),
         **extra,
     }
 
@@ -338,6 +354,9 @@ def _classification_options(options):
             raise ValueError(f"--{name.replace('_', '-')} is a --task depth option. Received: {name} with "
                              "task='classification'")
     options["dataset"] = options["dataset"] or "digits-lt"
+    normalization = options.pop("gbg_normalization")
+    if normalization != "none":
+        options["gbg_options"] = {"normalization": normalization}
     options["gradtail_max_weight"] = 3.0 if options["gradtail_max_weight"] is None else options["gradtail_max_weight"]
     return options
 

@@ -103,9 +103,15 @@ def test_gbg_and_dual_phase_methods(method, extra):
     assert results["method"] == method and 0 <= results["accuracy"]["overall"] <= 100
     if method == "gbg":
         assert results["num_groups"] == 2 and len(results["groups"]) == 10
+        assert (results["gbg_mode"], results["gbg_normalization"]) == ("exact", "none")  # the paper's defaults
     else:
         # digits-LT IF 20: 2 Many + 4 Medium classes train in phase I
         assert results["async_phase_one_classes"] == [0, 1, 2, 3, 4, 5]
+
+
+def test_batch_norm_momentum_needs_a_resnet():
+    with pytest.raises(ValueError, match="batch_norm_momentum"):
+        cli.run_training(epochs=1, verbose=0, batch_norm_momentum=0.9)  # digits-LT trains an MLP
 
 
 def test_weight_balancing_from_a_saved_stage_one(tmp_path):

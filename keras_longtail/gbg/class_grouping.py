@@ -105,3 +105,12 @@ class ClassGrouping:
 
     def __repr__(self):
         return f"ClassGrouping(num_groups={self.num_groups}, group_sizes={self.group_sizes()})"
+
+
+def as_grouping(value):
+    """A `ClassGrouping` from a ClassGrouping, its config dict or a list of group ids (private helper)."""
+    if isinstance(value, ClassGrouping):
+        return value
+    if isinstance(value, dict):
+        return ClassGrouping.from_config(value)
+    return ClassGrouping(value)

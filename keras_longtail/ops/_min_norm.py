@@ -9,6 +9,8 @@ constants below follow the dtype of M.
 import numpy as np
 
 from keras_longtail import _backend
+from keras_longtail import _distribute
+from keras_longtail import _validation
 
 SOLVERS = ("pgd", "frank_wolfe", "cvxopt")
 NORMALIZATIONS = ("none", "l2", "loss", "loss+")
@@ -20,6 +22,18 @@ def solver_dtype():
     on_tpu = isinstance(tf.distribute.get_strategy(), (tf.distribute.TPUStrategy,
                                                         tf.distribute.experimental.TPUStrategy))
     return tf.float32 if on_tpu else tf.float64
+
+
+STEP_SOLVERS = ("pgd", "frank_wolfe")  # the in-graph ones, usable inside a train step
+
+
+def check_step_settings(normalization, solver, max_iterations, tolerance, optional=False):
+    """Validated (normalization, solver, max_iterations, tolerance) of a GBG step; `None` kept if `optional`."""
+    checks = (("normalization", normalization, lambda n, v: _validation.check_choice(n, v, NORMALIZATIONS) or v),
+              ("solver", solver, lambda n, v: _validation.check_choice(n, v, STEP_SOLVERS) or v),
+              ("max_iterations", max_iterations, lambda n, v: _validation.check_int(n, v, minimum=1)),
+              ("tolerance", tolerance, lambda n, v: _validation.check_float(n, v, minimum=0.0)))
+    return tuple(None if value is None and optional else check(name, value) for name, value, check in checks)
 
 
 def gram_matrix(gradients, dtype=None):
@@ -58,6 +72,44 @@ def normalizers(gram, losses, normalization):
         losses = tf.cast(tf.reshape(losses, [-1]), gram.dtype)
         scale = losses if normalization == "loss" else losses * norms
     return tf.where(scale > 0.0, scale, tf.ones_like(scale))
+
+
+def group_weights(gradients, losses=None, present=None, normalization="loss+", solver="pgd",
+                  max_iterations=250, tolerance=1e-6):
+    """GBG's alpha (Eq. 11) from each replica's share of G gradients and losses; float32 (G,).
+
+    `gradients` is a list of G gradient lists (one per group), `losses` the G group
+    losses (needed by `"loss"` and `"loss+"`), `present` G booleans (default: the
+    groups whose gradient is not identically zero). Inside a `tf.distribute` replica
+    context the gradients and losses are summed over replicas before the solve (Keras
+    losses, and so their gradients, are already each replica's share of the global
+    value), so every replica gets the same alpha. One group gives alpha = [1].
+    """
+    tf = _backend.import_tensorflow()
+    if len(gradients) == 1:
+        return tf.ones([1], tf.float32)
+    gradients = [[None if leaf is None else _distribute.cross_replica_sum(tf.convert_to_tensor(leaf))
+                  for leaf in tf.nest.flatten(g)] for g in gradients]
+    gram = gram_matrix(gradients)
+    if present is None:
+        present = tf.linalg.diag_part(gram) > 0.0
+    if normalization in ("loss", "loss+"):
+        losses = _distribute.cross_replica_sum(tf.cast(tf.reshape(tf.stack(losses), [-1]), tf.float32))
+    scale = normalizers(gram, losses, normalization)
+    gram = gram / (scale[:, None] * scale[None, :])
+    return tf.cast(solve_gram(gram, present, solver, max_iterations, tolerance), tf.float32)
+
+
+def combine(alpha, gradients):
+    """d = sum_g alpha_g grad_g, leaf by leaf, for G same-structured gradient lists (None leaves as zeros)."""
+    tf = _backend.import_tensorflow()
+    leaves = [tf.nest.flatten(g) for g in gradients]
+    combined = []
+    for position in range(len(leaves[0])):
+        terms = [tf.cast(alpha[g], leaf[position].dtype) * leaf[position]
+                 for g, leaf in enumerate(leaves) if leaf[position] is not None]
+        combined.append(tf.add_n(terms) if terms else None)
+    return combined
 
 
 def _project_to_simplex(values, mask):

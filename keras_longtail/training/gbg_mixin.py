@@ -8,9 +8,11 @@ from keras_longtail import _checks
 from keras_longtail import _distribute
 from keras_longtail import _validation
 from keras_longtail.gbg.class_grouping import ClassGrouping
+from keras_longtail.gbg.class_grouping import as_grouping
 from keras_longtail.ops import _min_norm
 
 MODES = ("exact", "representation")
+SOLVER_DEFAULTS = {"normalization": "none", "solver": "pgd", "max_iterations": 250, "tolerance": 1e-6}
 _GBG_KEYS = ("grouping", "mode", "normalization", "solver", "head_layer", "max_iterations", "tolerance")
 
 
@@ -42,12 +44,18 @@ class GBGMixin:
     - `"exact"` (the paper): gradients of every L_g over all trainable weights:
       one backward pass per group (G + 1 passes for G groups).
     - `"representation"`: the min-norm weights come from the gradients of the
-      `head_layer` weights only (the classifier: the last layer all groups share),
-      which need no backward pass through the network; then one full backward of
-      sum_g alpha_g L_g. This is the MGDA-UB idea (Sener & Koltun: weights from a
-      cheap shared surrogate, one backward). Gradients with respect to the feature
-      *activations* would not do here: groups own disjoint rows of the batch, so
-      those gradients are orthogonal and the Gram matrix diagonal.
+      `head_layer` weights only (the classifier), which need no backward pass
+      through the network; then one full backward of sum_g alpha_g L_g. Cheap
+      (about one plain step) but only a heuristic: unlike MGDA-UB's shared
+      representation, the classifier is not upstream of the other weights, so its
+      min-norm point bounds nothing about the full one. Softmax makes disjoint class
+      groups conflict on the classifier (measured pairwise cosines -0.57 to +0.24 at
+      initialization on Fashion-MNIST-LT, against -0.08 to +0.09 for the full
+      gradients), and with `normalization="none"` alpha collapses onto one group
+      (alpha ~ 0.98, ||d|| -> 0.03) while the loss rises. Prefer `"exact"`.
+      Gradients with respect to the feature *activations* would not do either:
+      groups own disjoint rows of the batch, so those gradients are orthogonal
+      and the Gram matrix diagonal.
 
     Under `tf.distribute` the group counts, group losses and per-group gradients
     are summed over replicas before the solve, so every replica solves the same
@@ -66,17 +74,27 @@ class GBGMixin:
 
     Args:
         grouping: a `keras_longtail.gbg.ClassGrouping` (or a list of group ids,
-            one per class).
+            one per class), or `None` to take it from a compiled
+            `keras_longtail.optimizers.GBGOptimizer`. Defaults to `None`.
         mode: `"exact"` or `"representation"`. Defaults to `"exact"`.
         normalization: gradient normalizer before the solve: `"none"`, `"l2"`,
-            `"loss"` or `"loss+"` (loss times l2 norm). Defaults to `"loss+"`, the
-            GBG code's choice.
+            `"loss"` or `"loss+"` (loss times l2 norm). `None` (the default) takes
+            the GBGOptimizer's, else `"none"`: the paper's Eq. 11 (the GBG code
+            hard-codes `"loss+"`, which on a short budget puts most of alpha on the
+            two smallest groups and trains far worse; see benchmarks/README.md).
         solver: `"pgd"` or `"frank_wolfe"` (see `keras_longtail.ops.min_norm_weights`).
-            Defaults to `"pgd"`.
+            `None` (the default): the GBGOptimizer's, else `"pgd"`.
         head_layer: name of the layer whose weights `"representation"` uses.
             Defaults to `"classifier"`.
-        max_iterations: iteration bound of the solver. Defaults to 250.
-        tolerance: relative duality-gap tolerance of the solver. Defaults to `1e-6`.
+        max_iterations: iteration bound of the solver. `None` (the default): the
+            GBGOptimizer's, else 250.
+        tolerance: relative duality-gap tolerance of the solver. `None` (the
+            default): the GBGOptimizer's, else `1e-6`.
+
+    Compiled with a `GBGOptimizer`, the step takes the grouping and the solver
+    settings left at `None` here from it and applies d through it (it delegates to
+    its inner optimizer); a setting given on both the model and the optimizer with
+    different values raises `ValueError` at the first step.
 
     Example:
 
@@ -106,41 +124,33 @@ class GBGMixin:
         NeurIPS 2018, https://arxiv.org/abs/1810.04650.
     """
 
-    def __init__(self, *args, grouping=None, mode="exact", normalization="loss+", solver="pgd",
-                 head_layer="classifier", max_iterations=250, tolerance=1e-6, **kwargs):
+    def __init__(self, *args, grouping=None, mode="exact", normalization=None, solver=None,
+                 head_layer="classifier", max_iterations=None, tolerance=None, **kwargs):
         _backend.require_tensorflow_backend(type(self).__name__)
-        if grouping is None:
-            raise ValueError(f"{type(self).__name__} needs `grouping` (a ClassGrouping). Received: grouping=None")
-        if isinstance(grouping, dict):
-            grouping = ClassGrouping.from_config(grouping)
-        elif not isinstance(grouping, ClassGrouping):
-            grouping = ClassGrouping(grouping)
+        grouping = None if grouping is None else as_grouping(grouping)
         _validation.check_choice("mode", mode, MODES)
-        _validation.check_choice("normalization", normalization, _min_norm.NORMALIZATIONS)
-        _validation.check_choice("solver", solver, ("pgd", "frank_wolfe"))
-        max_iterations = _validation.check_int("max_iterations", max_iterations, minimum=1)
-        tolerance = _validation.check_float("tolerance", tolerance, minimum=0.0)
+        normalization, solver, max_iterations, tolerance = _min_norm.check_step_settings(
+            normalization, solver, max_iterations, tolerance, optional=True)
         super().__init__(*args, **kwargs)
+        if grouping is not None:
+            self._gbg_check_grouping(grouping)
         outputs = getattr(self, "outputs", None)
-        if outputs:
-            num_classes = outputs[0].shape[-1]
-            if num_classes is not None and num_classes != grouping.num_classes:
-                raise ValueError(
-                    f"Expected `grouping` to cover the model's {num_classes} classes. "
-                    f"Received a grouping of {grouping.num_classes} classes")
         if mode == "representation" and outputs:
             try:
                 self.get_layer(head_layer)
             except ValueError:
                 raise ValueError(f"mode='representation' needs a layer named `head_layer`={head_layer!r}. "
                                  f"The model's layers are {[l.name for l in self.layers]}") from None
-        self._gbg_grouping = ClassGrouping(grouping.groups, grouping.num_groups)
-        # The group ids live in a variable, saved with the weights: a checkpoint restores the grouping
-        # of the run that wrote it (a restarted process need not re-compute the same one).
-        with _distribute.model_scope(self):
-            self.gbg_groups = self.add_weight(shape=(grouping.num_classes,), initializer="zeros", dtype="int32",
-                                              trainable=False, aggregation="only_first_replica", name="gbg_groups")
-        self.gbg_groups.assign(np.asarray(grouping.groups, dtype=np.int32))
+        self._gbg_grouping = None if grouping is None else ClassGrouping(grouping.groups, grouping.num_groups)
+        if grouping is not None:
+            # The group ids live in a variable, saved with the weights: a checkpoint restores the grouping
+            # of the run that wrote it (a restarted process need not re-compute the same one). A grouping
+            # held by a compiled GBGOptimizer instead is part of the optimizer's config.
+            with _distribute.model_scope(self):
+                self.gbg_groups = self.add_weight(shape=(grouping.num_classes,), initializer="zeros",
+                                                  dtype="int32", trainable=False,
+                                                  aggregation="only_first_replica", name="gbg_groups")
+            self.gbg_groups.assign(np.asarray(grouping.groups, dtype=np.int32))
         self.mode = mode
         self.normalization = normalization
         self.solver = solver
@@ -150,15 +160,55 @@ class GBGMixin:
 
     @property
     def grouping(self):
-        """The `ClassGrouping` in use: the group ids held in `gbg_groups` (restored with the weights)."""
+        """The model's `ClassGrouping`: the group ids held in `gbg_groups` (restored with the weights), or
+        `None` when the grouping comes from a compiled `GBGOptimizer`."""
+        if self._gbg_grouping is None:
+            return None
         groups = [int(g) for g in keras.ops.convert_to_numpy(self.gbg_groups)]
         if groups == self._gbg_grouping.groups:
             return self._gbg_grouping
         return ClassGrouping(groups, self._gbg_grouping.num_groups)  # raises if the ids do not fit num_groups
 
+    def _gbg_check_grouping(self, grouping):
+        outputs = getattr(self, "outputs", None)
+        if outputs:
+            num_classes = outputs[0].shape[-1]
+            if num_classes is not None and num_classes != grouping.num_classes:
+                raise ValueError(
+                    f"Expected `grouping` to cover the model's {num_classes} classes. "
+                    f"Received a grouping of {grouping.num_classes} classes")
+
+    def gbg_settings(self):
+        """The grouping and solver settings in force: the model's, else the optimizer's, else the defaults.
+
+        With a `keras_longtail.optimizers.GBGOptimizer` compiled in, arguments left
+        at `None` on the model come from the optimizer; a value given on both that
+        differs raises `ValueError`. Returns a dict with `grouping`, `normalization`,
+        `solver`, `max_iterations` and `tolerance`.
+        """
+        from keras_longtail.optimizers.gbg_optimizer import GBGOptimizer
+
+        optimizer = getattr(self, "optimizer", None)
+        wrapper = optimizer if isinstance(optimizer, GBGOptimizer) else None
+        settings = {}
+        for key in ("grouping",) + tuple(SOLVER_DEFAULTS):
+            mine = self._gbg_grouping if key == "grouping" else getattr(self, key)  # static: no host read
+            theirs = None if wrapper is None else getattr(wrapper, key)
+            if mine is not None and theirs is not None and (
+                    mine.get_config() != theirs.get_config() if key == "grouping" else mine != theirs):
+                raise ValueError(
+                    f"`{key}` is set on both the model and its GBGOptimizer, differently: give it once. "
+                    f"Received: model {key}={_plain(mine)}, optimizer {key}={_plain(theirs)}")
+            settings[key] = mine if mine is not None else theirs if theirs is not None else SOLVER_DEFAULTS.get(key)
+        if settings["grouping"] is None:
+            raise ValueError(f"{type(self).__name__} needs `grouping` (a ClassGrouping), on the model or on a "
+                             "compiled keras_longtail.optimizers.GBGOptimizer. Received: grouping=None")
+        self._gbg_check_grouping(settings["grouping"])
+        return settings
+
     def gbg_config(self):
         """The GBG arguments as plain JSON."""
-        return {"grouping": self.grouping.get_config(), "mode": self.mode, "normalization": self.normalization,
+        return {"grouping": None if self.grouping is None else self.grouping.get_config(), "mode": self.mode, "normalization": self.normalization,
                 "solver": self.solver, "head_layer": self.head_layer, "max_iterations": self.max_iterations,
                 "tolerance": self.tolerance}
 
@@ -190,19 +240,18 @@ class GBGMixin:
         the predictions and the ordinary batch loss.
         """
         tf = _backend.import_tensorflow()
-        num_groups = self._gbg_grouping.num_groups
-        labels = self._gbg_labels(y)
-        # A checkpoint of a model with more groups could have loaded ids >= num_groups into `gbg_groups`.
-        groups = _checks.labels_in_range(tf.gather(tf.convert_to_tensor(self.gbg_groups), labels), num_groups,
-                                         argument="gbg_groups")
+        settings = self.gbg_settings()
+        grouping = settings.pop("grouping")
+        num_groups = grouping.num_groups
+        labels = self._gbg_labels(y, grouping.num_classes)
+        if self._gbg_grouping is not None:
+            # A checkpoint of a model with more groups could have loaded ids >= num_groups into `gbg_groups`.
+            groups = _checks.labels_in_range(tf.gather(tf.convert_to_tensor(self.gbg_groups), labels), num_groups,
+                                             argument="gbg_groups")
+        else:
+            groups = tf.gather(tf.constant(grouping.groups, tf.int32), labels)
         membership = tf.one_hot(groups, num_groups, dtype=tf.float32)  # (B, G)
-        replica = tf.distribute.get_replica_context()
-        distributed = replica is not None and replica.num_replicas_in_sync > 1
-
-        def all_reduce(values):
-            return replica.all_reduce(tf.distribute.ReduceOp.SUM, values) if distributed else values
-
-        counts = all_reduce(tf.reduce_sum(membership, axis=0))  # global examples per group
+        counts = _distribute.cross_replica_sum(tf.reduce_sum(membership, axis=0))  # global examples per group
         present = counts > 0.0
         factors = tf.reduce_sum(counts) / tf.maximum(counts, 1.0)  # B / n_g
         base = (tf.ones_like(membership[:, 0]) if sample_weight is None
@@ -217,38 +266,23 @@ class GBGMixin:
                 group_losses.append(self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=weights,
                                                       training=True))
             scaled = [self.optimizer.scale_loss(loss) for loss in group_losses]
-        losses = all_reduce(tf.cast(tf.stack(group_losses), tf.float32))
         if self.mode == "exact":
             per_group = [self._dense(tape.gradient(loss, variables), variables) for loss in scaled]
-            solve_on = [all_reduce(g) for g in per_group] if distributed else per_group
+            alpha = _min_norm.group_weights(per_group, group_losses, present, **settings)
+            gradients = _min_norm.combine(alpha, per_group)
         else:
             head = self.get_layer(self.head_layer).trainable_weights
-            solve_on = [all_reduce(self._dense(tape.gradient(loss, head), head)) for loss in scaled]
-        alpha = self._gbg_alpha(solve_on, losses, present)
-        if self.mode == "exact":
-            gradients = [tf.add_n([tf.cast(alpha[g], v.dtype) * per_group[g][i] for g in range(num_groups)])
-                         for i, v in enumerate(variables)]
-        else:
+            solve_on = [self._dense(tape.gradient(loss, head), head) for loss in scaled]
+            alpha = _min_norm.group_weights(solve_on, group_losses, present, **settings)
             # one backward of sum_g alpha_g L_g (alpha enters as the losses' upstream gradients)
             upstream = [tf.cast(alpha[g], scaled[g].dtype) for g in range(num_groups)]
             gradients = self._dense(tape.gradient(scaled, variables, output_gradients=upstream), variables)
         del tape
         return gradients, alpha, y_pred, batch_loss
 
-    def _gbg_alpha(self, gradients, losses, present):
-        tf = _backend.import_tensorflow()
-        if len(gradients) == 1:
-            return tf.ones([1], tf.float32)
-        gram = _min_norm.gram_matrix(gradients)
-        scale = _min_norm.normalizers(gram, losses, self.normalization)
-        gram = gram / (scale[:, None] * scale[None, :])
-        return tf.cast(_min_norm.solve_gram(gram, present, self.solver, self.max_iterations, self.tolerance),
-                       tf.float32)
-
-    def _gbg_labels(self, y):
+    def _gbg_labels(self, y, num_classes):
         tf = _backend.import_tensorflow()
         y = tf.convert_to_tensor(tf.nest.flatten(y)[0])
-        num_classes = self._gbg_grouping.num_classes
         if y.shape.rank is not None and y.shape.rank >= 2 and y.shape[-1] not in (None, 1):
             labels = tf.argmax(y, axis=-1, output_type=tf.int32)  # one-hot / probabilities
         else:
@@ -259,3 +293,7 @@ class GBGMixin:
     def _dense(gradients, variables):
         tf = _backend.import_tensorflow()
         return [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g) for g, v in zip(gradients, variables)]
+
+
+def _plain(value):
+    return value.get_config() if isinstance(value, ClassGrouping) else repr(value)

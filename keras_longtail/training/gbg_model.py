@@ -22,7 +22,9 @@ class GBGModel(GBGMixin, keras.Model):
 
     Args:
         inputs, outputs: as for a functional `keras.Model`.
-        grouping: a `keras_longtail.gbg.ClassGrouping` covering the model's classes.
+        grouping: a `keras_longtail.gbg.ClassGrouping` covering the model's classes,
+            or `None` when the model is compiled with a
+            `keras_longtail.optimizers.GBGOptimizer` that holds it.
         mode, normalization, solver, head_layer, max_iterations, tolerance: see `GBGMixin`.
         **kwargs: passed to `keras.Model` (e.g. `name`).
 
@@ -49,7 +51,7 @@ class GBGModel(GBGMixin, keras.Model):
     """
 
     @classmethod
-    def from_model(cls, model, grouping, **kwargs):
+    def from_model(cls, model, grouping=None, **kwargs):
         """Wraps a functional `model` (its layers and weights are shared)."""
         kwargs.setdefault("name", model.name)
         return cls(model.inputs, model.outputs, grouping=grouping, **kwargs)

@@ -6,6 +6,7 @@ A case builds, inside the current strategy scope, everything `fit` needs for a t
     compile    keyword arguments for `model.compile` besides the optimizer
     callbacks  callbacks for `fit` (optional)
     obj        the exported object itself, for the serialization checks (optional: a callback has no config)
+    optimizer  function() -> the optimizer to compile with, built inside the scope (optional; default SGD(0.1))
     state      function(model) -> list of arrays that must also agree across strategies (optional)
 A new export that is not here fails `test_every_export_is_registered`.
 """
@@ -154,6 +155,17 @@ def _gbg_model(mode):
     return build
 
 
+def _gbg_optimizer():
+    from keras_longtail.gbg import ClassGrouping
+    from keras_longtail.optimizers import GBGOptimizer
+    from keras_longtail.training import GBGModel
+
+    grouping = ClassGrouping([0, 1, 1, 2])
+    optimizer = GBGOptimizer(keras.optimizers.SGD(0.1, momentum=0.9), grouping, normalization="l2")
+    return {"model": GBGModel.from_model(classifier(), mode="exact"), "compile": {"loss": ce()}, "obj": optimizer,
+            "optimizer": lambda: optimizer}
+
+
 def _per_class_max_norm():
     from keras_longtail.constraints import PerClassMaxNorm
 
@@ -226,6 +238,7 @@ CASES = {
     "metrics.BinnedMeanRelativeError": lambda: _depth(metric=True),
     "metrics.PerClassAccuracy": _per_class_accuracy,
     "metrics.ShotAccuracy": _shot_accuracy,
+    "optimizers.GBGOptimizer": _gbg_optimizer,
     "training.GBGModel": _gbg_model("exact"),
     "training.GradTailModel": _gradtail_model,
     "training.GradTailSigmoid": _gradtail_sigmoid,

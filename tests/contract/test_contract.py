@@ -42,7 +42,8 @@ def _train(name, jit_compile=False):
     keras.utils.set_random_seed(0)
     case = cases.CASES[name]()
     model = case["model"]
-    model.compile(keras.optimizers.SGD(0.1), jit_compile=jit_compile, **case["compile"])
+    optimizer = case["optimizer"]() if "optimizer" in case else keras.optimizers.SGD(0.1)
+    model.compile(optimizer, jit_compile=jit_compile, **case["compile"])
     x, y = _data()
     if "targets" in case:
         y = case["targets"](x, y)

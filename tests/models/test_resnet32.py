@@ -29,3 +29,13 @@ def test_other_input_shape_and_save_load(tmp_path):
 def test_bad_input():
     with pytest.raises(ValueError, match="num_classes"):
         resnet32(1)
+
+
+def test_batch_norm_momentum_reaches_every_batch_norm():
+    model = resnet32(10, input_shape=(16, 16, 3), batch_norm_momentum=0.9)
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(norms) == 1 + 15 * 2 + 2 and all(layer.momentum == 0.9 for layer in norms)
+    assert all(layer.momentum == 0.99 for layer in resnet32(10, input_shape=(16, 16, 3)).layers
+               if isinstance(layer, keras.layers.BatchNormalization))
+    with pytest.raises(ValueError, match="batch_norm_momentum"):
+        resnet32(10, batch_norm_momentum=1.0)

@@ -101,7 +101,7 @@ def test_absent_group_gets_zero_weight(mode):
     alpha = alpha.numpy()
     assert alpha[1] == 0.0 and alpha.sum() == pytest.approx(1.0, abs=1e-6) and np.isfinite(float(loss))
     assert all(np.all(np.isfinite(g.numpy())) for g in gradients)
-    expected, _ = _reference_step(network, x, y, np.ones(len(y), np.float32), GROUPING, mode, "loss+", lr=0.5)
+    expected, _ = _reference_step(network, x, y, np.ones(len(y), np.float32), GROUPING, mode, "none", lr=0.5)
     model.train_on_batch(x, y)
     for want, have in zip(expected, _network_weights(model)):
         np.testing.assert_allclose(have, want, rtol=1e-4, atol=1e-6)
@@ -159,10 +159,19 @@ def test_serialization_and_save_load(tmp_path):
     reloaded.fit(X[:16], Y[:16], batch_size=16, verbose=0)
 
 
+def test_defaults_are_the_papers():
+    model = GBGModel.from_model(_network(), GROUPING)
+    settings = model.gbg_settings()
+    assert model.mode == "exact" and settings["normalization"] == "none"  # Eq. 11 on all weights
+    assert model.get_config()["normalization"] is None  # resolved at the step (a GBGOptimizer may set it)
+
+
 def test_bad_input():
     network = _network()
-    with pytest.raises(ValueError, match="grouping"):
-        GBGModel.from_model(network, None)
+    no_grouping = GBGModel.from_model(network, None)  # allowed: a GBGOptimizer may bring it
+    no_grouping.compile("sgd", _loss())
+    with pytest.raises(ValueError, match="needs `grouping`.*Received: grouping=None"):
+        no_grouping.train_on_batch(X[:4], Y[:4])
     with pytest.raises(ValueError, match="grouping"):
         GBGModel.from_model(network, ClassGrouping([0, 1, 1]))
     with pytest.raises(ValueError, match="mode"):

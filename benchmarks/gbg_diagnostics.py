@@ -1,0 +1,109 @@
+"""Where GBG's min-norm direction points, on real Fashion-MNIST-LT batches (ResNet-32, seed 0).
+
+    python -m benchmarks.gbg_diagnostics [--batches 2] [--ce-steps 60]
+
+Groups the classes as `--method gbg` does (`group_classes`, 4 groups, on the initialized
+network), then on `--batches` training batches of 128 computes the group-mean losses L_g
+and their gradients over (a) all trainable weights (what mode="exact" and the paper use),
+(b) the classifier only (mode="representation"'s surrogate) and (c) the backbone only (the
+GBG code). For each source and normalizer (none = the paper's Eq. 11, l2, loss+ = the GBG
+code) it reports alpha, ||d|| / ||g_CE|| with d = sum_g alpha_g grad L_g over all weights
+and g_CE the ordinary batch-mean cross-entropy gradient, cos(d, g_CE), and the pairwise
+cosines of the group gradients; once at initialization and again after `--ce-steps` plain
+CE steps (SGD 0.1, momentum 0.9). Writes benchmarks/results/gbg_diagnostics.json.
+"""
+
+import argparse
+import json
+import pathlib
+import platform
+import sys
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_longtail import data, gbg, models
+from keras_longtail.ops import min_norm_weights
+
+RESULTS = pathlib.Path(__file__).resolve().parent / "results"
+NORMALIZATIONS = ("none", "l2", "loss+")
+
+
+def _flat(gradients):
+    return np.concatenate([np.asarray(g).reshape(-1) for g in gradients]).astype(np.float64)
+
+
+def analyse(network, groups, batches):
+    ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    head = network.get_layer("classifier").trainable_variables
+    head_ids = {id(v) for v in head}
+    everything = network.trainable_variables
+    backbone = [v for v in everything if id(v) not in head_ids]
+    rows = []
+    for x, y in batches:
+        member = groups[y.numpy()]
+        present = [g for g in range(groups.max() + 1) if (member == g).any()]
+        with tf.GradientTape(persistent=True) as tape:
+            logits = network(x, training=True)
+            losses = [ce(y[member == g], tf.boolean_mask(logits, member == g)) for g in present]
+            batch_loss = ce(y, logits)
+        full = np.array([_flat(tape.gradient(loss, everything)) for loss in losses])
+        sources = {"all": full,
+                   "classifier": np.array([_flat(tape.gradient(loss, head)) for loss in losses]),
+                   "backbone": np.array([_flat(tape.gradient(loss, backbone)) for loss in losses])}
+        g_ce = _flat(tape.gradient(batch_loss, everything))
+        del tape
+        loss_values = np.array([float(loss) for loss in losses])
+        row = {"groups_present": present,
+               "group_fraction": [round(float((member == g).mean()), 3) for g in present],
+               "group_loss": np.round(loss_values, 3).tolist(),
+               "group_gradient_norm": np.round(np.linalg.norm(full, axis=1), 3).tolist(),
+               "ce_gradient_norm": round(float(np.linalg.norm(g_ce)), 3)}
+        for name, matrix in sources.items():
+            norms = np.linalg.norm(matrix, axis=1)
+            cosines = (matrix @ matrix.T) / np.outer(norms, norms)
+            entry = {"pairwise_cosine": np.round(cosines[np.triu_indices(len(present), 1)], 3).tolist()}
+            for normalization in NORMALIZATIONS:
+                alpha = np.asarray(min_norm_weights(matrix, solver="cvxopt", normalization=normalization,
+                                                    losses=loss_values))
+                direction = alpha @ full
+                entry[normalization] = {
+                    "alpha": np.round(alpha, 3).tolist(),
+                    "d_over_ce_norm": round(float(np.linalg.norm(direction) / np.linalg.norm(g_ce)), 3),
+                    "cos_d_ce": round(float(direction @ g_ce / np.linalg.norm(direction) / np.linalg.norm(g_ce)), 3)}
+            row[name] = entry
+        rows.append(row)
+    return rows
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.gbg_diagnostics",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batches", type=int, default=2)
+    parser.add_argument("--ce-steps", type=int, default=60)
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--output", default=str(RESULTS / "gbg_diagnostics.json"))
+    args = parser.parse_args(argv)
+    keras.utils.set_random_seed(0)
+    loaded = data.load_fashion_mnist_lt(100, data_dir=args.data_dir)
+    network = models.resnet32(loaded.num_classes, input_shape=tuple(loaded.train.element_spec[0].shape))
+    grouping = gbg.group_classes(network, loaded.train.batch(256), num_groups=4, seed=0)
+    groups = np.array(grouping.groups)
+    stream = iter(loaded.train.shuffle(loaded.num_train, seed=0).repeat().batch(128))
+    results = {"dataset": "fashion-mnist-lt", "imbalance_factor": 100, "model": "resnet32", "batch_size": 128,
+               "groups": grouping.groups, "command": " ".join(["python -m benchmarks.gbg_diagnostics"] + sys.argv[1:]),
+               "machine": f"{platform.machine()}, {platform.python_version()}",
+               "initialization": analyse(network, groups, [next(stream) for _ in range(args.batches)])}
+    network.compile(keras.optimizers.SGD(0.1, momentum=0.9),
+                    keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    network.fit(loaded.train.shuffle(loaded.num_train, seed=1).repeat().batch(128),
+                steps_per_epoch=args.ce_steps, epochs=1, verbose=0)
+    results[f"after_{args.ce_steps}_ce_steps"] = analyse(network, groups, [next(stream) for _ in range(args.batches)])
+    pathlib.Path(args.output).write_text(json.dumps(results, indent=1))
+    print(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
