@@ -145,9 +145,9 @@ class DualPhaseTraining:
             `"train"`. D holds a few hundred images, mostly of the tail
             classes, so its batch statistics differ from the test set's: with
             `"train"` a Fashion-MNIST-LT run reached 90 % training accuracy on
-            D and 22 % on the test set. `"inference"` needs converged phase-I
-            moving statistics (Keras' momentum 0.99 lags a short phase I);
-            in a 480-step diagnostic run it collapsed. The paper does not say.
+            D and 22 % on the test set. With `"inference"` the same run
+            collapsed during phase II itself at lr 0.1 (10 % training
+            accuracy from the second epoch). The paper does not say.
         feature_layer: name of the feature layer. Defaults to `"features"`.
         classifier_layer: name of the classifier layer. Defaults to `"classifier"`.
 
