@@ -208,7 +208,8 @@ class GBGMixin:
 
     def gbg_config(self):
         """The GBG arguments as plain JSON."""
-        return {"grouping": None if self.grouping is None else self.grouping.get_config(), "mode": self.mode, "normalization": self.normalization,
+        return {"grouping": None if self.grouping is None else self.grouping.get_config(), "mode": self.mode,
+                "normalization": self.normalization,
                 "solver": self.solver, "head_layer": self.head_layer, "max_iterations": self.max_iterations,
                 "tolerance": self.tolerance}
 
