@@ -1,12 +1,13 @@
 """Step time of GBG training relative to plain Keras fit, on ResNet-32 (CIFAR shapes).
 
-    python -m benchmarks.gbg_overhead [--rounds 5] [--steps 3] [--batch-size 128] [--groups 4]
+    python -m benchmarks.gbg_overhead [--rounds 5] [--steps 3] [--batch-size 128] [--groups 4] [--solve-every 4]
 
-Builds three ResNet-32 models with the same initial weights: plain (built-in train step),
-`GBGModel` mode="exact" and mode="representation"; all compiled with SGD 0.1 momentum 0.9 and
-sparse softmax cross-entropy. After two warm-up steps each (tracing), the modes are timed in
-interleaved rounds (plain, exact, representation, plain, ...) of `--steps` `train_on_batch`
-calls on one fixed long-tailed batch of random images in which every group is present. The
+Builds four ResNet-32 models with the same initial weights: plain (built-in train step),
+`GBGModel` mode="exact", mode="exact" with `solve_every=k` (alpha re-solved every k-th step) and
+mode="representation"; all compiled with SGD 0.1 momentum 0.9 and sparse softmax cross-entropy.
+After warm-up steps (tracing), the modes are timed in interleaved rounds (plain, exact, ...) of
+`--steps` `train_on_batch` calls (k calls for the amortized one: one solve and k - 1 reuses)
+on one fixed long-tailed batch of random images in which every group is present. The
 machine is shared, so only ratios of medians over rounds are reported
 (benchmarks/results/overhead_gbg.json).
 """
@@ -37,6 +38,7 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--groups", type=int, default=4)
     parser.add_argument("--classes", type=int, default=10)
+    parser.add_argument("--solve-every", type=int, default=4)
     parser.add_argument("--output", default=str(RESULTS / "overhead_gbg.json"))
     args = parser.parse_args(argv)
 
@@ -54,32 +56,36 @@ def main(argv=None):
     def build(kind):
         network = models.resnet32(args.classes)
         network.set_weights(initial)
-        if kind != "plain":
+        if kind == "exact-amortized":
+            network = GBGModel.from_model(network, grouping, mode="exact", solve_every=args.solve_every)
+        elif kind != "plain":
             network = GBGModel.from_model(network, grouping, mode=kind)
         network.compile(keras.optimizers.SGD(0.1, momentum=0.9),
                         keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         return network
 
-    kinds = ["plain", "exact", "representation"]
+    kinds = ["plain", "exact", "exact-amortized", "representation"]
+    steps = {kind: args.solve_every if kind == "exact-amortized" else args.steps for kind in kinds}
     built = {kind: build(kind) for kind in kinds}
-    for model in built.values():
-        for _ in range(2):
+    for kind, model in built.items():
+        for _ in range(max(2, steps[kind])):  # traces, and leaves the amortized model at a solve step
             model.train_on_batch(images, labels)
     times = {kind: [] for kind in kinds}
     for round_index in range(args.rounds):
         for kind in kinds:
             start = time.perf_counter()
-            for _ in range(args.steps):
+            for _ in range(steps[kind]):
                 built[kind].train_on_batch(images, labels)
-            times[kind].append((time.perf_counter() - start) / args.steps)
+            times[kind].append((time.perf_counter() - start) / steps[kind])
         print(f"round {round_index + 1}: " + ", ".join(f"{k} {times[k][-1]:.3f} s/step" for k in kinds), flush=True)
     median = {kind: statistics.median(values) for kind, values in times.items()}
     results = {
         "command": " ".join(["python -m benchmarks.gbg_overhead"] + (argv if argv is not None else sys.argv[1:])),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, shared",
         "model": "resnet32", "batch_size": args.batch_size, "classes": args.classes, "groups": args.groups,
-        "rounds": args.rounds, "steps_per_round": args.steps,
+        "rounds": args.rounds, "steps_per_round": args.steps, "solve_every": args.solve_every,
         "ratio_exact": round(median["exact"] / median["plain"], 3),
+        "ratio_exact_amortized": round(median["exact-amortized"] / median["plain"], 3),
         "ratio_representation": round(median["representation"] / median["plain"], 3),
         "median_seconds_per_step": {k: round(v, 4) for k, v in median.items()},
         "note": "ratios of medians over interleaved rounds; absolute times vary with the shared machine",

@@ -13,7 +13,8 @@ from keras_longtail.ops import _min_norm
 
 MODES = ("exact", "representation")
 SOLVER_DEFAULTS = {"normalization": "none", "solver": "pgd", "max_iterations": 250, "tolerance": 1e-6}
-_GBG_KEYS = ("grouping", "mode", "normalization", "solver", "head_layer", "max_iterations", "tolerance")
+_GBG_KEYS = ("grouping", "mode", "normalization", "solver", "head_layer", "max_iterations", "tolerance",
+             "solve_every")
 
 
 class GBGMixin:
@@ -57,6 +58,20 @@ class GBGMixin:
       groups own disjoint rows of the batch, so those gradients are orthogonal
       and the Gram matrix diagonal.
 
+    Amortized solve (`solve_every=k`, exact mode): every k-th step (optimizer
+    iterations 0, k, 2k, ...) is the exact step above and stores alpha in the
+    non-trainable variable `gbg_alpha`; the k - 1 steps between reuse it,
+    restricted to the groups present in the batch and renormalized (uniform if
+    none of them had weight), as one backward pass of sum_g alpha_g L_g: about a
+    plain step. Mean cost about (exact + (k - 1) plain) / k; for G = 4 the exact
+    step cannot be much cheaper than (1 + 2G) / 3 plain steps (one forward, G
+    backward passes, each coupled across the batch by batch normalization). This
+    is an approximation of Algorithm 2 (alpha is up to k - 1 steps stale), the
+    same trade as Nash-MTL's `update_weights_every`; `k = 1` (the default) is the
+    paper. Under `tf.distribute` the per-group gradients are all-reduced at every
+    step (zeros between solves): a synchronization point cannot sit inside the
+    step's `tf.cond`.
+
     Under `tf.distribute` the group counts, group losses and per-group gradients
     are summed over replicas before the solve, so every replica solves the same
     problem and the update equals one device's on the same global batch (each
@@ -90,6 +105,8 @@ class GBGMixin:
             GBGOptimizer's, else 250.
         tolerance: relative duality-gap tolerance of the solver. `None` (the
             default): the GBGOptimizer's, else `1e-6`.
+        solve_every: re-solve alpha every this many steps (see above; exact mode,
+            with the grouping on the model). Defaults to `1` (every step).
 
     Compiled with a `GBGOptimizer`, the step takes the grouping and the solver
     settings left at `None` here from it and applies d through it (it delegates to
@@ -125,10 +142,18 @@ class GBGMixin:
     """
 
     def __init__(self, *args, grouping=None, mode="exact", normalization=None, solver=None,
-                 head_layer="classifier", max_iterations=None, tolerance=None, **kwargs):
+                 head_layer="classifier", max_iterations=None, tolerance=None, solve_every=1, **kwargs):
         _backend.require_tensorflow_backend(type(self).__name__)
         grouping = None if grouping is None else as_grouping(grouping)
         _validation.check_choice("mode", mode, MODES)
+        solve_every = _validation.check_int("solve_every", solve_every, minimum=1)
+        if solve_every > 1 and mode != "exact":
+            raise ValueError("`solve_every` > 1 amortizes the exact mode's solve; representation mode costs about a "
+                             f"plain step already. Received: solve_every={solve_every} with mode={mode!r}")
+        if solve_every > 1 and grouping is None:
+            raise ValueError("`solve_every` > 1 keeps alpha in a variable sized by the grouping: give `grouping` to "
+                             f"the model, not only to a GBGOptimizer. Received: solve_every={solve_every}, "
+                             "grouping=None")
         normalization, solver, max_iterations, tolerance = _min_norm.check_step_settings(
             normalization, solver, max_iterations, tolerance, optional=True)
         super().__init__(*args, **kwargs)
@@ -151,12 +176,20 @@ class GBGMixin:
                                                   dtype="int32", trainable=False,
                                                   aggregation="only_first_replica", name="gbg_groups")
             self.gbg_groups.assign(np.asarray(grouping.groups, dtype=np.int32))
+        if solve_every > 1:
+            # The last solve's alpha, reused by the steps between solves (saved with the weights, so a resumed
+            # run continues with it).
+            with _distribute.model_scope(self):
+                self.gbg_alpha = self.add_weight(shape=(grouping.num_groups,), initializer="zeros",
+                                                 dtype="float32", trainable=False,
+                                                 aggregation="only_first_replica", name="gbg_alpha")
         self.mode = mode
         self.normalization = normalization
         self.solver = solver
         self.head_layer = head_layer
         self.max_iterations = max_iterations
         self.tolerance = tolerance
+        self.solve_every = solve_every
 
     @property
     def grouping(self):
@@ -211,7 +244,7 @@ class GBGMixin:
         return {"grouping": None if self.grouping is None else self.grouping.get_config(), "mode": self.mode,
                 "normalization": self.normalization,
                 "solver": self.solver, "head_layer": self.head_layer, "max_iterations": self.max_iterations,
-                "tolerance": self.tolerance}
+                "tolerance": self.tolerance, "solve_every": self.solve_every}
 
     def get_config(self):
         config = super().get_config()
@@ -267,7 +300,9 @@ class GBGMixin:
                 group_losses.append(self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=weights,
                                                       training=True))
             scaled = [self.optimizer.scale_loss(loss) for loss in group_losses]
-        if self.mode == "exact":
+        if self.mode == "exact" and self.solve_every > 1:
+            gradients, alpha = self._gbg_amortized(tape, scaled, group_losses, present, variables, settings)
+        elif self.mode == "exact":
             per_group = [self._dense(tape.gradient(loss, variables), variables) for loss in scaled]
             alpha = _min_norm.group_weights(per_group, group_losses, present, **settings)
             gradients = _min_norm.combine(alpha, per_group)
@@ -280,6 +315,29 @@ class GBGMixin:
             gradients = self._dense(tape.gradient(scaled, variables, output_gradients=upstream), variables)
         del tape
         return gradients, alpha, y_pred, batch_loss
+
+    def _gbg_amortized(self, tape, scaled, group_losses, present, variables, settings):
+        """The exact step on iterations 0, k, 2k, ...; between them one backward pass with the stored alpha."""
+        tf = _backend.import_tensorflow()
+        solve_now = tf.equal(tf.math.floormod(tf.cast(self.optimizer.iterations, tf.int64), self.solve_every), 0)
+        per_group = tf.cond(
+            solve_now,
+            lambda: [self._dense(tape.gradient(loss, variables), variables) for loss in scaled],
+            lambda: [[tf.zeros_like(v) for v in variables] for _ in scaled])
+        # Outside the cond: the solve all-reduces the gradients (a synchronization point), zeros between solves.
+        fresh = _min_norm.group_weights(per_group, group_losses, present, **settings)
+        stored = tf.where(present, tf.convert_to_tensor(self.gbg_alpha), 0.0)
+        uniform = tf.cast(present, tf.float32) / tf.maximum(tf.reduce_sum(tf.cast(present, tf.float32)), 1.0)
+        total = tf.reduce_sum(stored)
+        reused = tf.where(total > 0.0, stored / tf.maximum(total, 1e-30), uniform)
+        alpha = tf.where(solve_now, fresh, reused)
+        self.gbg_alpha.assign(tf.where(solve_now, fresh, self.gbg_alpha))
+        upstream = [tf.cast(alpha[g], scaled[g].dtype) for g in range(len(scaled))]
+        gradients = tf.cond(
+            solve_now,
+            lambda: [tf.convert_to_tensor(g) for g in _min_norm.combine(alpha, per_group)],
+            lambda: self._dense(tape.gradient(scaled, variables, output_gradients=upstream), variables))
+        return gradients, alpha
 
     def _gbg_labels(self, y, num_classes):
         tf = _backend.import_tensorflow()

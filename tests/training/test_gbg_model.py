@@ -199,3 +199,76 @@ def test_group_ids_that_do_not_fit_num_groups_are_rejected():
         _ = model.grouping
     with pytest.raises(tf.errors.InvalidArgumentError, match="gbg_groups"):
         model.fit(X[:16], Y[:16], batch_size=16, verbose=0)
+
+
+def _weights_of(model):
+    """The wrapped network's weights: the model's without the GBG variables."""
+    own = {id(getattr(model, name)) for name in ("gbg_groups", "gbg_alpha") if hasattr(model, name)}
+    return [v.numpy() for v in model.weights if id(v) not in own]
+
+
+def _amortized_reference(network, batches, grouping, every, lr):
+    """GBG with alpha solved (cvxopt) on steps 0, k, 2k, ... and reused, renormalized on the present groups."""
+    stored = None
+    for step, (x, y) in enumerate(batches):
+        present = np.array([np.isin(y, grouping.members(g)).any() for g in range(grouping.num_groups)])
+        if step % every == 0:
+            _, stored = _reference_step(network, x, y, np.ones(len(y), np.float32), grouping, "exact", "none", lr)
+            alpha = stored
+        else:
+            alpha = np.where(present, stored, 0.0)
+            alpha = alpha / alpha.sum() if alpha.sum() > 0 else present / present.sum()
+        update = [np.zeros(v.shape) for v in network.trainable_variables]
+        for g in np.flatnonzero(present):
+            with tf.GradientTape() as tape:
+                loss = _group_mean_loss(network, x, y, np.ones(len(y), np.float32), grouping.members(g))
+            for u, grad in zip(update, tape.gradient(loss, network.trainable_variables)):
+                u += alpha[g] * grad.numpy()
+        for v, u in zip(network.trainable_variables, update):
+            v.assign(v.numpy() - lr * u)
+    return [v.numpy() for v in network.weights], stored
+
+
+def test_solve_every_reuses_the_stored_alpha():
+    every, lr = 3, 0.5
+    batches = [(X[i:i + 8], Y[i:i + 8]) for i in range(0, 48, 8)]  # 6 steps: solves at 0 and 3
+    expected, last_alpha = _amortized_reference(_network(), batches, GROUPING, every, lr)
+    model = GBGModel.from_model(_network(), GROUPING, solve_every=every, max_iterations=2000, tolerance=1e-10)
+    model.compile(keras.optimizers.SGD(lr), _loss())
+    for x, y in batches:
+        model.train_on_batch(x, y)
+    for want, have in zip(expected, _weights_of(model)):
+        np.testing.assert_allclose(have, want, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(model.gbg_alpha.numpy(), last_alpha, atol=1e-4)
+    # The control: re-solving every step gives other weights on these batches.
+    every_step, _ = _amortized_reference(_network(), batches, GROUPING, 1, lr)
+    assert not all(np.allclose(a, b, atol=1e-4) for a, b in zip(every_step, expected))
+
+
+def test_solve_every_under_mirrored_strategy_and_jit_equals_one_device():
+    def fit(jit_compile=False):
+        model = GBGModel.from_model(_network(), GROUPING, solve_every=2)
+        return _weights_of(_fit(model, jit_compile=jit_compile, batch_size=16)[0])
+
+    expected = fit()
+    for name, got in (("mirrored", helpers.run_mirrored(lambda strategy: fit())), ("jit", fit(jit_compile=True))):
+        for want, have in zip(expected, got):
+            np.testing.assert_allclose(have, want, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_solve_every_serializes_and_its_alpha_is_saved(tmp_path):
+    model, _ = _fit(GBGModel.from_model(_network(), GROUPING, solve_every=4))
+    assert model.get_config()["solve_every"] == 4 and np.isclose(model.gbg_alpha.numpy().sum(), 1.0)
+    helpers.assert_config_round_trip(model)
+    reloaded = helpers.assert_keras_save_load(model, X[:5], tmp_path)
+    assert reloaded.solve_every == 4
+    np.testing.assert_array_equal(reloaded.gbg_alpha.numpy(), model.gbg_alpha.numpy())
+
+
+def test_solve_every_bad_input():
+    with pytest.raises(ValueError, match="solve_every"):
+        GBGModel.from_model(_network(), GROUPING, solve_every=0)
+    with pytest.raises(ValueError, match="solve_every.*mode='representation'"):
+        GBGModel.from_model(_network(), GROUPING, mode="representation", solve_every=2)
+    with pytest.raises(ValueError, match="solve_every=2, grouping=None"):
+        GBGModel.from_model(_network(), None, solve_every=2)
