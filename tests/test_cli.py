@@ -109,6 +109,17 @@ def test_gbg_and_dual_phase_methods(method, extra):
         assert results["async_phase_one_classes"] == [0, 1, 2, 3, 4, 5]
 
 
+def test_gbg_solve_every_flag(tmp_path, capsys):
+    output = tmp_path / "gbg.json"
+    code = cli.main(["train", "--method", "gbg", "--num-groups", "2", "--gbg-solve-every", "3", "--epochs", "1",
+                     "--verbose", "0", "--output", str(output)])
+    assert code == 0
+    results = json.loads(output.read_text())
+    assert results["gbg_options"] == {"solve_every": 3} and results["gbg_mode"] == "exact"
+    assert cli.main(["train", "--method", "gbg", "--gbg-solve-every", "0", "--epochs", "1", "--verbose", "0"]) == 2
+    assert "solve_every" in capsys.readouterr().err
+
+
 def test_batch_norm_momentum_needs_a_resnet():
     with pytest.raises(ValueError, match="batch_norm_momentum"):
         cli.run_training(epochs=1, verbose=0, batch_norm_momentum=0.9)  # digits-LT trains an MLP
