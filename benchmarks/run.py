@@ -73,6 +73,9 @@ RUNS = {
                            [("GBG (representation, loss+ normalizer) + WD", "accuracy")]),
     "async": ({"method": "async", "weight_decay": WEIGHT_DECAY},
               [("Dual-phase (L_dis: unit features, T = 0.01, batch mean) + WD", "accuracy")]),
+    # Phase II (24 steps on ~213 images here) at a tenth of phase I's learning rate.
+    "async-p2lr": ({"method": "async", "weight_decay": WEIGHT_DECAY, "phase_two_learning_rate": 0.01},
+                   [("Dual-phase (retentive defaults), phase II at lr 0.01 + WD", "accuracy")]),
     # Eq. 6-8 as printed (DualPhaseTraining's defaults before they changed; the runs that collapsed).
     "async-paper": ({"method": "async", "weight_decay": WEIGHT_DECAY,
                      "async_options": {"retentive_temperature": 1.0, "retentive_normalize": False,

@@ -64,6 +64,9 @@ def build_parser():
     train.add_argument("--async-threshold", type=int, default=None,
                        help="dual-phase: number of phase-I (data-rich) classes (default: Many + Medium, or Many "
                             "when that is every class)")
+    train.add_argument("--phase-two-lr", dest="phase_two_learning_rate", type=float, default=None,
+                       help="dual-phase: peak learning rate of phase II (default: --learning-rate, as in the "
+                            "paper's Algorithm 1)")
     train.add_argument("--gradtail-max-weight", type=float, default=None,
                        help="GradTail's maximum example weight (paper: 3 on ImageNet, 15 on the toy and on depth) "
                             "(default: 3; 15 with --task depth)")
@@ -132,7 +135,7 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
                  data_dir=None, seed=0, verbose=2, save_model=None, gala_accumulation="paper",
                  rebalance_tau=None, gradtail_max_weight=3.0, gradtail_layers="classifier", num_groups=4,
                  gbg_mode="exact", async_threshold=None, stage_one_model=None, async_options=None,
-                 gbg_options=None, batch_norm_momentum=None):
+                 gbg_options=None, batch_norm_momentum=None, phase_two_learning_rate=None):
     """Trains one model as `keras-longtail train` does and returns the results dict.
 
     `save_model` names a `.keras` path where the trained model is saved. With
@@ -149,7 +152,9 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
     `method="async"`, `DualPhaseTraining` runs phase I on the head classes and phase II
     on the tail plus the exemplar memory, splitting the CE baseline's steps per epoch
     between them (phase II at most half); `async_options` are further
-    `DualPhaseTraining` keyword arguments (e.g. `retentive_temperature`). With `method="wb"`, stage 1 is the CE run
+    `DualPhaseTraining` keyword arguments (e.g. `retentive_temperature`), and
+    `phase_two_learning_rate` the peak learning rate of phase II (default: the
+    phase-I one, as in the paper's Algorithm 1). With `method="wb"`, stage 1 is the CE run
     (or the saved model `stage_one_model`, which then replaces training) and stage 2
     `retrain_classifier` (class-balanced loss β = 0.9999, decoupled WD 0.01, MaxNorm
     at thresh 0.1 projected per epoch, 10 epochs on features computed once); the
@@ -194,6 +199,11 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
         raise ValueError(f"Expected `gbg_mode` in {list(GBG_MODES)}. Received: gbg_mode={gbg_mode!r}")
     if rebalance_tau is not None and not rebalance_tau >= 0:
         raise ValueError(f"Expected `rebalance_tau` >= 0. Received: rebalance_tau={rebalance_tau}")
+    if phase_two_learning_rate is not None and method != "async":
+        raise ValueError(f"`phase_two_learning_rate` is for method='async'. Received: method={method!r}")
+    if phase_two_learning_rate is not None and not phase_two_learning_rate > 0:
+        raise ValueError(f"Expected `phase_two_learning_rate` > 0. Received: "
+                         f"phase_two_learning_rate={phase_two_learning_rate}")
     if steps_per_epoch is not None and steps_per_epoch < 1:
         raise ValueError(f"Expected `steps_per_epoch` >= 1. Received: steps_per_epoch={steps_per_epoch}")
     keras.utils.set_random_seed(seed)
@@ -228,11 +238,12 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
         weight_decay = 2e-3 if weight_decay is None else weight_decay
         augment = True
 
-    def make_optimizer(steps_per_epoch):
+    def make_optimizer(steps_per_epoch, peak=None):
+        peak = learning_rate if peak is None else peak
         if loader == "digits":
-            schedule = keras.optimizers.schedules.CosineDecay(learning_rate, epochs * steps_per_epoch)
+            schedule = keras.optimizers.schedules.CosineDecay(peak, epochs * steps_per_epoch)
             return keras.optimizers.Adam(schedule, weight_decay=weight_decay or None)
-        return keras.optimizers.SGD(_ldam_schedule(learning_rate, epochs, steps_per_epoch), momentum=0.9,
+        return keras.optimizers.SGD(_ldam_schedule(peak, epochs, steps_per_epoch), momentum=0.9,
                                     weight_decay=weight_decay or None)
 
     ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -262,11 +273,14 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
             epochs=epochs, steps_per_epoch=phase_one_steps, verbose=verbose)
         dual.build_memory_bank(loaded.train)
         phase_two_model = dual.build_phase_two_model()
-        phase_two_model.compile(optimizer=make_optimizer(phase_two_steps), loss=ce, metrics=[shot_metric])
+        phase_two_model.compile(optimizer=make_optimizer(phase_two_steps, phase_two_learning_rate), loss=ce,
+                                metrics=[shot_metric])
         phase_two_model.fit(
             _training_pipeline(dual.phase_two_data(loaded.train), dual.phase_two_size(), batch_size, augment, seed),
             epochs=epochs, steps_per_epoch=phase_two_steps, verbose=verbose)
         network = dual.model
+        extra.update(phase_two_learning_rate=learning_rate if phase_two_learning_rate is None
+                     else phase_two_learning_rate)
         extra.update(async_phase_one_classes=[int(c) for c in dual.split.phase_one],
                      async_steps_per_epoch=[phase_one_steps, phase_two_steps])
     else:
@@ -440,6 +454,11 @@ def run_depth_training(dataset="synthetic-depth", method="ce", data_dir=None, ep
                         ("test_scenes", test_scenes)):
         if value < 1:
             raise ValueError(f"Expected `{name}` >= 1. Received: {name}={value}")
+    if phase_two_learning_rate is not None and method != "async":
+        raise ValueError(f"`phase_two_learning_rate` is for method='async'. Received: method={method!r}")
+    if phase_two_learning_rate is not None and not phase_two_learning_rate > 0:
+        raise ValueError(f"Expected `phase_two_learning_rate` > 0. Received: "
+                         f"phase_two_learning_rate={phase_two_learning_rate}")
     if steps_per_epoch is not None and steps_per_epoch < 1:
         raise ValueError(f"Expected `steps_per_epoch` >= 1. Received: steps_per_epoch={steps_per_epoch}")
     keras.utils.set_random_seed(seed)

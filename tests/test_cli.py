@@ -142,6 +142,18 @@ def test_dual_phase_options_pass_through():
         cli.run_training(method="async", epochs=1, verbose=0, async_options={"retentive_weight": -1.0})
 
 
+def test_dual_phase_learning_rate_of_phase_two(tmp_path):
+    output = tmp_path / "async.json"
+    assert cli.main(["train", "--method", "async", "--phase-two-lr", "0.005", "--epochs", "1", "--verbose", "0",
+                     "--output", str(output)]) == 0
+    assert json.loads(output.read_text())["phase_two_learning_rate"] == 0.005
+    assert cli.run_training(method="async", epochs=1, verbose=0)["phase_two_learning_rate"] == 0.05  # digits' lr
+    with pytest.raises(ValueError, match="phase_two_learning_rate.*method='ce'"):
+        cli.run_training(method="ce", epochs=1, verbose=0, phase_two_learning_rate=0.01)
+    with pytest.raises(ValueError, match="phase_two_learning_rate=0"):
+        cli.run_training(method="async", epochs=1, verbose=0, phase_two_learning_rate=0)
+
+
 def test_depth_task_tiny_synthetic_gradtail_run(tmp_path, capsys):
     output = tmp_path / "depth.json"
     code = cli.main(["train", "--task", "depth", "--dataset", "synthetic-depth", "--method", "gradtail",
