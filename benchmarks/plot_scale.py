@@ -10,7 +10,8 @@ Reads, from the `--inputs` directory:
   number of classes, and the time of the min-norm solve with one objective per class (G = K, the ungrouped
   multi-objective problem) against K, next to the per-step solve for the grouped problem (G groups);
 - `scale_gradtail.json` (`python -m benchmarks.gradtail_scale`), if present: the GradTail step time over a
-  plain step against the number of selected parameters.
+  plain step against the number of selected parameters (CPU-time ratio, with the wall-time ratio in grey,
+  when the file has both).
 
 One panel per curve, log-scaled x axes. A missing file or key leaves its panels out (and says so); with none
 of them there is nothing to plot and the command fails. Writes `--output` (matplotlib, Agg backend).
@@ -64,11 +65,14 @@ def load_panels(inputs):
         notes.append(f"no GradTail scale curve: {inputs / 'scale_gradtail.json'} missing")
     else:
         rows = sorted(gradtail["rows"], key=lambda row: row["selected_parameters"])
+        cpu = all("gradtail_over_plain_cpu_time" in row for row in rows)
         panels.append({"title": "GradTail step vs plain step (MLP, dense path)",
                        "x": [row["selected_parameters"] for row in rows],
-                       "y": [row["gradtail_over_plain"] for row in rows],
+                       "y": [row["gradtail_over_plain_cpu_time" if cpu else "gradtail_over_plain"] for row in rows],
+                       "label": "CPU time" if cpu else "wall time",
+                       "second": ("wall time", [row["gradtail_over_plain"] for row in rows]) if cpu else None,
                        "xlabel": "selected parameters (hidden + classifier layer)",
-                       "ylabel": "step time / plain step time (×)", "unit_line": 1.0})
+                       "ylabel": "step time / plain step time (×, median)", "unit_line": 1.0})
     return panels, notes
 
 
@@ -84,8 +88,11 @@ def plot(panels, output):
     for axis in axes.flat[len(panels):]:
         axis.set_visible(False)
     for axis, panel in zip(axes.flat, panels):
-        axis.plot(panel["x"], panel["y"], marker="o")
+        axis.plot(panel["x"], panel["y"], marker="o", label=panel.get("label"))
         axis.margins(x=0.1, y=0.15)
+        if panel.get("second") is not None:
+            label, values = panel["second"]
+            axis.plot(panel["x"], values, marker="s", color="grey", alpha=0.5, linewidth=1, label=label)
         for x, y in zip(panel["x"], panel["y"]):
             axis.annotate(f"{y:g}", (x, y), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8)
         axis.set_xscale("log")
@@ -98,6 +105,7 @@ def plot(panels, output):
         if panel.get("reference") is not None:
             value, label = panel["reference"]
             axis.axhline(value, color="tab:orange", linestyle="--", linewidth=1, label=label)
+        if panel.get("reference") is not None or panel.get("second") is not None:
             axis.legend(fontsize=7, loc="upper left")
         axis.set_title(panel["title"], fontsize=9)
         axis.set_xlabel(panel["xlabel"])

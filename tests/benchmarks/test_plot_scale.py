@@ -19,8 +19,10 @@ def _fake_inputs(directory, gradtail=True):
                   "min_norm_per_class_objectives_seconds": None}]})
     if gradtail:
         _write(directory, "scale_gradtail.json", {"rows": [
-            {"hidden_units": 64, "selected_parameters": 33_482, "gradtail_over_plain": 1.3},
-            {"hidden_units": 2048, "selected_parameters": 1_071_114, "gradtail_over_plain": 1.1}]})
+            {"hidden_units": 2048, "selected_parameters": 1_071_114, "gradtail_over_plain": 3.1,
+             "gradtail_over_plain_cpu_time": 2.1},
+            {"hidden_units": 64, "selected_parameters": 33_482, "gradtail_over_plain": 2.7,
+             "gradtail_over_plain_cpu_time": 2.0}]})
 
 
 def test_writes_png_with_one_panel_per_curve(tmp_path, capsys):
@@ -29,6 +31,9 @@ def test_writes_png_with_one_panel_per_curve(tmp_path, capsys):
     assert plot_scale.main(["--inputs", str(tmp_path), "--output", str(output)]) == 0
     assert output.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and output.stat().st_size > 10_000
     assert f"wrote {output} (4 panels" in capsys.readouterr().out
+    gradtail = plot_scale.load_panels(tmp_path)[0][3]
+    assert gradtail["x"] == [33_482, 1_071_114] and gradtail["y"] == [2.0, 2.1]  # sorted; CPU-time ratio first
+    assert gradtail["second"] == ("wall time", [2.7, 3.1])
 
 
 def test_curves_sorted_and_missing_values_dropped(tmp_path):
