@@ -29,6 +29,41 @@ from keras_longtail.gbg import ClassGrouping
 from keras_longtail.training import GBGModel
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
+KINDS = ("plain", "exact", "exact-amortized", "representation")
+
+
+def long_tailed_batch(batch_size, classes=10, groups=4, seed=0):
+    """(images, labels, grouping): one random CIFAR-shaped batch with a CIFAR-10-LT (IF 100) label profile.
+
+    Every class, so every one of the `groups` contiguous groups, is present (`batch_size` >= `classes`).
+    """
+    if batch_size < classes:
+        raise ValueError(f"Expected `batch_size` >= `classes` (every class in the batch). "
+                         f"Received: batch_size={batch_size}, classes={classes}")
+    rng = np.random.default_rng(seed)
+    images = rng.uniform(size=(batch_size, 32, 32, 3)).astype("float32")
+    frequencies = 0.01 ** (np.arange(classes) / (classes - 1))  # CIFAR-10-LT IF 100 profile
+    labels = rng.choice(classes, size=batch_size, p=frequencies / frequencies.sum())
+    labels[:classes] = np.arange(classes)  # every class, so every group, present
+    grouping = ClassGrouping([k * groups // classes for k in range(classes)], groups)
+    return images, labels, grouping
+
+
+def build(kind, grouping, classes=10, initial=None, solve_every=4):
+    """A compiled ResNet-32: `kind` "plain" (Keras' step), "exact", "exact-amortized" (`solve_every`) or
+    "representation" (`GBGModel` with `grouping`); `initial` weights if given."""
+    if kind not in KINDS:
+        raise ValueError(f"Expected `kind` in {list(KINDS)}. Received: kind={kind!r}")
+    network = models.resnet32(classes)
+    if initial is not None:
+        network.set_weights(initial)
+    if kind == "exact-amortized":
+        network = GBGModel.from_model(network, grouping, mode="exact", solve_every=solve_every)
+    elif kind != "plain":
+        network = GBGModel.from_model(network, grouping, mode=kind)
+    network.compile(keras.optimizers.SGD(0.1, momentum=0.9),
+                    keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return network
 
 
 def main(argv=None):
@@ -42,31 +77,15 @@ def main(argv=None):
     parser.add_argument("--output", default=str(RESULTS / "overhead_gbg.json"))
     args = parser.parse_args(argv)
 
-    rng = np.random.default_rng(0)
-    images = rng.uniform(size=(args.batch_size, 32, 32, 3)).astype("float32")
-    frequencies = 0.01 ** (np.arange(args.classes) / (args.classes - 1))  # CIFAR-10-LT IF 100 profile
-    labels = rng.choice(args.classes, size=args.batch_size, p=frequencies / frequencies.sum())
-    labels[: args.classes] = np.arange(args.classes)  # every class, so every group, present
-    grouping = ClassGrouping([k * args.groups // args.classes for k in range(args.classes)], args.groups)
+    images, labels, grouping = long_tailed_batch(args.batch_size, args.classes, args.groups)
 
     keras.utils.set_random_seed(0)
     reference = models.resnet32(args.classes)
     initial = reference.get_weights()
 
-    def build(kind):
-        network = models.resnet32(args.classes)
-        network.set_weights(initial)
-        if kind == "exact-amortized":
-            network = GBGModel.from_model(network, grouping, mode="exact", solve_every=args.solve_every)
-        elif kind != "plain":
-            network = GBGModel.from_model(network, grouping, mode=kind)
-        network.compile(keras.optimizers.SGD(0.1, momentum=0.9),
-                        keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-        return network
-
-    kinds = ["plain", "exact", "exact-amortized", "representation"]
+    kinds = list(KINDS)
     steps = {kind: args.solve_every if kind == "exact-amortized" else args.steps for kind in kinds}
-    built = {kind: build(kind) for kind in kinds}
+    built = {kind: build(kind, grouping, args.classes, initial, args.solve_every) for kind in kinds}
     for kind, model in built.items():
         for _ in range(max(2, steps[kind])):  # traces, and leaves the amortized model at a solve step
             model.train_on_batch(images, labels)
