@@ -1,6 +1,7 @@
 """Step-time overhead of each method's training step relative to a plain `fit` step.
 
     python -m benchmarks.overhead --methods ce,gala,gala-official --repeats 7 --steps 10
+    python -m benchmarks.overhead --methods ce,async-phase-two      # dual-phase's phase-II step
 
 Every method trains the same ResNet-32 on the same fixed batch (128 CIFAR-shaped random images); the methods are
 timed interleaved in one process (repeat r times: each method runs `steps` compiled train steps), and the
@@ -42,6 +43,15 @@ def _gala(accumulation):
 
 # name -> function(num_classes) returning (loss, callbacks) for compile/fit on the plain model
 METHODS = {"ce": _ce, "gala": _gala("paper"), "gala-official": _gala("official")}
+# name -> function() returning a compiled model of its own (same ResNet-32, same SGD): the dual-phase
+# phase-II step (the frozen phase-I model's forward pass, L_intra and L_dis on top of CE)
+def _async_phase_two():
+    from benchmarks import peak_memory
+
+    return peak_memory._async_phase_two(None, None)
+
+
+MODELS = {"async-phase-two": _async_phase_two}
 
 
 def _compiled(build_model, loss, jit_compile):
@@ -80,6 +90,9 @@ def run_overhead(methods, steps, repeats, batch_size=128, jit_compile=False):
     y = np.random.randint(0, 10, size=batch_size)
     built = {}
     for name in ["ce"] + [m for m in methods if m != "ce"]:
+        if name in MODELS:
+            built[name] = (MODELS[name](), [])
+            continue
         loss, callbacks = METHODS[name](10)
         built[name] = (_compiled(lambda: lt_models.resnet32(10), loss, jit_compile), callbacks)
     times = time_steps(built, x, y, steps, repeats)
@@ -106,15 +119,16 @@ def run_scale(class_counts=(100, 1000, 8142), features=512, batch_size=128, step
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m benchmarks.overhead", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {sorted(METHODS)}")
+    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of "
+                        f"{sorted(METHODS) + sorted(MODELS)}")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--scale", action="store_true", help="also run the GALA class-count scale suite")
     args = parser.parse_args(argv)
     methods = args.methods.split(",")
-    unknown = [m for m in methods if m not in METHODS]
+    unknown = [m for m in methods if m not in METHODS and m not in MODELS]
     if unknown:
-        parser.error(f"unknown methods {unknown}; known: {sorted(METHODS)}")
+        parser.error(f"unknown methods {unknown}; known: {sorted(METHODS) + sorted(MODELS)}")
     path = RESULTS / "overhead.json"
     stored = json.loads(path.read_text()) if path.exists() else {}
     step_ratios, ms = run_overhead(methods, args.steps, args.repeats)
