@@ -103,7 +103,6 @@ def run_suite(suite, budget, runs, seeds, data_dir=None, epochs=None, verbose=2,
     out_dir = pathlib.Path(results_dir) / f"{suite}-{budget}"
     out_dir.mkdir(parents=True, exist_ok=True)
     for label in runs:
-        kwargs, _ = RUNS[label]
         for seed in seeds:
             path = out_dir / f"{label}-seed{seed}.json"
             if path.exists():
@@ -111,7 +110,7 @@ def run_suite(suite, budget, runs, seeds, data_dir=None, epochs=None, verbose=2,
                 continue
             start = time.time()
             MODELS.mkdir(parents=True, exist_ok=True)
-            kwargs = dict(kwargs)
+            kwargs = dict(RUNS[label][0])  # afresh for every seed: the stage-one path below is per seed
             stage_one = kwargs.pop("stage_one_from", None)
             if stage_one is not None:
                 kwargs["stage_one_model"] = str(MODELS / f"{suite}-{budget}-{stage_one}-seed{seed}.keras")
