@@ -11,6 +11,11 @@ code) it reports alpha, ||d|| / ||g_CE|| with d = sum_g alpha_g grad L_g over al
 and g_CE the ordinary batch-mean cross-entropy gradient, cos(d, g_CE), and the pairwise
 cosines of the group gradients; once at initialization and again after `--ce-steps` plain
 CE steps (SGD 0.1, momentum 0.9). Writes benchmarks/results/gbg_diagnostics.json.
+
+With `--model PATH` (a trained `.keras` model, e.g. the one `benchmarks.run` saves for a
+GBG run) it analyses that model instead, on `--batches` batches, with the grouping stored in
+the model (`gbg_groups`) or `--groups`, and writes `--output`
+(default benchmarks/results/gbg_diagnostics_trained.json).
 """
 
 import argparse
@@ -83,10 +88,30 @@ def main(argv=None):
     parser.add_argument("--batches", type=int, default=2)
     parser.add_argument("--ce-steps", type=int, default=60)
     parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--output", default=str(RESULTS / "gbg_diagnostics.json"))
+    parser.add_argument("--output", default=None)
+    parser.add_argument("--model", default=None, help="analyse this trained .keras model instead")
+    parser.add_argument("--groups", default=None, help="comma-separated group of each class (with --model)")
     args = parser.parse_args(argv)
     keras.utils.set_random_seed(0)
     loaded = data.load_fashion_mnist_lt(100, data_dir=args.data_dir)
+    if args.model is not None:
+        network = keras.saving.load_model(args.model, compile=False)
+        if args.groups is not None:
+            groups = np.array([int(g) for g in args.groups.split(",")])
+        elif getattr(network, "grouping", None) is not None:
+            groups = np.array(network.grouping.groups)
+        else:
+            parser.error("--model without a stored GBG grouping needs --groups")
+        stream = iter(loaded.train.shuffle(loaded.num_train, seed=0).repeat().batch(128))
+        results = {"dataset": "fashion-mnist-lt", "imbalance_factor": 100, "model_file": args.model,
+                   "batch_size": 128, "groups": groups.tolist(),
+                   "command": " ".join(["python -m benchmarks.gbg_diagnostics"] + sys.argv[1:]),
+                   "machine": f"{platform.machine()}, {platform.python_version()}",
+                   "trained": analyse(network, groups, [next(stream) for _ in range(args.batches)])}
+        output = args.output or str(RESULTS / "gbg_diagnostics_trained.json")
+        pathlib.Path(output).write_text(json.dumps(results, indent=1))
+        print(json.dumps(results, indent=1))
+        return 0
     network = models.resnet32(loaded.num_classes, input_shape=tuple(loaded.train.element_spec[0].shape))
     grouping = gbg.group_classes(network, loaded.train.batch(256), num_groups=4, seed=0)
     groups = np.array(grouping.groups)
@@ -100,7 +125,7 @@ def main(argv=None):
     network.fit(loaded.train.shuffle(loaded.num_train, seed=1).repeat().batch(128),
                 steps_per_epoch=args.ce_steps, epochs=1, verbose=0)
     results[f"after_{args.ce_steps}_ce_steps"] = analyse(network, groups, [next(stream) for _ in range(args.batches)])
-    pathlib.Path(args.output).write_text(json.dumps(results, indent=1))
+    pathlib.Path(args.output or str(RESULTS / "gbg_diagnostics.json")).write_text(json.dumps(results, indent=1))
     print(json.dumps(results, indent=1))
     return 0
 

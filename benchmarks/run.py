@@ -54,6 +54,11 @@ RUNS = {
     # GBG: exact per-group gradients, no normalizer (Eq. 11 of the paper), 4 groups.
     "gbg": ({"method": "gbg", "gbg_mode": "exact", "weight_decay": WEIGHT_DECAY},
             [("GBG (exact, Eq. 11 min-norm, 4 groups) + WD", "accuracy")]),
+    # Exact GBG with unit-norm group gradients before the solve (MGDA's normalized variant): Eq. 11's min-norm
+    # point follows the smallest (best-fit, head) group gradient and starves the tail groups.
+    "gbg-l2": ({"method": "gbg", "gbg_mode": "exact", "gbg_options": {"normalization": "l2"},
+                "weight_decay": WEIGHT_DECAY},
+               [("GBG (exact, l2-normalized group gradients) + WD", "accuracy")]),
     # Exact GBG with alpha re-solved every 4th step and reused between (about 1.3x a plain step).
     "gbg-solve4": ({"method": "gbg", "gbg_mode": "exact", "gbg_options": {"solve_every": 4},
                     "weight_decay": WEIGHT_DECAY},
