@@ -454,11 +454,6 @@ def run_depth_training(dataset="synthetic-depth", method="ce", data_dir=None, ep
                         ("test_scenes", test_scenes)):
         if value < 1:
             raise ValueError(f"Expected `{name}` >= 1. Received: {name}={value}")
-    if phase_two_learning_rate is not None and method != "async":
-        raise ValueError(f"`phase_two_learning_rate` is for method='async'. Received: method={method!r}")
-    if phase_two_learning_rate is not None and not phase_two_learning_rate > 0:
-        raise ValueError(f"Expected `phase_two_learning_rate` > 0. Received: "
-                         f"phase_two_learning_rate={phase_two_learning_rate}")
     if steps_per_epoch is not None and steps_per_epoch < 1:
         raise ValueError(f"Expected `steps_per_epoch` >= 1. Received: steps_per_epoch={steps_per_epoch}")
     keras.utils.set_random_seed(seed)
