@@ -84,17 +84,38 @@ def group_weights(gradients, losses=None, present=None, normalization="loss+", s
     context the gradients and losses are summed over replicas before the solve (Keras
     losses, and so their gradients, are already each replica's share of the global
     value), so every replica gets the same alpha. One group gives alpha = [1].
+    `all_reduce_group_inputs` followed by `solve_group_weights` is the same in two parts.
     """
     tf = _backend.import_tensorflow()
     if len(gradients) == 1:
         return tf.ones([1], tf.float32)
+    gradients, losses = all_reduce_group_inputs(gradients, losses, normalization)
+    return solve_group_weights(gradients, losses, present, normalization, solver, max_iterations, tolerance)
+
+
+def all_reduce_group_inputs(gradients, losses, normalization):
+    """The global G gradients (and losses, when the normalizer reads them): a synchronization point.
+
+    Kept apart from `solve_group_weights` because `tf.distribute` forbids an
+    all-reduce inside `tf.cond`, while the solve may sit in one.
+    """
+    tf = _backend.import_tensorflow()
     gradients = [[None if leaf is None else _distribute.cross_replica_sum(tf.convert_to_tensor(leaf))
                   for leaf in tf.nest.flatten(g)] for g in gradients]
+    if normalization in ("loss", "loss+"):
+        losses = _distribute.cross_replica_sum(tf.cast(tf.reshape(tf.stack(losses), [-1]), tf.float32))
+    return gradients, losses
+
+
+def solve_group_weights(gradients, losses=None, present=None, normalization="loss+", solver="pgd",
+                        max_iterations=250, tolerance=1e-6):
+    """Alpha from global (already all-reduced) G gradients and losses; no synchronization."""
+    tf = _backend.import_tensorflow()
+    if len(gradients) == 1:
+        return tf.ones([1], tf.float32)
     gram = gram_matrix(gradients)
     if present is None:
         present = tf.linalg.diag_part(gram) > 0.0
-    if normalization in ("loss", "loss+"):
-        losses = _distribute.cross_replica_sum(tf.cast(tf.reshape(tf.stack(losses), [-1]), tf.float32))
     scale = normalizers(gram, losses, normalization)
     gram = gram / (scale[:, None] * scale[None, :])
     return tf.cast(solve_gram(gram, present, solver, max_iterations, tolerance), tf.float32)

@@ -70,7 +70,7 @@ class GBGMixin:
     same trade as Nash-MTL's `update_weights_every`; `k = 1` (the default) is the
     paper. Under `tf.distribute` the per-group gradients are all-reduced at every
     step (zeros between solves): a synchronization point cannot sit inside the
-    step's `tf.cond`.
+    step's `tf.cond`. The solve itself runs on solve steps only.
 
     Under `tf.distribute` the group counts, group losses and per-group gradients
     are summed over replicas before the solve, so every replica solves the same
@@ -324,14 +324,19 @@ class GBGMixin:
             solve_now,
             lambda: [self._dense(tape.gradient(loss, variables), variables) for loss in scaled],
             lambda: [[tf.zeros_like(v) for v in variables] for _ in scaled])
-        # Outside the cond: the solve all-reduces the gradients (a synchronization point), zeros between solves.
-        fresh = _min_norm.group_weights(per_group, group_losses, present, **settings)
-        stored = tf.where(present, tf.convert_to_tensor(self.gbg_alpha), 0.0)
-        uniform = tf.cast(present, tf.float32) / tf.maximum(tf.reduce_sum(tf.cast(present, tf.float32)), 1.0)
-        total = tf.reduce_sum(stored)
-        reused = tf.where(total > 0.0, stored / tf.maximum(total, 1e-30), uniform)
-        alpha = tf.where(solve_now, fresh, reused)
-        self.gbg_alpha.assign(tf.where(solve_now, fresh, self.gbg_alpha))
+        # The all-reduce is a synchronization point, which tf.distribute forbids inside a cond: it runs every
+        # step and carries zeros between solves. The solve itself runs only on solve steps.
+        reduced, losses = _min_norm.all_reduce_group_inputs(per_group, group_losses, settings["normalization"])
+
+        def reuse():
+            stored = tf.where(present, tf.convert_to_tensor(self.gbg_alpha), 0.0)
+            uniform = tf.cast(present, tf.float32) / tf.maximum(tf.reduce_sum(tf.cast(present, tf.float32)), 1.0)
+            total = tf.reduce_sum(stored)
+            return tf.where(total > 0.0, stored / tf.maximum(total, 1e-30), uniform)
+
+        alpha = tf.cond(solve_now, lambda: _min_norm.solve_group_weights(reduced, losses, present, **settings),
+                        reuse)
+        self.gbg_alpha.assign(tf.where(solve_now, alpha, self.gbg_alpha))
         upstream = [tf.cast(alpha[g], scaled[g].dtype) for g in range(len(scaled))]
         gradients = tf.cond(
             solve_now,
