@@ -59,6 +59,11 @@ RUNS = {
     "gbg-l2": ({"method": "gbg", "gbg_mode": "exact", "gbg_options": {"normalization": "l2"},
                 "weight_decay": WEIGHT_DECAY},
                [("GBG (exact, l2-normalized group gradients) + WD", "accuracy")]),
+    # Control for gbg-l2: alpha solved once (l2, at step 0; about uniform there) and held for the whole run, so
+    # the groups are re-balanced but the per-step min-norm solve is gone (about a plain step's cost).
+    "gbg-l2-frozen": ({"method": "gbg", "gbg_mode": "exact",
+                       "gbg_options": {"normalization": "l2", "solve_every": 10**9}, "weight_decay": WEIGHT_DECAY},
+                      [("GBG control: l2 alpha solved at step 0 only, then held + WD", "accuracy")]),
     # Exact GBG with alpha re-solved every 4th step and reused between (about 1.3x a plain step).
     "gbg-solve4": ({"method": "gbg", "gbg_mode": "exact", "gbg_options": {"solve_every": 4},
                     "weight_decay": WEIGHT_DECAY},
