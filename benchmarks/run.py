@@ -64,7 +64,7 @@ RUNS = {
     "gbg-l2-frozen": ({"method": "gbg", "gbg_mode": "exact",
                        "gbg_options": {"normalization": "l2", "solve_every": 10**9}, "weight_decay": WEIGHT_DECAY},
                       [("GBG control: l2 alpha solved at step 0 only, then held + WD", "accuracy")]),
-    # Exact GBG with alpha re-solved every 4th step and reused between (about 1.3x a plain step).
+    # Exact GBG with alpha re-solved every 4th step and reused between (about 1.3-1.5x a plain step).
     "gbg-solve4": ({"method": "gbg", "gbg_mode": "exact", "gbg_options": {"solve_every": 4},
                     "weight_decay": WEIGHT_DECAY},
                    [("GBG (exact, Eq. 11, alpha re-solved every 4 steps) + WD", "accuracy")]),
