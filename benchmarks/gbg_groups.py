@@ -20,6 +20,7 @@ import sys
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
 # Classes at least this many times smaller than the largest class of their group count as "dominated".
 DOMINATED_RATIO = 10.0
+WITHIN = f"within {DOMINATED_RATIO:g}x"
 
 
 def group_rows(results):
@@ -38,7 +39,7 @@ def group_rows(results):
 
 
 def class_roles(results):
-    """Per class: (class, "largest" | "within 10x" | "dominated", test accuracy %), by its group's largest class."""
+    """Per class: (class, "largest" | WITHIN | "dominated", test accuracy %), by its group's largest class."""
     roles = []
     for _, _, members in group_rows(results):
         largest = max(count for _, count, _ in members)
@@ -48,7 +49,7 @@ def class_roles(results):
             elif largest >= DOMINATED_RATIO * count:
                 role = "dominated"
             else:
-                role = "within 10x"
+                role = WITHIN
             roles.append((c, role, acc))
     return roles
 
@@ -82,7 +83,7 @@ def report(results_dir):
                  "Cells: mean test % (classes, how many at 0 %; CE + WD's mean test % on the same classes, "
                  "same seed).")
     lines.append("")
-    places = ("largest", "within 10x", "dominated")
+    places = ("largest", WITHIN, "dominated")
     lines.append("| run | " + " | ".join(places) + " |")
     lines.append("|---|" + "---|" * len(places))
     for label, by_role in roles.items():
