@@ -1,0 +1,51 @@
+"""Tiny image trees and list files in the formats of ImageNet-LT, Places-LT and iNaturalist, for the loader tests."""
+
+import numpy as np
+import tensorflow as tf
+
+STEP = 12  # red level of image i is 10 + STEP * i: identifies an image after cropping, resizing and JPEG
+
+
+def red_level(i):
+    return 10 + STEP * i
+
+
+def image_index(image):
+    """Which written image a (solid-colour) decoded image came from."""
+    return int(round((float(np.mean(image[..., 0])) * 255 - 10) / STEP))
+
+
+def write_image(path, i, height=30, width=40, fmt="jpeg"):
+    """A solid image whose red level encodes `i` (green/blue fixed), as JPEG or PNG bytes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = np.zeros((height, width, 3), np.uint8)
+    pixels[..., 0], pixels[..., 1], pixels[..., 2] = red_level(i), 128, 200
+    encode = tf.io.encode_jpeg if fmt == "jpeg" else tf.io.encode_png
+    path.write_bytes(encode(tf.constant(pixels)).numpy())
+
+
+def write_list(path, entries, root=None, extra_lines=()):
+    """Writes `<path> <label>` lines; `extra_lines` maps a 1-based line number to raw text inserted there."""
+    lines = [f"{name} {label}" for name, label in entries]
+    for number, text in sorted(dict(extra_lines).items()):
+        lines.insert(number - 1, text)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def write_imagenet_lt(root, counts=(6, 3, 1), val_per_class=1, test_per_class=2, prefix="ImageNet_LT",
+                      folder=lambda k: f"train/n{k:08d}"):
+    """ImageNet-LT-style tree under `root`; returns {split: [(relative path, label), ...]} in list order.
+
+    Every image across all splits gets its own red level (train first, then val, then test).
+    """
+    entries, index = {"train": [], "val": [], "test": []}, 0
+    for split, per_class in (("train", None), ("val", val_per_class), ("test", test_per_class)):
+        for k, count in enumerate(counts):
+            for j in range(count if per_class is None else per_class):
+                name = (f"{folder(k)}/{k}_{j}.JPEG" if split == "train" else f"{split}/{split}_{k}_{j}.JPEG")
+                write_image(root / name.lstrip("/"), index)
+                entries[split].append((name, k))
+                index += 1
+    for split, items in entries.items():
+        write_list(root / f"{prefix}_{split}.txt", items)
+    return entries
