@@ -8,6 +8,7 @@ from keras_longtail.data.load_cifar_lt import load_cifar_lt
 from keras_longtail.data.load_digits_lt import load_digits_lt
 from keras_longtail.data.load_fashion_mnist_lt import load_fashion_mnist_lt
 from keras_longtail.data.load_imagenet_lt import load_imagenet_lt
+from keras_longtail.data.load_inaturalist import load_inaturalist
 from keras_longtail.data.load_places_lt import load_places_lt
 from keras_longtail.data.load_waymo_depth import load_waymo_depth
 from keras_longtail.data.long_tailed import long_tailed
@@ -33,6 +34,7 @@ __all__ = [
     "load_digits_lt",
     "load_fashion_mnist_lt",
     "load_imagenet_lt",
+    "load_inaturalist",
     "load_places_lt",
     "load_waymo_depth",
     "long_tailed",
