@@ -52,11 +52,12 @@ def write_imagenet_lt(root, counts=(6, 3, 1), val_per_class=1, test_per_class=2,
 
 
 def write_inaturalist_json(root, counts=(5, 2, 1), val_per_class=2, category_ids=(0, 1, 2),
-                           names=("Aa bb", "Cc dd", "Ee ff")):
+                           names=("Aa bb", "Cc dd", "Ee ff"), reverse_annotations=True):
     """`train2018.json` / `val2018.json` in iNaturalist's COCO style, with the images under `train_val2018/`.
 
-    Returns {split: [(file_name, label), ...]} in `images` order; image ids are shuffled against that order so a
-    loader that used them as positions would fail.
+    Returns {split: [(file_name, label), ...]} in `images` order. Image ids run against that order, and with
+    `reverse_annotations` so do the annotations, so a loader that matched them by position would fail (the real
+    files, and tensorflow-datasets' builder, have them aligned).
     """
     import json
 
@@ -65,14 +66,15 @@ def write_inaturalist_json(root, counts=(5, 2, 1), val_per_class=2, category_ids
         images, annotations = [], []
         for k, count in enumerate(counts):
             for j in range(count if per_class is None else per_class):
-                file_name = f"train_val2018/Plantae/{category_ids[k]}/{split}_{j}.jpg"
+                file_name = f"train_val2018/Plantae/{category_ids[k]}/{split}_{k}_{j}.jpg"
                 write_image(root / file_name, index)
                 image_id = 1000 - index
                 images.append({"id": image_id, "file_name": file_name, "width": 40, "height": 30})
                 annotations.append({"id": index, "image_id": image_id, "category_id": category_ids[k]})
                 entries[split].append((file_name, k))
                 index += 1
-        annotations.reverse()  # annotation order need not follow image order
+        if reverse_annotations:
+            annotations.reverse()
         categories = [{"id": c, "name": n, "supercategory": "Plantae"} for c, n in zip(category_ids, names)]
         (root / f"{split}2018.json").write_text(json.dumps(
             {"info": {}, "images": images, "annotations": annotations, "categories": categories}))

@@ -81,7 +81,7 @@ def test_image_without_annotation_is_an_error(tmp_path):
 def test_missing_image_is_named(tmp_path):
     entries = image_files.write_inaturalist_json(tmp_path)
     (tmp_path / entries["val"][1][0]).unlink()
-    with pytest.raises(FileNotFoundError, match=r"val2018\.json.*val_1\.jpg \(images\[1\]\)"):
+    with pytest.raises(FileNotFoundError, match=r"val2018\.json.*val_0_1\.jpg \(images\[1\]\)"):
         load_inaturalist(str(tmp_path))
 
 
@@ -93,3 +93,53 @@ def test_no_source_lists_what_was_tried_and_never_downloads(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written, nothing downloaded
     with pytest.raises(ValueError, match="source"):
         load_inaturalist(str(tmp_path), source="web")
+
+
+@pytest.fixture(scope="module")
+def prepared_tfds(tmp_path_factory):
+    """A real `i_naturalist2018` tfds copy, built offline by tfds' own builder from tiny archives."""
+    import pathlib
+    import tarfile
+    from unittest import mock
+
+    tfds = pytest.importorskip("tensorflow_datasets")
+    root = tmp_path_factory.mktemp("inat_tfds")
+    labels_file = (pathlib.Path(tfds.__file__).parent / "image_classification" / "i_naturalist2018"
+                   / "inaturalist2018_labels.txt")
+    names = labels_file.read_text().splitlines()[:3]
+    source = root / "json"
+    entries = image_files.write_inaturalist_json(source, names=tuple(names), reverse_annotations=False)
+    for archive, members in (("train_val2018.tar.gz", [f for s in entries.values() for f, _ in s]),
+                             ("test2018.tar.gz", [entries["val"][0][0]])):
+        with tarfile.open(root / archive, "w:gz") as tar:
+            for name in members:
+                tar.add(source / name, arcname=name)
+    for split in ("train", "val"):
+        (root / f"{split}_annos").mkdir()
+        (root / f"{split}_annos" / f"{split}2018.json").write_text((source / f"{split}2018.json").read_text())
+    (root / "categories").mkdir()
+    (root / "categories" / "categories.json").write_text(json.dumps([{"id": k, "name": n}
+                                                                      for k, n in enumerate(names)]))
+    downloaded = {"trainval_images": str(root / "train_val2018.tar.gz"), "train_annos": str(root / "train_annos"),
+                  "val_annos": str(root / "val_annos"), "test_images": str(root / "test2018.tar.gz"),
+                  "categories": str(root / "categories")}
+    with mock.patch.object(tfds.download.DownloadManager, "download_and_extract", return_value=downloaded):
+        tfds.builder("i_naturalist2018", data_dir=str(root / "tfds")).download_and_prepare(
+            download_dir=str(root / "downloads"))
+    return root, entries
+
+
+def test_reads_a_prepared_tfds_copy(prepared_tfds):
+    root, entries = prepared_tfds
+    data = load_inaturalist(str(root / "tfds"), image_size=16, seed=0)  # "auto": no JSON there, tfds found
+    assert data.num_classes == 8142 and data.class_counts[:3] == [5, 2, 1] and data.num_train == 8
+    assert data.num_examples == {"train": 8, "test": 6} and data.val is None
+    # Each image keeps its own label (tfds stores the examples in its own order).
+    indices, labels = _indices_and_labels(data.test)
+    assert sorted(zip(indices, labels)) == [(8 + i, k) for i, (_, k) in enumerate(entries["val"])]
+    indices, labels = _indices_and_labels(data.train)
+    assert sorted(zip(indices, labels)) == [(i, k) for i, (_, k) in enumerate(entries["train"])]
+    assert [tuple(x.shape) for x, _ in data.make_dataset("train", batch_size=4)] == [(4, 16, 16, 3)] * 2
+    # The JSON files the copy was built from give the same labels and names.
+    from_json = load_inaturalist(str(root / "json"), image_size=16)
+    assert from_json.class_counts == data.class_counts[:3] and from_json.class_names == data.class_names[:3]
