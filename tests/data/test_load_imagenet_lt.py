@@ -135,6 +135,8 @@ def test_file_sharding_per_input_pipeline_splits_the_files(tree):
 
 
 def test_distribute_datasets_from_function_under_mirrored_strategy(tree):
+    import keras
+
     from tests import helpers
 
     root, _ = tree
@@ -145,6 +147,16 @@ def test_distribute_datasets_from_function_under_mirrored_strategy(tree):
     batch = next(iter(distributed))[0]
     shapes = [tuple(x.shape) for x in strategy.experimental_local_results(batch)]
     assert shapes == [(2, 16, 16, 3), (2, 16, 16, 3)]
+    # The recipe of docs/data.md: repeat, and steps_per_epoch = num_train // global batch (10 // 4 = 2).
+    repeated = strategy.distribute_datasets_from_function(
+        lambda context: data.make_dataset("train", context.get_per_replica_batch_size(4),
+                                          input_context=context).repeat())
+    with strategy.scope():
+        model = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.GlobalAveragePooling2D(),
+                                  keras.layers.Dense(3)])
+        model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    history = model.fit(repeated, epochs=2, steps_per_epoch=data.num_train // 4, shuffle=False, verbose=0)
+    assert np.all(np.isfinite(history.history["loss"])) and int(model.optimizer.iterations.numpy()) == 4
 
 
 def test_malformed_line_names_file_and_line_before_any_image_is_touched(tmp_path):
