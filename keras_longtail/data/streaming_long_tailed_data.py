@@ -33,7 +33,9 @@ class StreamingLongTailedData(typing.NamedTuple):
             training=None)` builds one split's pipeline again. With a
             `tf.distribute.InputContext` it reads only that input pipeline's share of
             the files (file sharding, auto-sharding off); use it inside
-            `strategy.distribute_datasets_from_function`. `training` defaults to
+            `strategy.distribute_datasets_from_function` (add `.repeat()` and give
+            `fit` `steps_per_epoch=num_train // global_batch`: Keras cannot count
+            the batches of a distributed dataset). `training` defaults to
             `split == "train"` and selects the augmentation.
 
     Without an input context the datasets carry

@@ -217,3 +217,14 @@ def test_bad_arguments(tree):
         load_imagenet_lt(str(root), num_classes=3, batch_size=0)
     with pytest.raises(TypeError, match="data_dir"):
         load_imagenet_lt(None)
+
+
+def test_cmyk_jpeg_is_decoded_to_rgb(tmp_path):
+    image = pytest.importorskip("PIL.Image")
+    entries = image_files.write_imagenet_lt(tmp_path)
+    pixels = np.zeros((30, 40, 3), np.uint8)
+    pixels[..., 0], pixels[..., 1], pixels[..., 2] = image_files.red_level(13), 128, 200
+    image.fromarray(pixels).convert("CMYK").save(tmp_path / entries["test"][0][0], "JPEG", quality=95)
+    data = load_imagenet_lt(str(tmp_path), num_classes=3, image_size=16)
+    first = next(iter(data.test))[0].numpy()
+    np.testing.assert_allclose(first.reshape(-1, 3).mean(0) * 255, [image_files.red_level(13), 128, 200], atol=4)
