@@ -191,9 +191,9 @@ def check_files(split, image_root):
         missing.sort()
         first = missing[0]
         raise FileNotFoundError(
-            f"{len(missing)} image(s) listed in {split.source} are missing under image_root={image_root!r}. "
-            f"First: {split.paths[first]} ({split.locations[first]}). Pass the folder the listed paths are "
-            "relative to as `image_root`."
+            f"Expected every image listed in {split.source} to exist under image_root={image_root!r}. "
+            f"Received {len(missing)} missing image(s); first: {split.paths[first]} ({split.locations[first]}). "
+            "Pass the folder the listed paths are relative to as `image_root`."
         )
 
 
@@ -372,6 +372,7 @@ def check_paths(data_dir, image_root):
 
 def load_list_files(prefix, data_dir, image_root, num_classes, batch_size, image_size, seed, check):
     """ImageNet-LT / Places-LT: `<prefix>_{train,val,test}.txt` over `image_root`."""
+    _backend.require_tensorflow_backend(f"the {prefix} loader (it returns tf.data pipelines)")
     data_dir, image_root = check_paths(data_dir, image_root)
     num_classes = _validation.check_int("num_classes", num_classes, minimum=2)
     batch_size = check_batch_size(batch_size)

@@ -188,7 +188,8 @@ def test_missing_image_is_named_up_front_or_at_first_read(tree):
     root, entries = tree
     missing = root / entries["train"][4][0]
     missing.unlink()
-    with pytest.raises(FileNotFoundError, match=rf"1 image\(s\).*First: .*{missing.name} \(line 5\)"):
+    with pytest.raises(FileNotFoundError,
+                       match=rf"Received 1 missing image\(s\); first: .*{missing.name} \(line 5\)"):
         load_imagenet_lt(str(root), num_classes=3)
     data = load_imagenet_lt(str(root), num_classes=3, image_size=16, check_files=False)
     with pytest.raises(tf.errors.NotFoundError, match=missing.name):
