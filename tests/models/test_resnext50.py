@@ -61,3 +61,16 @@ def test_keras_round_trip(tmp_path):
     reloaded = helpers.assert_keras_save_load(model, x, tmp_path, atol=1e-4)
     assert reloaded.get_layer("stage3_block1_conv2").groups == 32
     assert reloaded.get_layer("stem_bn").momentum == 0.9
+
+
+@pytest.mark.slow  # ~13 s: bfloat16 convolutions are emulated on CPU
+def test_runs_in_mixed_bfloat16():
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = resnext50(3, input_shape=(32, 32, 3))
+        logits = model(np.random.default_rng(3).uniform(size=(2, 32, 32, 3)).astype("float32"))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert model.get_layer("stage2_block1_conv2").compute_dtype == "bfloat16"
+    assert model.get_layer("stage2_block1_conv2").kernel.dtype == "float32"
+    assert logits.shape == (2, 3) and np.all(np.isfinite(keras.ops.convert_to_numpy(logits).astype("float32")))
