@@ -242,7 +242,7 @@ def _crop_window(tf, shape, seed):
     return begin[0], begin[1], size[0], size[1]
 
 
-def _center_window(tf, shape, image_size):
+def _center_window(tf, shape):
     height, width = shape[0], shape[1]
     side = tf.cast(tf.round(tf.cast(tf.minimum(height, width), tf.float32) * EVAL_CROP_FRACTION), tf.int32)
     side = tf.maximum(side, 1)
@@ -282,7 +282,7 @@ def train_image(contents, seed, image_size):
 def eval_image(contents, image_size):
     """The center `EVAL_CROP_FRACTION` square of the image, resized to `image_size` (= resize 256, crop 224)."""
     tf = _backend.import_tensorflow()
-    image = _decode_window(tf, contents, lambda shape: _center_window(tf, shape, image_size))
+    image = _decode_window(tf, contents, lambda shape: _center_window(tf, shape))
     return _finish(tf, image, image_size)
 
 
