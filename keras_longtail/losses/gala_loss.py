@@ -12,6 +12,15 @@ from keras_longtail.losses import _sparse_labels
 ACCUMULATIONS = ("paper", "official")
 
 
+class _Binding:
+    """The `GALAStatistics` layer a `GALALoss` reads (not a Keras object: saving does not walk into it)."""
+
+    __slots__ = ("layer",)
+
+    def __init__(self):
+        self.layer = None
+
+
 @keras.saving.register_keras_serializable(package="keras_longtail")
 class GALALoss(keras.losses.Loss):
     """Gradient-Aware Logit Adjustment loss: softmax cross-entropy on logits shifted by gradient statistics.
@@ -164,7 +173,9 @@ class GALALoss(keras.losses.Loss):
                 aggregation="only_first_replica", name=variable_name)
 
         self.accumulating = state((), "accumulating", initializer="ones")
-        self._statistics_layer, self._statistics_name = None, None
+        # The layer is held out of sight of Keras' saving, which walks every attribute of a compiled loss: seen
+        # there first, the layer's weights would be written under the loss instead of the model.
+        self._binding, self._statistics_name = _Binding(), None
         if statistics is None:
             self._own = {"theta": state((self.num_classes,), "theta"), "phi": state((self.num_classes,), "phi")}
             if self.accumulation == "official":
@@ -187,13 +198,24 @@ class GALALoss(keras.losses.Loss):
             raise ValueError(
                 f"Expected a GALAStatistics layer on {self.num_classes} classes (the loss's `num_classes`). "
                 f"Received: statistics={layer.name!r} built on {layer.num_classes} classes")
-        self._statistics_layer, self._statistics_name = layer, layer.name
+        self._binding.layer, self._statistics_name = layer, layer.name
 
-    def _statistics(self):
-        """The (θ, φ, running totals or None) variables, from the loss or its `GALAStatistics` layer."""
+    def _statistics(self, bind=False):
+        """The (θ, φ, running totals or None) variables, from the loss or its `GALAStatistics` layer.
+
+        A loss given the layer by name binds to it in `call` (`bind=True`) only: the model has just called the
+        layer on the logits. Elsewhere (an attribute read, Keras' saving walking the loss) it must not bind to
+        whatever layer of that name ran last.
+        """
         if self._statistics_name is None:
             return self._own["theta"], self._own["phi"], self._own.get("running")
-        if self._statistics_layer is None:
+        if self._binding.layer is None:
+            if not bind:
+                raise ValueError(
+                    f"Expected the loss to be bound to its GALAStatistics layer {self._statistics_name!r}: a loss "
+                    "given the layer by name (e.g. rebuilt from a `.keras` file) binds to it in its first training "
+                    "step. Received: no step yet; read the statistics from the layer "
+                    f"(`model.get_layer({self._statistics_name!r}).theta`)")
             layer = _gala_statistics.called_layer(self._statistics_name)
             if layer is None:
                 raise ValueError(
@@ -201,7 +223,7 @@ class GALALoss(keras.losses.Loss):
                     "logits before the loss (a GALALoss with `statistics` given by name binds to it). Received: "
                     f"no such layer called yet: statistics={self._statistics_name!r}")
             self._bind(layer)
-        layer = self._statistics_layer
+        layer = self._binding.layer
         if not layer.built:
             raise ValueError(
                 f"Expected the GALAStatistics layer {layer.name!r} to be built (called on the logits) before the "
@@ -212,8 +234,8 @@ class GALALoss(keras.losses.Loss):
 
     @property
     def statistics(self):
-        """The `GALAStatistics` layer holding θ, φ, its name until the loss has bound to it, or `None`."""
-        return self._statistics_layer or self._statistics_name
+        """The name of the `GALAStatistics` layer holding θ, φ (as in the config), or `None`."""
+        return self._statistics_name
 
     @property
     def theta(self):
@@ -256,6 +278,7 @@ class GALALoss(keras.losses.Loss):
             self._pending_sample_weight = None
 
     def call(self, y_true, y_pred):
+        self._statistics(bind=True)
         self._check_distribution()
         labels, valid, logits = self._standardize(y_true, y_pred)
         adjusted = self._adjust(labels, logits)  # reads θ, φ before this batch is added
