@@ -159,3 +159,40 @@ def test_bad_input():
     unbuilt = GALALoss(3, statistics=GALAStatistics(name="unbuilt"))
     with pytest.raises(ValueError, match="to be built"):
         unbuilt([0], [[1.0, 0.0, 0.0]])
+
+
+def test_mixed_precision_equals_the_loss_only_path():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model, loss, history = _run(False, epochs=1)
+        layer_model, layer_loss, layer_history = _run(True, epochs=1)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert layer_model.get_layer("classifier").compute_dtype == "float16"
+    assert layer_model.get_layer("gala_statistics").theta.dtype == "float32"
+    assert np.isfinite(layer_history["loss"]).all() and layer_loss.theta.numpy().sum() > 0
+    for want, have in zip(_state(model, loss), _state(layer_model, layer_loss)):
+        np.testing.assert_allclose(have, want, rtol=1e-5, atol=1e-6)
+
+
+def test_reloaded_model_continues_under_mirrored_strategy(tmp_path):
+    # The loss rebuilt from the `.keras` config binds to the reloaded layer inside the replicas' step.
+    model, loss, _ = _run(True, "official", epochs=1)
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    model.fit(X, Y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+
+    def resume(strategy):
+        reloaded = keras.saving.load_model(path)
+        reloaded.fit(X, Y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+        statistics = reloaded.get_layer("gala_statistics")
+        assert reloaded.loss.theta is statistics.theta
+        return [statistics.theta.numpy(), statistics.phi.numpy(), statistics.running.numpy()] + [
+            np.asarray(w) for w in reloaded.trainable_weights]
+
+    got = helpers.run_mirrored(resume)
+    statistics = model.get_layer("gala_statistics")
+    want = [statistics.theta.numpy(), statistics.phi.numpy(), statistics.running.numpy()] + [
+        np.asarray(w) for w in model.trainable_weights]
+    for expected, have in zip(want, got):
+        np.testing.assert_allclose(have, expected, rtol=1e-5, atol=1e-6)
