@@ -9,10 +9,9 @@ benchmarks and notebooks.
 import argparse
 import json
 import math
+import os
 import sys
 import time
-
-import keras
 
 DATASETS = {
     # name: (loader, default imbalance factor, default model, default epochs, default batch size)
@@ -38,90 +37,239 @@ WARMUP_FRACTION = 0.025
 RESNET_BATCH_NORM_MOMENTUM = 0.9
 
 
+def _number(kind, minimum=None, maximum=None, min_inclusive=True, name=None):
+    """An argparse `type` that parses `kind` (int or float) and checks its range (finite floats only)."""
+
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
+                                             f"received {text!r}") from None
+        if kind is float and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a finite number, received {text!r}")
+        if minimum is not None and (value < minimum if min_inclusive else value <= minimum):
+            raise argparse.ArgumentTypeError(f"expected {'>=' if min_inclusive else '>'} {minimum:g}, "
+                                             f"received {text!r}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"expected <= {maximum:g}, received {text!r}")
+        return value
+
+    parse.__name__ = name or kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+_POSITIVE_INT = _number(int, minimum=1, name="integer >= 1")
+_NON_NEGATIVE_INT = _number(int, minimum=0, name="integer >= 0")
+_POSITIVE_FLOAT = _number(float, minimum=0, min_inclusive=False, name="number > 0")
+_NON_NEGATIVE_FLOAT = _number(float, minimum=0, name="number >= 0")
+
+
+class _DeprecatedAlias(argparse.Action):
+    """Stores the value like the flag it is an alias of, and says on stderr that the alias is deprecated."""
+
+    def __init__(self, option_strings, dest, replacement=None, **kwargs):
+        self.replacement = replacement
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"keras-longtail: warning: {option_string} is deprecated, use {self.replacement}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def _version():
+    from keras_longtail import __version__
+
+    return __version__
+
+
 def build_parser():
+    """The `keras-longtail` argument parser. Building and using it imports neither Keras nor TensorFlow."""
     parser = argparse.ArgumentParser(prog="keras-longtail", description=__doc__.split("\n\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    train = commands.add_parser("train", help="train and print Many/Medium/Few accuracy")
-    train.add_argument("--task", choices=TASKS, default="classification",
-                       help="classification (long-tailed classes, Many/Medium/Few table) or depth (monocular "
-                            "depth, MRE per distance bin) (default: classification)")
-    train.add_argument("--dataset", choices=sorted(DATASETS) + list(DEPTH_DATASETS), default=None,
-                       help="long-tailed data set (default: digits-lt, embedded, no download); with --task depth: "
-                            "waymo (Waymo Open Dataset v2 Parquet in --data-dir, the default) or synthetic-depth "
-                            "(rendered road scenes with a rare far range, no download)")
-    train.add_argument("--imbalance-factor", type=float, default=None,
-                       help="n_max / n_min of the training split (default: 20 for digits-lt, else 100)")
-    train.add_argument("--method", choices=METHODS, default="ce",
-                       help="training method: ce (cross-entropy), gala (GALALoss), gradtail (GradTailModel), "
-                            "gbg (GBGModel), async (DualPhaseTraining), wb (weight balancing: CE + WD, then the "
-                            "classifier retrained with class-balanced loss + WD + MaxNorm) (default: ce)")
-    train.add_argument("--stage-one-model", default=None,
-                       help="wb: a trained .keras model to use as stage 1 instead of training one")
-    train.add_argument("--num-groups", type=int, default=4, help="GBG's number of class groups (default: 4)")
-    train.add_argument("--gbg-mode", choices=GBG_MODES, default="exact",
-                       help="GBG's gradients: exact (per-group backward passes, ~2.6x step time; the paper) or "
-                            "representation (classifier surrogate, ~1x; a heuristic that trains far worse) "
-                            "(default: exact)")
-    train.add_argument("--gbg-normalization", choices=GBG_NORMALIZATIONS, default="none",
-                       help="GBG's gradient normalizer before the min-norm solve: none (the paper's Eq. 11), l2, "
-                            "loss, or loss+ (the GBG code) (default: none)")
-    train.add_argument("--gbg-solve-every", type=int, default=1,
-                       help="GBG exact mode: re-solve the min-norm weights every this many steps and reuse them "
-                            "between (k = 4: ~1.3x step time instead of ~2.7x; an approximation) (default: 1, "
-                            "the paper)")
-    train.add_argument("--async-threshold", type=int, default=None,
-                       help="dual-phase: number of phase-I (data-rich) classes (default: Many + Medium, or Many "
-                            "when that is every class)")
-    train.add_argument("--phase-two-lr", dest="phase_two_learning_rate", type=float, default=None,
-                       help="dual-phase: peak learning rate of phase II (default: --learning-rate, as in the "
-                            "paper's Algorithm 1)")
-    train.add_argument("--gradtail-max-weight", type=float, default=None,
-                       help="GradTail's maximum example weight (paper: 3 on ImageNet, 15 on the toy and on depth) "
-                            "(default: 3; 15 with --task depth)")
-    train.add_argument("--gradtail-pivot", type=float, default=None,
-                       help="GradTail's pivot p (default: 0; -0.5 with --task depth, the paper's best in Table 2)")
-    train.add_argument("--gradtail-layers", choices=("classifier", "last-two"), default="classifier",
-                       help="GradTail's gradient layers: the classifier (analytic Dense path, ~1x step time) or "
-                            "the paper's last two layers (on ResNet-32 the last conv + classifier, exact analytic "
-                            "per-example gradients with the batch-norm coupling, ~1.04x) (default: classifier)")
-    train.add_argument("--gala-accumulation", choices=GALA_ACCUMULATIONS, default="paper",
-                       help="GALALoss statistics: paper (per-example sums) or official (the public code's "
-                            "cumulative of the cumulative) (default: paper)")
-    train.add_argument("--rebalance-tau", type=float, default=None,
-                       help="also report accuracy after post-hoc prediction re-balancing (GALA's PN, "
-                            "transductive over the test set) with this tau; the official CIFAR value is 1")
-    train.add_argument("--model", choices=("auto", "resnet32", "mlp"), default="auto",
-                       help="network (default: mlp for digits-lt, resnet32 otherwise)")
-    train.add_argument("--epochs", type=int, default=None,
-                       help="training epochs (default: 40 for digits-lt, 200 otherwise)")
-    train.add_argument("--batch-size", type=int, default=None, help="default: 32 digits-lt, 128 otherwise")
-    train.add_argument("--learning-rate", type=float, default=None,
-                       help="peak learning rate (default: 0.05 with Adam for digits-lt, 0.1 with SGD otherwise)")
-    train.add_argument("--weight-decay", type=float, default=None,
-                       help="decoupled (Keras) weight decay (default: 5e-3 with SGD, the weight-balancing paper's tuned "
-                            "value; 0 for digits-lt)")
-    train.add_argument("--steps-per-epoch", type=int, default=None,
-                       help="cap the steps of each epoch (smoke runs); default: one pass over the data")
-    train.add_argument("--data-dir", default=None, help="directory holding the data set files")
-    train.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    train.add_argument("--output", default=None, help="write the results as JSON to this path")
-    train.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2, help="Keras verbosity (default: 2)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    train = commands.add_parser(
+        "train", help="train and print the Many/Medium/Few test accuracy",
+        description="Train a model on a long-tailed data set with one of the toolkit's methods and print its "
+                    "test accuracy on the Many / Medium / Few classes (or, with --task depth, the depth error "
+                    "per distance bin).")
+    general = train.add_argument_group("task and data")
+    general.add_argument("--task", choices=TASKS, default="classification",
+                         help="classification (long-tailed classes, Many/Medium/Few table) or depth (monocular "
+                              "depth, MRE per distance bin) (default: classification)")
+    general.add_argument("--dataset", choices=sorted(DATASETS) + list(DEPTH_DATASETS), default=None,
+                         metavar="NAME",
+                         help="long-tailed data set: " + ", ".join(sorted(DATASETS)) + " (default: digits-lt, "
+                              "embedded, no download); with --task depth: waymo (Waymo Open Dataset v2 Parquet "
+                              "in --data-dir, the default) or synthetic-depth (rendered road scenes with a rare "
+                              "far range, no download)")
+    general.add_argument("--data-dir", default=None, metavar="DIR",
+                         help="directory holding the data set files: CIFAR in the python-pickle layout "
+                              "(cifar-10-batches-py/, cifar-100-python/) or as image folders train/<class>/*.jpg "
+                              "and test/<class>/*.jpg; Fashion-MNIST as its four IDX files (default: "
+                              "$KERAS_LONGTAIL_DATA, else tensorflow-datasets, which needs internet)")
+    general.add_argument("--imbalance-factor", type=_number(float, minimum=1, name="number >= 1"), default=None,
+                         metavar="IF", help="n_max / n_min of the training split, >= 1 (default: 20 for "
+                                            "digits-lt, else 100)")
+    general.add_argument("--seed", type=_NON_NEGATIVE_INT, default=0, metavar="N", help="random seed (default: 0)")
+    general.add_argument("--output", default=None, metavar="FILE",
+                         help="write the results as JSON to this file (checked before training; an existing "
+                              "file is kept unless --overwrite)")
+    general.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
+    general.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2, metavar="{0,1,2}",
+                         help="0 silent, 1 progress bars, 2 one line per epoch (Keras verbosity; phases are "
+                              "announced unless 0) (default: 2)")
+
+    optimization = train.add_argument_group("model and optimization")
+    optimization.add_argument("--method", choices=METHODS, default="ce",
+                              help="training method: ce (cross-entropy), gala (GALALoss), gradtail "
+                                   "(GradTailModel), gbg (GBGModel), async (DualPhaseTraining), wb (weight "
+                                   "balancing: CE + WD, then the classifier retrained with class-balanced loss + "
+                                   "WD + MaxNorm) (default: ce)")
+    optimization.add_argument("--model", choices=("auto", "resnet32", "mlp"), default="auto",
+                              help="network (default: auto = mlp for digits-lt, resnet32 otherwise)")
+    optimization.add_argument("--epochs", type=_POSITIVE_INT, default=None, metavar="N",
+                              help="training epochs (default: 40 for digits-lt, 200 otherwise)")
+    optimization.add_argument("--batch-size", type=_POSITIVE_INT, default=None, metavar="N",
+                              help="default: 32 for digits-lt, 128 otherwise (10 with --task depth)")
+    optimization.add_argument("--learning-rate", type=_POSITIVE_FLOAT, default=None, metavar="LR",
+                              help="peak learning rate, > 0 (default: 0.05 with Adam for digits-lt, 0.1 with SGD "
+                                   "otherwise)")
+    optimization.add_argument("--weight-decay", type=_NON_NEGATIVE_FLOAT, default=None, metavar="WD",
+                              help="decoupled (Keras) weight decay, >= 0 (default: 5e-3 with SGD, the "
+                                   "weight-balancing paper's tuned value; 0 for digits-lt)")
+    optimization.add_argument("--steps-per-epoch", type=_POSITIVE_INT, default=None, metavar="N",
+                              help="cap the steps of each epoch (smoke runs); default: one pass over the data")
+
+    gbg = train.add_argument_group("GBG (--method gbg)")
+    gbg.add_argument("--gbg-num-groups", dest="num_groups", type=_number(int, minimum=1, name="integer >= 1"),
+                     default=4, metavar="G", help="number of class groups, 1 .. number of classes (default: 4)")
+    gbg.add_argument("--num-groups", dest="num_groups", type=_number(int, minimum=1, name="integer >= 1"),
+                     action=_DeprecatedAlias, replacement="--gbg-num-groups", metavar="G",
+                     help="deprecated alias of --gbg-num-groups")
+    gbg.add_argument("--gbg-mode", choices=GBG_MODES, default="exact",
+                     help="gradients: exact (per-group backward passes, ~2.6x step time; the paper) or "
+                          "representation (classifier surrogate, ~1x; a heuristic that trains far worse) "
+                          "(default: exact)")
+    gbg.add_argument("--gbg-normalization", choices=GBG_NORMALIZATIONS, default="none",
+                     help="gradient normalizer before the min-norm solve: none (the paper's Eq. 11), l2, "
+                          "loss, or loss+ (the GBG code) (default: none)")
+    gbg.add_argument("--gbg-solve-every", type=_POSITIVE_INT, default=1, metavar="K",
+                     help="exact mode: re-solve the min-norm weights every K steps and reuse them between "
+                          "(K = 4: ~1.3x step time instead of ~2.7x; an approximation) (default: 1, the paper)")
+
+    dual = train.add_argument_group("dual-phase (--method async)")
+    dual.add_argument("--async-threshold", type=_POSITIVE_INT, default=None, metavar="C",
+                      help="number of phase-I (data-rich) classes (default: Many + Medium, or Many when that is "
+                           "every class)")
+    dual.add_argument("--phase-two-lr", dest="phase_two_learning_rate", type=_POSITIVE_FLOAT, default=None,
+                      metavar="LR", help="peak learning rate of phase II, > 0 (default: --learning-rate, as in "
+                                         "the paper's Algorithm 1)")
+
+    gradtail = train.add_argument_group("GradTail (--method gradtail; --task depth too)")
+    gradtail.add_argument("--gradtail-max-weight", type=_POSITIVE_FLOAT, default=None, metavar="W",
+                          help="maximum example weight, > 0 (paper: 3 on ImageNet, 15 on the toy and on depth) "
+                               "(default: 3; 15 with --task depth)")
+    gradtail.add_argument("--gradtail-pivot", type=_number(float, name="number"), default=None, metavar="P",
+                          help="pivot p (default: 0; -0.5 with --task depth, the paper's best in Table 2)")
+    gradtail.add_argument("--gradtail-layers", choices=("classifier", "last-two"), default="classifier",
+                          help="gradient layers: the classifier (analytic Dense path, ~1x step time) or the "
+                               "paper's last two layers (on ResNet-32 the last conv + classifier, exact analytic "
+                               "per-example gradients with the batch-norm coupling, ~1.04x) (default: classifier)")
+
+    gala = train.add_argument_group("GALA (--method gala) and post-hoc re-balancing")
+    gala.add_argument("--gala-accumulation", choices=GALA_ACCUMULATIONS, default="paper",
+                      help="GALALoss statistics: paper (per-example sums) or official (the public code's "
+                           "cumulative of the cumulative) (default: paper)")
+    gala.add_argument("--rebalance-tau", type=_NON_NEGATIVE_FLOAT, default=None, metavar="TAU",
+                      help="also report test accuracy after post-hoc prediction re-balancing (GALA's PN, "
+                           "transductive over the test set) with this tau >= 0; the official CIFAR value is 1")
+
+    wb = train.add_argument_group("weight balancing (--method wb)")
+    wb.add_argument("--stage-one-model", default=None, metavar="FILE.keras",
+                    help="a trained .keras model to use as stage 1 instead of training one")
+
     depth = train.add_argument_group("depth (--task depth; the method is ce = masked L1 or gradtail)")
-    depth.add_argument("--image-size", type=int, nargs=2, default=None, metavar=("HEIGHT", "WIDTH"),
+    depth.add_argument("--image-size", type=_number(int, minimum=32, name="integer >= 32"), nargs=2, default=None,
+                       metavar=("HEIGHT", "WIDTH"),
                        help="input and depth size, multiples of 32 (default: 192 480 for waymo, 128 320 for "
                             "synthetic-depth)")
-    depth.add_argument("--width-multiplier", type=float, default=None,
-                       help="depth_unet filter multiplier (default: 1 for waymo, 0.5 for synthetic-depth)")
-    depth.add_argument("--train-scenes", type=int, default=600, help="synthetic-depth training scenes (default: 600)")
-    depth.add_argument("--test-scenes", type=int, default=200, help="synthetic-depth test scenes (default: 200)")
+    depth.add_argument("--width-multiplier", type=_POSITIVE_FLOAT, default=None, metavar="X",
+                       help="depth_unet filter multiplier, > 0 (default: 1 for waymo, 0.5 for synthetic-depth)")
+    depth.add_argument("--train-scenes", type=_POSITIVE_INT, default=600, metavar="N",
+                       help="synthetic-depth training scenes (default: 600)")
+    depth.add_argument("--test-scenes", type=_POSITIVE_INT, default=200, metavar="N",
+                       help="synthetic-depth test scenes (default: 200)")
     return parser
 
 
+def check_output(path, overwrite=False):
+    """Checks, before any training, that the results can be written to `path`; returns its absolute path.
+
+    Raises `FileExistsError` for an existing file without `overwrite`, `IsADirectoryError`
+    for a directory, `FileNotFoundError` when the parent directory is missing and
+    `PermissionError` when it (or the file) is not writable.
+    """
+    path = os.path.abspath(os.fspath(path))
+    parent = os.path.dirname(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"--output names a directory; expected a file path. Received: output={path!r}")
+    if not os.path.isdir(parent):
+        raise FileNotFoundError(f"--output's directory {parent!r} does not exist. Received: output={path!r}")
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f"--output {path!r} exists; pass --overwrite to replace it, or choose another "
+                              f"path. Received: output={path!r}")
+    if not os.access(parent, os.W_OK | os.X_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise PermissionError(f"--output {path!r} is not writable. Received: output={path!r}")
+    return path
+
+
+def write_results(results, path):
+    """Writes `results` as JSON to `path` atomically: a temporary file in the same directory, then a rename,
+    so that an interrupted write never leaves a half-written or emptied file."""
+    import tempfile
+
+    directory = os.path.dirname(os.path.abspath(path))
+    handle, temporary = tempfile.mkstemp(prefix=".keras-longtail-", suffix=".json.tmp", dir=directory)
+    try:
+        with os.fdopen(handle, "w") as file:
+            json.dump(results, file, indent=2)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+
+
+def _save_somewhere(results, wanted, error):
+    """After training, `wanted` could not be written: keep the results in the temp directory instead."""
+    import tempfile
+
+    handle, fallback = tempfile.mkstemp(prefix="keras-longtail-results-", suffix=".json")
+    with os.fdopen(handle, "w") as file:
+        json.dump(results, file, indent=2)
+    print(f"keras-longtail: error: could not write --output {wanted!r} ({error}); the results are in "
+          f"{fallback}", file=sys.stderr)
+
+
 def main(argv=None):
-    """Entry point of `keras-longtail`; returns the process exit code."""
-    args = build_parser().parse_args(argv)
+    """Entry point of `keras-longtail`; returns the process exit code.
+
+    The arguments are parsed and `--output` is checked before Keras and TensorFlow are imported, so
+    `--help`, `--version` and argument errors answer at once.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.command == "train":
-        options = {k: v for k, v in vars(args).items() if k not in ("command", "output", "task")}
+        output = None
+        if args.output is not None:
+            try:
+                output = check_output(args.output, overwrite=args.overwrite)
+            except OSError as error:
+                parser.exit(2, f"keras-longtail: error: {error}\n")
+        options = {k: v for k, v in vars(args).items() if k not in ("command", "output", "overwrite", "task")}
         try:
             if args.task == "depth":
                 results = run_depth_training(**_depth_options(options))
@@ -131,10 +279,13 @@ def main(argv=None):
             print(f"keras-longtail: error: {error}", file=sys.stderr)
             return 2
         print(format_depth_table(results) if args.task == "depth" else format_shot_table(results))
-        if args.output:
-            with open(args.output, "w") as f:
-                json.dump(results, f, indent=2)
-            print(f"results written to {args.output}")
+        if output:
+            try:
+                write_results(results, output)
+            except OSError as error:
+                _save_somewhere(results, output, error)
+                return 1
+            print(f"results written to {output}")
     return 0
 
 
@@ -188,6 +339,8 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
     results["accuracy"]["overall"]
     ```
     """
+    import keras
+
     from keras_longtail import data as lt_data
     from keras_longtail import metrics as lt_metrics
     from keras_longtail import models as lt_models
@@ -457,6 +610,7 @@ def run_depth_training(dataset="synthetic-depth", method="ce", data_dir=None, ep
     results["mre"]["mre_gt_60"]
     ```
     """
+    import keras
     import numpy as np
     import tensorflow as tf
 
@@ -575,6 +729,8 @@ def format_depth_table(results):
 
 def _evaluate(network, loaded):
     """((accuracy dict, per-class list), labels, logits) of `network` on the test split."""
+    import keras
+
     labels, logits = [], []
     for images, batch_labels in loaded.test.batch(512):
         labels.append(batch_labels)
@@ -616,6 +772,8 @@ def _ldam_schedule(learning_rate, epochs, steps_per_epoch):
     """The LDAM-DRW CIFAR recipe scaled to `epochs`: linear warm-up over the first 2.5 % of
     the steps (5 of 200 epochs; at least one step, so it is never silently dropped), then
     x0.01 after 80 % of the steps (160 of 200 epochs) and x0.0001 after 90 %."""
+    import keras
+
     from keras_longtail import optimizers as lt_optimizers
 
     total = epochs * steps_per_epoch
@@ -635,8 +793,6 @@ class _Progress:
     """
 
     def __init__(self, state_dir):
-        import os
-
         self.state_dir = state_dir
         self.process_start = time.process_time()
         self.session_wall_seconds = self.session_cpu_seconds = 0.0  # time spent before this call, in this call
@@ -651,14 +807,12 @@ class _Progress:
 
     @property
     def path(self):
-        import os
-
         return os.path.join(self.state_dir, "progress.json")
 
     def callbacks(self, phase, epochs):
         if self.state_dir is None:
             return []
-        import os
+        import keras
 
         from keras_longtail import callbacks as lt_callbacks
 
@@ -677,8 +831,6 @@ class _Progress:
         return [backup, _Record()]
 
     def record(self, phase, epoch, epochs, wall, cpu):
-        import os
-
         self.state["phases"][phase] = {"epoch": epoch, "epochs": epochs}
         self.state["wall_seconds"] = round(self.state["wall_seconds"] + wall, 2)
         self.state["cpu_seconds"] = round(self.state["cpu_seconds"] + cpu, 2)
