@@ -341,10 +341,13 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
     """
     import keras
 
+    import keras_longtail
+    from keras_longtail import _validation
     from keras_longtail import data as lt_data
     from keras_longtail import metrics as lt_metrics
     from keras_longtail import models as lt_models
 
+    keras_longtail._import_namespaces()  # every registered object, before any `.keras` file is loaded
     if dataset not in DATASETS:
         raise ValueError(f"Expected `dataset` in {sorted(DATASETS)}. Received: dataset={dataset!r}")
     if method not in METHODS:
@@ -357,6 +360,18 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
     for name, value in (("epochs", epochs), ("batch_size", batch_size)):
         if value < 1:
             raise ValueError(f"Expected `{name}` >= 1. Received: {name}={value}")
+    _validation.check_float("imbalance_factor", imbalance_factor, minimum=1.0)
+    _validation.check_int("seed", seed, minimum=0)
+    if learning_rate is not None:
+        _validation.check_float("learning_rate", learning_rate, minimum=0.0, min_inclusive=False)
+    if weight_decay is not None:
+        _validation.check_float("weight_decay", weight_decay, minimum=0.0)
+    if method == "gbg":
+        _validation.check_int("num_groups", num_groups, minimum=1)
+    if method == "gradtail":
+        _validation.check_float("gradtail_max_weight", gradtail_max_weight, minimum=0.0, min_inclusive=False)
+    if method == "async" and async_threshold is not None:
+        _validation.check_int("async_threshold", async_threshold, minimum=1)
     if method == "gala" and gala_accumulation not in GALA_ACCUMULATIONS:
         raise ValueError(f"Expected `gala_accumulation` in {list(GALA_ACCUMULATIONS)}. "
                          f"Received: gala_accumulation={gala_accumulation!r}")
@@ -614,6 +629,8 @@ def run_depth_training(dataset="synthetic-depth", method="ce", data_dir=None, ep
     import numpy as np
     import tensorflow as tf
 
+    import keras_longtail
+    from keras_longtail import _validation
     from keras_longtail import data as lt_data
     from keras_longtail import losses as lt_losses
     from keras_longtail import metrics as lt_metrics
@@ -633,6 +650,15 @@ def run_depth_training(dataset="synthetic-depth", method="ce", data_dir=None, ep
                         ("test_scenes", test_scenes)):
         if value < 1:
             raise ValueError(f"Expected `{name}` >= 1. Received: {name}={value}")
+    keras_longtail._import_namespaces()
+    _validation.check_float("learning_rate", learning_rate, minimum=0.0, min_inclusive=False)
+    _validation.check_float("width_multiplier", width_multiplier, minimum=0.0, min_inclusive=False)
+    _validation.check_float("gradtail_max_weight", gradtail_max_weight, minimum=0.0, min_inclusive=False)
+    _validation.check_float("far_probability", far_probability, minimum=0.0, maximum=1.0)
+    _validation.check_int("seed", seed, minimum=0)
+    if len(image_size) != 2 or any(not isinstance(v, int) or v < 32 or v % 32 for v in image_size):
+        raise ValueError(f"Expected `image_size` to be two positive multiples of 32. Received: "
+                         f"image_size={image_size}")
     if steps_per_epoch is not None and steps_per_epoch < 1:
         raise ValueError(f"Expected `steps_per_epoch` >= 1. Received: steps_per_epoch={steps_per_epoch}")
     keras.utils.set_random_seed(seed)
