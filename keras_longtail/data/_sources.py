@@ -143,17 +143,58 @@ def read_idx_mnist(root, name, class_names):
     ), None
 
 
+# Where tensorflow-datasets downloads each data set from (its builders' URLs), probed before a download.
+TFDS_DOWNLOAD_HOSTS = {
+    "cifar10": ("www.cs.toronto.edu", 443),
+    "cifar100": ("www.cs.toronto.edu", 443),
+    "fashion_mnist": ("fashion-mnist.s3-website.eu-central-1.amazonaws.com", 80),
+}
+# Seconds to wait for that host before calling the machine offline (tensorflow-datasets itself retries for minutes).
+TFDS_PROBE_TIMEOUT = 5.0
+
+
+def download_host_reachable(host, port, timeout=None):
+    """Whether a TCP connection to `host:port` opens within `timeout` seconds (name lookup included)."""
+    import socket
+
+    timeout = TFDS_PROBE_TIMEOUT if timeout is None else timeout
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def read_tfds(tfds_name, name, image_shape):
-    """tensorflow-datasets, downloading when it can."""
+    """tensorflow-datasets: a prepared copy, else a download when the download host answers.
+
+    Offline, tensorflow-datasets would retry the download for minutes and leave empty
+    `incomplete.*` folders behind; here an unreachable host fails at once, and a failed
+    download removes the folders it created.
+    """
     try:
         import tensorflow_datasets as tfds
-
+    except ImportError as error:
+        return None, f"tensorflow-datasets {tfds_name!r}: not installed ({error})"
+    created = []
+    try:
+        builder = tfds.builder(tfds_name)
+        dataset_dir = os.path.dirname(builder.data_dir)
+        if not builder.is_prepared():
+            host, port = TFDS_DOWNLOAD_HOSTS.get(tfds_name, ("storage.googleapis.com", 443))
+            if not download_host_reachable(host, port):
+                return None, (f"tensorflow-datasets {tfds_name!r}: not downloaded yet (in {dataset_dir}) and "
+                              f"{host} is unreachable (offline?); no download was attempted")
+            before = set(os.listdir(dataset_dir)) if os.path.isdir(dataset_dir) else None
+            created = [(dataset_dir, before)]
         (train, test), info = tfds.load(
             tfds_name, split=["train", "test"], as_supervised=True, batch_size=-1, with_info=True
         )
         train_x, train_y = tfds.as_numpy(train)
         test_x, test_y = tfds.as_numpy(test)
     except Exception as error:  # noqa: BLE001 - any failure is reported with the others
+        for dataset_dir, before in created:
+            _remove_incomplete(dataset_dir, before)
         message = str(error).strip().splitlines()[0] if str(error).strip() else ""
         return None, f"tensorflow-datasets {tfds_name!r}: {type(error).__name__}: {message[:200]}"
     class_names = list(info.features["label"].names)
@@ -161,6 +202,20 @@ def read_tfds(tfds_name, name, image_shape):
         name, train_x, train_y.astype(np.int64), test_x, test_y.astype(np.int64),
         class_names, image_shape, where=f"tensorflow-datasets:{tfds_name}",
     ), None
+
+
+def _remove_incomplete(dataset_dir, before):
+    """Removes the `incomplete.*` folders a failed download left in `dataset_dir` (and the folder, when the
+    download created it and it is now empty)."""
+    import shutil
+
+    if not os.path.isdir(dataset_dir):
+        return
+    for entry in set(os.listdir(dataset_dir)) - set(before or ()):
+        if entry.startswith("incomplete.") or ".incomplete" in entry:
+            shutil.rmtree(os.path.join(dataset_dir, entry), ignore_errors=True)
+    if before is None and not os.listdir(dataset_dir):
+        os.rmdir(dataset_dir)
 
 
 def candidate_dirs(data_dir, subdirs):
