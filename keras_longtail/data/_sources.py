@@ -74,7 +74,11 @@ def read_cifar_pickle(root, name):
 
 
 def read_image_folder(root, name, num_classes, image_shape):
-    """`train/<class>/*.jpg` and `test/<class>/*.jpg`, classes in alphabetical order."""
+    """`train/<class>/*.jpg` and `test/<class>/*.jpg`, classes in alphabetical order.
+
+    Files that cannot be decoded (empty, or a JPEG or PNG cut short: `image_file_problem`)
+    are left out with one warning that names them and counts them.
+    """
     splits = {}
     for split in ("train", "test"):
         split_dir = os.path.join(root, split)
@@ -85,12 +89,20 @@ def read_image_folder(root, name, num_classes, image_shape):
             return None, (
                 f"image-folder layout: {split}/ has {len(classes)} class directories, expected {num_classes}"
             )
-        paths, labels = [], []
+        paths, labels, skipped = [], [], []
         for label, class_name in enumerate(classes):
             class_dir = os.path.join(split_dir, class_name)
             files = sorted(f for f in os.listdir(class_dir) if f.lower().endswith(IMAGE_EXTENSIONS))
-            paths += [os.path.join(class_dir, f) for f in files]
-            labels += [label] * len(files)
+            for file in files:
+                path = os.path.join(class_dir, file)
+                problem = image_file_problem(path)
+                if problem is None:
+                    paths.append(path)
+                    labels.append(label)
+                else:
+                    skipped.append(f"{path} ({problem})")
+        if skipped:
+            _warn_skipped(split_dir, skipped, len(paths) + len(skipped))
         splits[split] = (classes, np.asarray(paths), np.asarray(labels, dtype=np.int64))
     if splits["train"][0] != splits["test"][0]:
         return None, "image-folder layout: train/ and test/ have different class directories"
@@ -99,6 +111,39 @@ def read_image_folder(root, name, num_classes, image_shape):
         name, splits["train"][1], splits["train"][2], splits["test"][1], splits["test"][2],
         classes, image_shape, from_files=True, where=root,
     ), None
+
+
+def image_file_problem(path):
+    """Why TensorFlow could not decode the image file `path` (empty, or a JPEG or PNG cut short), else `None`.
+
+    Reads only the first and last bytes of the file: a JPEG must end with its end-of-image
+    marker FF D9 (`tf.io.decode_image` fails without it, "jpeg::Uncompress failed") and a
+    PNG with its IEND chunk.
+    """
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as file:
+            head = file.read(8)
+            file.seek(max(0, size - 64))
+            tail = file.read()
+    except OSError as error:
+        return f"unreadable: {error.strerror or error}"
+    if size == 0:
+        return "empty file"
+    if head.startswith(b"\xff\xd8"):
+        return None if b"\xff\xd9" in tail else "truncated JPEG: no end-of-image marker"
+    if head.startswith(b"\x89PNG"):
+        return None if b"IEND" in tail else "truncated PNG: no IEND chunk"
+    return None
+
+
+def _warn_skipped(directory, skipped, total, shown=10):
+    import warnings
+
+    listed = "\n  ".join(skipped[:shown]) + (f"\n  ... and {len(skipped) - shown} more" if len(skipped) > shown
+                                             else "")
+    warnings.warn(f"Skipped {len(skipped)} of {total} image files in {directory} that TensorFlow cannot decode:"
+                  f"\n  {listed}", stacklevel=3)
 
 
 def _read_idx(path):

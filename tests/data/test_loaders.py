@@ -256,3 +256,33 @@ def test_loaders_give_the_training_split_a_known_size(tmp_path):
     _write_cifar10_pickles(str(tmp_path))
     data = load_cifar_lt("cifar10", imbalance_factor=4, data_dir=str(tmp_path))
     assert int(data.train.cardinality()) == sum(data.class_counts)
+
+
+def test_truncated_images_are_skipped_with_a_warning_that_names_them(tmp_path):
+    rng = np.random.default_rng(3)
+    for split, n in (("train", 5), ("test", 2)):
+        for k in range(10):
+            os.makedirs(tmp_path / split / f"c{k}")
+            for i in range(n):
+                jpeg = tf.io.encode_jpeg(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).numpy()
+                (tmp_path / split / f"c{k}" / f"{i}.jpg").write_bytes(jpeg)
+    broken = tmp_path / "train" / "c0" / "4.jpg"
+    broken.write_bytes(broken.read_bytes()[:-2])  # only the end-of-image marker missing: still undecodable
+    (tmp_path / "train" / "c1" / "0.jpg").write_bytes(b"")
+    with pytest.warns(UserWarning, match=r"Skipped 2 of 50 image files") as caught:
+        data = load_cifar_lt("cifar10", imbalance_factor=1, data_dir=str(tmp_path))
+    message = str(caught[0].message)
+    assert f"{broken} (truncated JPEG" in message and "c1/0.jpg (empty file)" in message
+    assert data.class_counts == [4] * 10  # the smallest class now has 4 readable images
+    assert sum(1 for _ in data.train) == 40 and sum(1 for _ in data.test) == 20  # decodes without an error
+
+
+def test_image_file_problem_accepts_whole_files_and_names_cut_ones(tmp_path):
+    from keras_longtail.data import _sources
+
+    image = np.zeros((8, 8, 3), np.uint8)
+    for name, data in (("a.jpg", tf.io.encode_jpeg(image).numpy()), ("a.png", tf.io.encode_png(image).numpy())):
+        (tmp_path / name).write_bytes(data)
+        assert _sources.image_file_problem(str(tmp_path / name)) is None
+        (tmp_path / name).write_bytes(data[: len(data) // 2])
+        assert "truncated" in _sources.image_file_problem(str(tmp_path / name))
