@@ -391,6 +391,7 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
         raise ValueError(f"Expected `steps_per_epoch` >= 1. Received: steps_per_epoch={steps_per_epoch}")
     keras.utils.set_random_seed(seed)
 
+    _announce(verbose, f"loading {dataset} (imbalance factor {imbalance_factor:g})")
     if loader == "digits":
         loaded = lt_data.load_digits_lt(imbalance_factor)
     elif loader == "fashion_mnist":
@@ -399,6 +400,9 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
         loaded = lt_data.load_cifar_lt(loader, imbalance_factor, data_dir=data_dir)
     num_classes = loaded.num_classes
     image_shape = tuple(loaded.train.element_spec[0].shape)
+    shots = lt_data.shot_splits(loaded.class_counts)
+    _announce(verbose, f"{loaded.num_train} training images in {num_classes} classes ({len(shots.many)} Many, "
+                       f"{len(shots.medium)} Medium, {len(shots.few)} Few), {_test_size(loaded) or 'the'} test images")
 
     if model_name == "mlp" and batch_norm_momentum is not None:
         raise ValueError("`batch_norm_momentum` is for the resnet32 model (the MLP has no batch norm). "
@@ -437,6 +441,7 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
     if stage_one_model is not None:
         if method != "wb":
             raise ValueError(f"`stage_one_model` is for method='wb'. Received: method={method!r}")
+        _announce(verbose, f"weight balancing stage 1: the trained model {stage_one_model}")
         network = keras.saving.load_model(stage_one_model, compile=False)
         extra["stage_one_model"] = str(stage_one_model)
     elif method == "async":
@@ -450,14 +455,22 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
             extra["async_options"] = dict(async_options)
         phase_two_steps = min(math.ceil(dual.phase_two_size() / batch_size), max(1, steps // 2))
         phase_one_steps = max(1, steps - phase_two_steps)
+        _announce(verbose, f"dual-phase: the {steps} steps per epoch are split into phase I {phase_one_steps} "
+                           f"(classes {[int(c) for c in dual.split.phase_one]}, "
+                           f"{sum(dual.phase_one_class_counts)} images) and phase II {phase_two_steps} (the other "
+                           f"classes + the exemplar memory, {dual.phase_two_size()} images), {epochs} epochs each")
+        _announce(verbose, f"dual-phase phase I: {epochs} epochs x {phase_one_steps} steps")
         dual.phase_one_model.compile(optimizer=make_optimizer(phase_one_steps), loss=ce)
         phase_one = dual.phase_one_data(loaded.train)
         dual.phase_one_model.fit(
             _training_pipeline(phase_one, sum(dual.phase_one_class_counts), batch_size, augment, seed),
             epochs=epochs, steps_per_epoch=phase_one_steps, shuffle=False, verbose=verbose,
             callbacks=progress.callbacks("phase_one", epochs))
+        _announce(verbose, f"dual-phase: exemplar memory from the phase-I features of {loaded.num_train} "
+                           "training images")
         dual.build_memory_bank(loaded.train)
         phase_two_model = dual.build_phase_two_model()
+        _announce(verbose, f"dual-phase phase II: {epochs} epochs x {phase_two_steps} steps")
         phase_two_model.compile(optimizer=make_optimizer(phase_two_steps, phase_two_learning_rate), loss=ce,
                                 metrics=[shot_metric])
         phase_two_model.fit(
@@ -489,7 +502,10 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
             from keras_longtail import training as lt_training
 
             # GBG Algorithm 1, once, on the initialized model: one pass over the un-augmented training set.
-            grouping = lt_gbg.group_classes(network, loaded.train.batch(256), num_groups=num_groups,
+            _announce(verbose, f"GBG: grouping {num_classes} classes into {num_groups} groups from their classifier "
+                               f"gradients (Algorithm 1, one pass over {loaded.num_train} training images)")
+            batches = _with_progress(loaded.train.batch(256), math.ceil(loaded.num_train / 256), verbose)
+            grouping = lt_gbg.group_classes(network, batches, num_groups=num_groups,
                                             projection_dim=None if num_classes <= 1000 else 1024, seed=seed)
             network = lt_training.GBGModel.from_model(network, grouping, mode=gbg_mode, **(gbg_options or {}))
             extra.update(num_groups=num_groups, gbg_mode=gbg_mode, groups=[int(g) for g in grouping.groups],
@@ -498,13 +514,20 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
                 extra["gbg_options"] = dict(gbg_options)
         network.compile(optimizer=make_optimizer(steps), loss=loss, metrics=[shot_metric])
         train = _training_pipeline(loaded.train, loaded.num_train, batch_size, augment, seed)
+        _announce(verbose, f"training ({'weight balancing stage 1: CE + WD' if method == 'wb' else method}): "
+                           f"{epochs} epochs x {steps} steps")
         network.fit(train, epochs=epochs, steps_per_epoch=steps, shuffle=False, verbose=verbose,
                     callbacks=callbacks + progress.callbacks("fit", epochs))
     if method == "wb":
         from keras_longtail import training as lt_training
 
-        extra["stage_one_accuracy"] = _evaluate(network, loaded)[0][0]
-        history = lt_training.retrain_classifier(network, loaded.train, class_counts=loaded.class_counts)
+        _announce(verbose, "weight balancing: stage-1 test accuracy")
+        extra["stage_one_accuracy"] = _evaluate(network, loaded, verbose)[0][0]
+        _announce(verbose, f"weight balancing stage 2: features of the {loaded.num_train} training images "
+                           "(one forward pass), then the classifier retrained for 10 epochs (class-balanced "
+                           "loss + WD + MaxNorm)")
+        history = lt_training.retrain_classifier(network, loaded.train, class_counts=loaded.class_counts,
+                                                 verbose=verbose)
         extra["stage_two_max_norm"] = round(float(history.history["max_norm"][-1]), 5)
     train_seconds = time.perf_counter() - start
     if state_dir is not None:
@@ -515,7 +538,8 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
     if save_model:
         network.save(save_model)
 
-    (accuracy, per_class), labels, logits = _evaluate(network, loaded)
+    _announce(verbose, f"test accuracy on {_test_size(loaded) or 'the'} test images")
+    (accuracy, per_class), labels, logits = _evaluate(network, loaded, verbose)
     if rebalance_tau is not None:
         from keras_longtail import layers as lt_layers
 
@@ -753,12 +777,41 @@ def format_depth_table(results):
     return "\n".join([title, "-" * len(rows[0])] + rows)
 
 
-def _evaluate(network, loaded):
+def _announce(verbose, message):
+    """Prints the start of a phase of `run_training` (unless `verbose` is 0)."""
+    if verbose:
+        print(f"keras-longtail: {message}", flush=True)
+
+
+def _test_size(loaded):
+    """The number of test examples, or `None` when tf.data does not know it."""
+    size = int(loaded.test.cardinality())
+    return size if size >= 0 else None
+
+
+def _with_progress(batches, num_batches, verbose):
+    """`batches` as an iterable that advances a Keras progress bar (verbose 1: live; 2: one line at the end)."""
+    if not verbose:
+        return batches
+    import keras
+
+    class _Batches:
+        def __iter__(self):
+            bar = keras.utils.Progbar(num_batches, verbose=verbose, unit_name="batch")
+            for done, batch in enumerate(batches, 1):
+                yield batch
+                bar.update(done)
+
+    return _Batches()
+
+
+def _evaluate(network, loaded, verbose=0):
     """((accuracy dict, per-class list), labels, logits) of `network` on the test split."""
     import keras
 
     labels, logits = [], []
-    for images, batch_labels in loaded.test.batch(512):
+    size = _test_size(loaded)
+    for images, batch_labels in _with_progress(loaded.test.batch(512), size and math.ceil(size / 512), verbose):
         labels.append(batch_labels)
         logits.append(network(images, training=False))
     labels, logits = keras.ops.concatenate(labels, axis=0), keras.ops.concatenate(logits, axis=0)
@@ -779,14 +832,14 @@ def format_shot_table(results):
     """The Many / Medium / Few table printed by `keras-longtail train`."""
     title = (f"{results['dataset']} (imbalance factor {results['imbalance_factor']:g}), "
              f"method {results['method']}, {results['model']}, {results['epochs']} epochs, "
-             f"{results['train_seconds']} s")
-    rows = [f"{'split':<8} {'classes':>7} {'accuracy %':>10}"]
+             f"trained in {results['train_seconds']} s; accuracy on the balanced test split")
+    rows = [f"{'split':<8} {'classes':>7} {'test accuracy %':>15}"]
     if "rebalanced_accuracy" in results:
         rows[0] += f" {'PN tau=' + format(results['rebalance_tau'], 'g') + ' %':>14}"
     classes = dict(results["shot_classes"], overall=len(results["class_counts"]))
     for split in ("overall", "many", "medium", "few"):
         value = results["accuracy"].get(split)
-        shown = f"{value:10.2f}" if value is not None else f"{'absent':>10}"
+        shown = f"{value:15.2f}" if value is not None else f"{'absent':>15}"
         if "rebalanced_accuracy" in results:
             value = results["rebalanced_accuracy"].get(split)
             shown += f"{value:15.2f}" if value is not None else f"{'absent':>15}"

@@ -358,3 +358,28 @@ def test_help_groups_flags_by_method_and_num_groups_is_a_deprecated_alias(capsys
     assert "--num-groups is deprecated, use --gbg-num-groups" in capsys.readouterr().err
     assert parser.parse_args(["train", "--gbg-num-groups", "5"]).num_groups == 5
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("method, extra, expected", [
+    ("gbg", {"num_groups": 2}, ["GBG: grouping 10 classes into 2 groups", "2/2 - ", "training (gbg): 1 epochs x 4"]),
+    ("async", {}, ["split into phase I 2 (classes [0, 1, 2, 3, 4, 5], 439 images) and phase II 2",
+                   "dual-phase phase I: 1 epochs x 2 steps", "exemplar memory", "dual-phase phase II"]),
+    ("wb", {}, ["weight balancing stage 1: CE + WD", "weight balancing: stage-1 test accuracy",
+                "weight balancing stage 2: features of the 489 training images", "Epoch 10/10"]),
+])
+def test_long_phases_are_announced_with_progress(method, extra, expected, capsys):
+    cli.run_training(method=method, epochs=1, steps_per_epoch=4, verbose=2, **extra)
+    printed = capsys.readouterr().out
+    assert "keras-longtail: 489 training images in 10 classes (2 Many, 4 Medium, 4 Few), 300 test images" in printed
+    for line in expected + ["keras-longtail: test accuracy on 300 test images", "1/1 - "]:
+        assert line in printed
+    cli.run_training(method=method, epochs=1, steps_per_epoch=4, verbose=0, **extra)
+    assert capsys.readouterr().out == ""  # verbose 0 stays silent
+
+
+def test_result_table_says_it_is_test_accuracy():
+    table = cli.format_shot_table({
+        "dataset": "digits-lt", "imbalance_factor": 20, "method": "ce", "model": "mlp", "epochs": 1,
+        "train_seconds": 0.1, "shot_classes": {"many": 1, "medium": 0, "few": 1}, "class_counts": [9, 1],
+        "accuracy": {"overall": 50.0, "many": 100.0, "few": 0.0}})
+    assert "test accuracy %" in table and "accuracy on the balanced test split" in table
