@@ -383,3 +383,57 @@ def test_result_table_says_it_is_test_accuracy():
         "train_seconds": 0.1, "shot_classes": {"many": 1, "medium": 0, "few": 1}, "class_counts": [9, 1],
         "accuracy": {"overall": 50.0, "many": 100.0, "few": 0.0}})
     assert "test accuracy %" in table and "accuracy on the balanced test split" in table
+
+
+_RELOAD_AND_EVALUATE = """
+import json, sys
+import keras
+import keras_longtail  # registers every keras_longtail object, as a user's script would
+from keras_longtail import cli
+from keras_longtail.data import load_cifar_lt
+
+data_dir, paths = sys.argv[1], sys.argv[2:]
+loaded = load_cifar_lt("cifar10", 4, data_dir=data_dir)
+report = {}
+for path in paths:
+    model = keras.saving.load_model(path)  # compile=True: the optimizer and its schedule come back too
+    schedule = model.optimizer.learning_rate if model.optimizer is not None else None
+    report[path] = {
+        "optimizer": type(model.optimizer).__name__ if model.optimizer is not None else None,
+        "schedule": keras.optimizers.serialize(model.optimizer)["config"]["learning_rate"]["class_name"]
+        if model.optimizer is not None else None,
+        "iterations": int(model.optimizer.iterations) if model.optimizer is not None else None,
+        "accuracy": cli._evaluate(model, loaded)[0][0],
+    }
+print("REPORT" + json.dumps(report))
+"""
+
+
+@pytest.mark.slow
+def test_every_method_saves_and_reloads_with_its_warm_up_schedule(tmp_path):
+    """Issue 21 item 14: each method's model, compiled with the LDAM schedule (`LinearWarmup`), survives a
+    `.keras` round trip with its optimizer in a fresh process, and gives the same test accuracy."""
+    _write_cifar10_pickles(str(tmp_path), per_class=12)
+    common = dict(dataset="cifar10-lt", data_dir=str(tmp_path), imbalance_factor=4, model="mlp", batch_size=8,
+                  verbose=0)
+    expected = {}
+    for method, extra in (("ce", {}), ("gala", {}), ("gradtail", {}), ("gbg", {"num_groups": 2}),
+                          ("async", {"async_threshold": 5})):  # the tiny set has only Few classes
+        # 8 epochs: the warm-up is 2.5 % of the steps, here >= 1 step in every phase (async's included).
+        path = str(tmp_path / f"{method}.keras")
+        expected[path] = cli.run_training(method=method, epochs=8, save_model=path, **common, **extra)
+    # wb reloads a stage 1 that was compiled with the LDAM schedule, then saves stage 2.
+    stage_two = str(tmp_path / "wb.keras")
+    expected[stage_two] = cli.run_training(method="wb", stage_one_model=str(tmp_path / "ce.keras"),
+                                           save_model=stage_two, **common)
+    assert expected[stage_two]["stage_one_accuracy"] == expected[str(tmp_path / "ce.keras")]["accuracy"]
+
+    done = subprocess.run([sys.executable, "-c", _RELOAD_AND_EVALUATE, str(tmp_path), *expected],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.split("REPORT", 1)[1])
+    for path, results in expected.items():
+        assert report[path]["accuracy"] == results["accuracy"], path
+        if not path.endswith("wb.keras"):  # stage 2 keeps the stage-1 network, compiled as saved
+            assert report[path]["optimizer"] == "SGD" and report[path]["schedule"] == "LinearWarmup", path
+            assert report[path]["iterations"] > 0, path
