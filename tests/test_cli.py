@@ -397,12 +397,12 @@ loaded = load_cifar_lt("cifar10", 4, data_dir=data_dir)
 report = {}
 for path in paths:
     model = keras.saving.load_model(path)  # compile=True: the optimizer and its schedule come back too
-    schedule = model.optimizer.learning_rate if model.optimizer is not None else None
+    optimizer = getattr(model, "optimizer", None)  # None when the saved model was never compiled
     report[path] = {
-        "optimizer": type(model.optimizer).__name__ if model.optimizer is not None else None,
-        "schedule": keras.optimizers.serialize(model.optimizer)["config"]["learning_rate"]["class_name"]
-        if model.optimizer is not None else None,
-        "iterations": int(model.optimizer.iterations) if model.optimizer is not None else None,
+        "optimizer": type(optimizer).__name__ if optimizer is not None else None,
+        "schedule": keras.optimizers.serialize(optimizer)["config"]["learning_rate"]["class_name"]
+        if optimizer is not None else None,
+        "iterations": int(optimizer.iterations) if optimizer is not None else None,
         "accuracy": cli._evaluate(model, loaded)[0][0],
     }
 print("REPORT" + json.dumps(report))
@@ -418,7 +418,7 @@ def test_every_method_saves_and_reloads_with_its_warm_up_schedule(tmp_path):
                   verbose=0)
     expected = {}
     for method, extra in (("ce", {}), ("gala", {}), ("gradtail", {}), ("gbg", {"num_groups": 2}),
-                          ("async", {"async_threshold": 5})):  # the tiny set has only Few classes
+                          ("async", {"async_threshold": 2})):  # the tiny set has only Few classes; memory 10
         # 8 epochs: the warm-up is 2.5 % of the steps, here >= 1 step in every phase (async's included).
         path = str(tmp_path / f"{method}.keras")
         expected[path] = cli.run_training(method=method, epochs=8, save_model=path, **common, **extra)
@@ -434,6 +434,10 @@ def test_every_method_saves_and_reloads_with_its_warm_up_schedule(tmp_path):
     report = json.loads(done.stdout.split("REPORT", 1)[1])
     for path, results in expected.items():
         assert report[path]["accuracy"] == results["accuracy"], path
-        if not path.endswith("wb.keras"):  # stage 2 keeps the stage-1 network, compiled as saved
+        if path.endswith(("async.keras", "wb.keras")):
+            # async saves `DualPhaseTraining.model` and wb the stage-1 network reloaded with compile=False:
+            # neither is compiled itself (their phases compile copies), so they come back without an optimizer.
+            assert report[path]["optimizer"] is None, report[path]
+        else:
             assert report[path]["optimizer"] == "SGD" and report[path]["schedule"] == "LinearWarmup", path
             assert report[path]["iterations"] > 0, path
