@@ -1,9 +1,14 @@
 """The `keras-longtail` command line (also `python -m keras_longtail`).
 
 `keras-longtail train` trains a model on a long-tailed data set with one of the
-toolkit's methods and prints the Many / Medium / Few accuracy table; `--output`
-also writes it as JSON. `run_training(...)` is the same job as a function, for
+toolkit's methods and prints the Many / Medium / Few test-accuracy table; `--output`
+also writes it as JSON (checked before training, replaced only with `--overwrite`,
+written atomically). `run_training(...)` is the same job as a function, for
 benchmarks and notebooks.
+
+The arguments are parsed before Keras and TensorFlow are imported (this module
+imports them inside its functions), so `--help`, `--version` and argument errors
+answer at once; every numeric flag is range-checked there.
 """
 
 import argparse
@@ -318,6 +323,10 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
     `retrain_classifier` (class-balanced loss β = 0.9999, decoupled WD 0.01, MaxNorm
     at thresh 0.1 projected per epoch, 10 epochs on features computed once); the
     results also hold `stage_one_accuracy`.
+
+    Unless `verbose` is 0, each phase is announced on stdout before it starts (loading,
+    GBG's class grouping and the test evaluation with a `keras.utils.Progbar`, the
+    dual-phase split of the steps per epoch, the weight-balancing stages).
 
     With `state_dir`, every `fit` checkpoints at each epoch end into that folder
     (`keras_longtail.callbacks.BackupAndRestore`: weights, optimizer, loss state)
