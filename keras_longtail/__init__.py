@@ -5,22 +5,56 @@ Namespaces follow Keras: `keras_longtail.data`, `keras_longtail.losses`,
 `keras_longtail.models`, `keras_longtail.ops` (the min-norm solver), `keras_longtail.optimizers` (`GBGOptimizer`), `keras_longtail.training` (train-step
 mixins and pipelines), and per-method helpers in `keras_longtail.gbg` and `keras_longtail.dual_phase`. The command line is `keras-longtail` (or
 `python -m keras_longtail`).
+
+`import keras_longtail` imports every namespace, so that all of the toolkit's
+registered Keras objects are known to `keras.saving.load_model`. Only the
+command line defers them (and with them Keras and TensorFlow) until after its
+arguments are parsed, so that `keras-longtail --help` answers at once; there
+each namespace loads on first use.
 """
+
+import importlib as _importlib
+import os as _os
+import sys as _sys
 
 __version__ = "0.1.0"
 
-from keras_longtail import callbacks
-from keras_longtail import constraints
-from keras_longtail import data
-from keras_longtail import dual_phase
-from keras_longtail import gbg
-from keras_longtail import layers
-from keras_longtail import losses
-from keras_longtail import metrics
-from keras_longtail import models
-from keras_longtail import ops
-from keras_longtail import optimizers
-from keras_longtail import training
+_NAMESPACES = ("callbacks", "constraints", "data", "dual_phase", "gbg", "layers", "losses", "metrics", "models",
+               "ops", "optimizers", "training")
 
-__all__ = ["callbacks", "constraints", "data", "dual_phase", "gbg", "layers", "losses", "metrics", "models", "ops", "optimizers", "training",
-           "__version__"]
+__all__ = [*_NAMESPACES, "__version__"]
+
+
+def __getattr__(name):
+    if name in _NAMESPACES:
+        return _importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_NAMESPACES))
+
+
+def _started_as_command_line():
+    """True while the `keras-longtail` console script or `python -m keras_longtail` imports this package.
+
+    The console script runs as `__main__` from a file named `keras-longtail`; for
+    `python -m`, the interpreter's own arguments (`sys.orig_argv`) name the module run.
+    """
+    script = _os.path.basename(_sys.argv[0]) if _sys.argv and _sys.argv[0] else ""
+    if script.split(".")[0] == "keras-longtail":
+        return True
+    arguments = list(getattr(_sys, "orig_argv", []))
+    if "-m" in arguments[:-1]:
+        module = arguments[arguments.index("-m") + 1]
+        return module == __name__ or module == f"{__name__}.cli"
+    return False
+
+
+def _import_namespaces():
+    for _name in _NAMESPACES:
+        _importlib.import_module(f"{__name__}.{_name}")
+
+
+if not _started_as_command_line():
+    _import_namespaces()

@@ -1,18 +1,22 @@
 """The `keras-longtail` command line (also `python -m keras_longtail`).
 
 `keras-longtail train` trains a model on a long-tailed data set with one of the
-toolkit's methods and prints the Many / Medium / Few accuracy table; `--output`
-also writes it as JSON. `run_training(...)` is the same job as a function, for
+toolkit's methods and prints the Many / Medium / Few test-accuracy table; `--output`
+also writes it as JSON (checked before training, replaced only with `--overwrite`,
+written atomically). `run_training(...)` is the same job as a function, for
 benchmarks and notebooks.
+
+The arguments are parsed before Keras and TensorFlow are imported (this module
+imports them inside its functions), so `--help`, `--version` and argument errors
+answer at once; every numeric flag is range-checked there.
 """
 
 import argparse
 import json
 import math
+import os
 import sys
 import time
-
-import keras
 
 DATASETS = {
     # name: (loader, default imbalance factor, default model, default epochs, default batch size)
@@ -38,90 +42,239 @@ WARMUP_FRACTION = 0.025
 RESNET_BATCH_NORM_MOMENTUM = 0.9
 
 
+def _number(kind, minimum=None, maximum=None, min_inclusive=True, name=None):
+    """An argparse `type` that parses `kind` (int or float) and checks its range (finite floats only)."""
+
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
+                                             f"received {text!r}") from None
+        if kind is float and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a finite number, received {text!r}")
+        if minimum is not None and (value < minimum if min_inclusive else value <= minimum):
+            raise argparse.ArgumentTypeError(f"expected {'>=' if min_inclusive else '>'} {minimum:g}, "
+                                             f"received {text!r}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"expected <= {maximum:g}, received {text!r}")
+        return value
+
+    parse.__name__ = name or kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+_POSITIVE_INT = _number(int, minimum=1, name="integer >= 1")
+_NON_NEGATIVE_INT = _number(int, minimum=0, name="integer >= 0")
+_POSITIVE_FLOAT = _number(float, minimum=0, min_inclusive=False, name="number > 0")
+_NON_NEGATIVE_FLOAT = _number(float, minimum=0, name="number >= 0")
+
+
+class _DeprecatedAlias(argparse.Action):
+    """Stores the value like the flag it is an alias of, and says on stderr that the alias is deprecated."""
+
+    def __init__(self, option_strings, dest, replacement=None, **kwargs):
+        self.replacement = replacement
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"keras-longtail: warning: {option_string} is deprecated, use {self.replacement}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def _version():
+    from keras_longtail import __version__
+
+    return __version__
+
+
 def build_parser():
+    """The `keras-longtail` argument parser. Building and using it imports neither Keras nor TensorFlow."""
     parser = argparse.ArgumentParser(prog="keras-longtail", description=__doc__.split("\n\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    train = commands.add_parser("train", help="train and print Many/Medium/Few accuracy")
-    train.add_argument("--task", choices=TASKS, default="classification",
-                       help="classification (long-tailed classes, Many/Medium/Few table) or depth (monocular "
-                            "depth, MRE per distance bin) (default: classification)")
-    train.add_argument("--dataset", choices=sorted(DATASETS) + list(DEPTH_DATASETS), default=None,
-                       help="long-tailed data set (default: digits-lt, embedded, no download); with --task depth: "
-                            "waymo (Waymo Open Dataset v2 Parquet in --data-dir, the default) or synthetic-depth "
-                            "(rendered road scenes with a rare far range, no download)")
-    train.add_argument("--imbalance-factor", type=float, default=None,
-                       help="n_max / n_min of the training split (default: 20 for digits-lt, else 100)")
-    train.add_argument("--method", choices=METHODS, default="ce",
-                       help="training method: ce (cross-entropy), gala (GALALoss), gradtail (GradTailModel), "
-                            "gbg (GBGModel), async (DualPhaseTraining), wb (weight balancing: CE + WD, then the "
-                            "classifier retrained with class-balanced loss + WD + MaxNorm) (default: ce)")
-    train.add_argument("--stage-one-model", default=None,
-                       help="wb: a trained .keras model to use as stage 1 instead of training one")
-    train.add_argument("--num-groups", type=int, default=4, help="GBG's number of class groups (default: 4)")
-    train.add_argument("--gbg-mode", choices=GBG_MODES, default="exact",
-                       help="GBG's gradients: exact (per-group backward passes, ~2.6x step time; the paper) or "
-                            "representation (classifier surrogate, ~1x; a heuristic that trains far worse) "
-                            "(default: exact)")
-    train.add_argument("--gbg-normalization", choices=GBG_NORMALIZATIONS, default="none",
-                       help="GBG's gradient normalizer before the min-norm solve: none (the paper's Eq. 11), l2, "
-                            "loss, or loss+ (the GBG code) (default: none)")
-    train.add_argument("--gbg-solve-every", type=int, default=1,
-                       help="GBG exact mode: re-solve the min-norm weights every this many steps and reuse them "
-                            "between (k = 4: ~1.3x step time instead of ~2.7x; an approximation) (default: 1, "
-                            "the paper)")
-    train.add_argument("--async-threshold", type=int, default=None,
-                       help="dual-phase: number of phase-I (data-rich) classes (default: Many + Medium, or Many "
-                            "when that is every class)")
-    train.add_argument("--phase-two-lr", dest="phase_two_learning_rate", type=float, default=None,
-                       help="dual-phase: peak learning rate of phase II (default: --learning-rate, as in the "
-                            "paper's Algorithm 1)")
-    train.add_argument("--gradtail-max-weight", type=float, default=None,
-                       help="GradTail's maximum example weight (paper: 3 on ImageNet, 15 on the toy and on depth) "
-                            "(default: 3; 15 with --task depth)")
-    train.add_argument("--gradtail-pivot", type=float, default=None,
-                       help="GradTail's pivot p (default: 0; -0.5 with --task depth, the paper's best in Table 2)")
-    train.add_argument("--gradtail-layers", choices=("classifier", "last-two"), default="classifier",
-                       help="GradTail's gradient layers: the classifier (analytic Dense path, ~1x step time) or "
-                            "the paper's last two layers (on ResNet-32 the last conv + classifier, exact analytic "
-                            "per-example gradients with the batch-norm coupling, ~1.04x) (default: classifier)")
-    train.add_argument("--gala-accumulation", choices=GALA_ACCUMULATIONS, default="paper",
-                       help="GALALoss statistics: paper (per-example sums) or official (the public code's "
-                            "cumulative of the cumulative) (default: paper)")
-    train.add_argument("--rebalance-tau", type=float, default=None,
-                       help="also report accuracy after post-hoc prediction re-balancing (GALA's PN, "
-                            "transductive over the test set) with this tau; the official CIFAR value is 1")
-    train.add_argument("--model", choices=("auto", "resnet32", "mlp"), default="auto",
-                       help="network (default: mlp for digits-lt, resnet32 otherwise)")
-    train.add_argument("--epochs", type=int, default=None,
-                       help="training epochs (default: 40 for digits-lt, 200 otherwise)")
-    train.add_argument("--batch-size", type=int, default=None, help="default: 32 digits-lt, 128 otherwise")
-    train.add_argument("--learning-rate", type=float, default=None,
-                       help="peak learning rate (default: 0.05 with Adam for digits-lt, 0.1 with SGD otherwise)")
-    train.add_argument("--weight-decay", type=float, default=None,
-                       help="decoupled (Keras) weight decay (default: 5e-3 with SGD, the weight-balancing paper's tuned "
-                            "value; 0 for digits-lt)")
-    train.add_argument("--steps-per-epoch", type=int, default=None,
-                       help="cap the steps of each epoch (smoke runs); default: one pass over the data")
-    train.add_argument("--data-dir", default=None, help="directory holding the data set files")
-    train.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    train.add_argument("--output", default=None, help="write the results as JSON to this path")
-    train.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2, help="Keras verbosity (default: 2)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    train = commands.add_parser(
+        "train", help="train and print the Many/Medium/Few test accuracy",
+        description="Train a model on a long-tailed data set with one of the toolkit's methods and print its "
+                    "test accuracy on the Many / Medium / Few classes (or, with --task depth, the depth error "
+                    "per distance bin).")
+    general = train.add_argument_group("task and data")
+    general.add_argument("--task", choices=TASKS, default="classification",
+                         help="classification (long-tailed classes, Many/Medium/Few table) or depth (monocular "
+                              "depth, MRE per distance bin) (default: classification)")
+    general.add_argument("--dataset", choices=sorted(DATASETS) + list(DEPTH_DATASETS), default=None,
+                         metavar="NAME",
+                         help="long-tailed data set: " + ", ".join(sorted(DATASETS)) + " (default: digits-lt, "
+                              "embedded, no download); with --task depth: waymo (Waymo Open Dataset v2 Parquet "
+                              "in --data-dir, the default) or synthetic-depth (rendered road scenes with a rare "
+                              "far range, no download)")
+    general.add_argument("--data-dir", default=None, metavar="DIR",
+                         help="directory holding the data set files: CIFAR in the python-pickle layout "
+                              "(cifar-10-batches-py/, cifar-100-python/) or as image folders train/<class>/*.jpg "
+                              "and test/<class>/*.jpg; Fashion-MNIST as its four IDX files (default: "
+                              "$KERAS_LONGTAIL_DATA, else tensorflow-datasets, which needs internet)")
+    general.add_argument("--imbalance-factor", type=_number(float, minimum=1, name="number >= 1"), default=None,
+                         metavar="IF", help="n_max / n_min of the training split, >= 1 (default: 20 for "
+                                            "digits-lt, else 100)")
+    general.add_argument("--seed", type=_NON_NEGATIVE_INT, default=0, metavar="N", help="random seed (default: 0)")
+    general.add_argument("--output", default=None, metavar="FILE",
+                         help="write the results as JSON to this file (checked before training; an existing "
+                              "file is kept unless --overwrite)")
+    general.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
+    general.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2, metavar="{0,1,2}",
+                         help="0 silent, 1 progress bars, 2 one line per epoch (Keras verbosity; phases are "
+                              "announced unless 0) (default: 2)")
+
+    optimization = train.add_argument_group("model and optimization")
+    optimization.add_argument("--method", choices=METHODS, default="ce",
+                              help="training method: ce (cross-entropy), gala (GALALoss), gradtail "
+                                   "(GradTailModel), gbg (GBGModel), async (DualPhaseTraining), wb (weight "
+                                   "balancing: CE + WD, then the classifier retrained with class-balanced loss + "
+                                   "WD + MaxNorm) (default: ce)")
+    optimization.add_argument("--model", choices=("auto", "resnet32", "mlp"), default="auto",
+                              help="network (default: auto = mlp for digits-lt, resnet32 otherwise)")
+    optimization.add_argument("--epochs", type=_POSITIVE_INT, default=None, metavar="N",
+                              help="training epochs (default: 40 for digits-lt, 200 otherwise)")
+    optimization.add_argument("--batch-size", type=_POSITIVE_INT, default=None, metavar="N",
+                              help="default: 32 for digits-lt, 128 otherwise (10 with --task depth)")
+    optimization.add_argument("--learning-rate", type=_POSITIVE_FLOAT, default=None, metavar="LR",
+                              help="peak learning rate, > 0 (default: 0.05 with Adam for digits-lt, 0.1 with SGD "
+                                   "otherwise)")
+    optimization.add_argument("--weight-decay", type=_NON_NEGATIVE_FLOAT, default=None, metavar="WD",
+                              help="decoupled (Keras) weight decay, >= 0 (default: 5e-3 with SGD, the "
+                                   "weight-balancing paper's tuned value; 0 for digits-lt)")
+    optimization.add_argument("--steps-per-epoch", type=_POSITIVE_INT, default=None, metavar="N",
+                              help="cap the steps of each epoch (smoke runs); default: one pass over the data")
+
+    gbg = train.add_argument_group("GBG (--method gbg)")
+    gbg.add_argument("--gbg-num-groups", dest="num_groups", type=_number(int, minimum=1, name="integer >= 1"),
+                     default=4, metavar="G", help="number of class groups, 1 .. number of classes (default: 4)")
+    gbg.add_argument("--num-groups", dest="num_groups", type=_number(int, minimum=1, name="integer >= 1"),
+                     action=_DeprecatedAlias, replacement="--gbg-num-groups", metavar="G",
+                     help="deprecated alias of --gbg-num-groups")
+    gbg.add_argument("--gbg-mode", choices=GBG_MODES, default="exact",
+                     help="gradients: exact (per-group backward passes, ~2.6x step time; the paper) or "
+                          "representation (classifier surrogate, ~1x; a heuristic that trains far worse) "
+                          "(default: exact)")
+    gbg.add_argument("--gbg-normalization", choices=GBG_NORMALIZATIONS, default="none",
+                     help="gradient normalizer before the min-norm solve: none (the paper's Eq. 11), l2, "
+                          "loss, or loss+ (the GBG code) (default: none)")
+    gbg.add_argument("--gbg-solve-every", type=_POSITIVE_INT, default=1, metavar="K",
+                     help="exact mode: re-solve the min-norm weights every K steps and reuse them between "
+                          "(K = 4: ~1.3x step time instead of ~2.7x; an approximation) (default: 1, the paper)")
+
+    dual = train.add_argument_group("dual-phase (--method async)")
+    dual.add_argument("--async-threshold", type=_POSITIVE_INT, default=None, metavar="C",
+                      help="number of phase-I (data-rich) classes (default: Many + Medium, or Many when that is "
+                           "every class)")
+    dual.add_argument("--phase-two-lr", dest="phase_two_learning_rate", type=_POSITIVE_FLOAT, default=None,
+                      metavar="LR", help="peak learning rate of phase II, > 0 (default: --learning-rate, as in "
+                                         "the paper's Algorithm 1)")
+
+    gradtail = train.add_argument_group("GradTail (--method gradtail; --task depth too)")
+    gradtail.add_argument("--gradtail-max-weight", type=_POSITIVE_FLOAT, default=None, metavar="W",
+                          help="maximum example weight, > 0 (paper: 3 on ImageNet, 15 on the toy and on depth) "
+                               "(default: 3; 15 with --task depth)")
+    gradtail.add_argument("--gradtail-pivot", type=_number(float, name="number"), default=None, metavar="P",
+                          help="pivot p (default: 0; -0.5 with --task depth, the paper's best in Table 2)")
+    gradtail.add_argument("--gradtail-layers", choices=("classifier", "last-two"), default="classifier",
+                          help="gradient layers: the classifier (analytic Dense path, ~1x step time) or the "
+                               "paper's last two layers (on ResNet-32 the last conv + classifier, exact analytic "
+                               "per-example gradients with the batch-norm coupling, ~1.04x) (default: classifier)")
+
+    gala = train.add_argument_group("GALA (--method gala) and post-hoc re-balancing")
+    gala.add_argument("--gala-accumulation", choices=GALA_ACCUMULATIONS, default="paper",
+                      help="GALALoss statistics: paper (per-example sums) or official (the public code's "
+                           "cumulative of the cumulative) (default: paper)")
+    gala.add_argument("--rebalance-tau", type=_NON_NEGATIVE_FLOAT, default=None, metavar="TAU",
+                      help="also report test accuracy after post-hoc prediction re-balancing (GALA's PN, "
+                           "transductive over the test set) with this tau >= 0; the official CIFAR value is 1")
+
+    wb = train.add_argument_group("weight balancing (--method wb)")
+    wb.add_argument("--stage-one-model", default=None, metavar="FILE.keras",
+                    help="a trained .keras model to use as stage 1 instead of training one")
+
     depth = train.add_argument_group("depth (--task depth; the method is ce = masked L1 or gradtail)")
-    depth.add_argument("--image-size", type=int, nargs=2, default=None, metavar=("HEIGHT", "WIDTH"),
+    depth.add_argument("--image-size", type=_number(int, minimum=32, name="integer >= 32"), nargs=2, default=None,
+                       metavar=("HEIGHT", "WIDTH"),
                        help="input and depth size, multiples of 32 (default: 192 480 for waymo, 128 320 for "
                             "synthetic-depth)")
-    depth.add_argument("--width-multiplier", type=float, default=None,
-                       help="depth_unet filter multiplier (default: 1 for waymo, 0.5 for synthetic-depth)")
-    depth.add_argument("--train-scenes", type=int, default=600, help="synthetic-depth training scenes (default: 600)")
-    depth.add_argument("--test-scenes", type=int, default=200, help="synthetic-depth test scenes (default: 200)")
+    depth.add_argument("--width-multiplier", type=_POSITIVE_FLOAT, default=None, metavar="X",
+                       help="depth_unet filter multiplier, > 0 (default: 1 for waymo, 0.5 for synthetic-depth)")
+    depth.add_argument("--train-scenes", type=_POSITIVE_INT, default=600, metavar="N",
+                       help="synthetic-depth training scenes (default: 600)")
+    depth.add_argument("--test-scenes", type=_POSITIVE_INT, default=200, metavar="N",
+                       help="synthetic-depth test scenes (default: 200)")
     return parser
 
 
+def check_output(path, overwrite=False):
+    """Checks, before any training, that the results can be written to `path`; returns its absolute path.
+
+    Raises `FileExistsError` for an existing file without `overwrite`, `IsADirectoryError`
+    for a directory, `FileNotFoundError` when the parent directory is missing and
+    `PermissionError` when it (or the file) is not writable.
+    """
+    path = os.path.abspath(os.fspath(path))
+    parent = os.path.dirname(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"--output names a directory; expected a file path. Received: output={path!r}")
+    if not os.path.isdir(parent):
+        raise FileNotFoundError(f"--output's directory {parent!r} does not exist. Received: output={path!r}")
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f"--output {path!r} exists; pass --overwrite to replace it, or choose another "
+                              f"path. Received: output={path!r}")
+    if not os.access(parent, os.W_OK | os.X_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise PermissionError(f"--output {path!r} is not writable. Received: output={path!r}")
+    return path
+
+
+def write_results(results, path):
+    """Writes `results` as JSON to `path` atomically: a temporary file in the same directory, then a rename,
+    so that an interrupted write never leaves a half-written or emptied file."""
+    import tempfile
+
+    directory = os.path.dirname(os.path.abspath(path))
+    handle, temporary = tempfile.mkstemp(prefix=".keras-longtail-", suffix=".json.tmp", dir=directory)
+    try:
+        with os.fdopen(handle, "w") as file:
+            json.dump(results, file, indent=2)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+
+
+def _save_somewhere(results, wanted, error):
+    """After training, `wanted` could not be written: keep the results in the temp directory instead."""
+    import tempfile
+
+    handle, fallback = tempfile.mkstemp(prefix="keras-longtail-results-", suffix=".json")
+    with os.fdopen(handle, "w") as file:
+        json.dump(results, file, indent=2)
+    print(f"keras-longtail: error: could not write --output {wanted!r} ({error}); the results are in "
+          f"{fallback}", file=sys.stderr)
+
+
 def main(argv=None):
-    """Entry point of `keras-longtail`; returns the process exit code."""
-    args = build_parser().parse_args(argv)
+    """Entry point of `keras-longtail`; returns the process exit code.
+
+    The arguments are parsed and `--output` is checked before Keras and TensorFlow are imported, so
+    `--help`, `--version` and argument errors answer at once.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.command == "train":
-        options = {k: v for k, v in vars(args).items() if k not in ("command", "output", "task")}
+        output = None
+        if args.output is not None:
+            try:
+                output = check_output(args.output, overwrite=args.overwrite)
+            except OSError as error:
+                parser.exit(2, f"keras-longtail: error: {error}\n")
+        options = {k: v for k, v in vars(args).items() if k not in ("command", "output", "overwrite", "task")}
         try:
             if args.task == "depth":
                 results = run_depth_training(**_depth_options(options))
@@ -131,10 +284,13 @@ def main(argv=None):
             print(f"keras-longtail: error: {error}", file=sys.stderr)
             return 2
         print(format_depth_table(results) if args.task == "depth" else format_shot_table(results))
-        if args.output:
-            with open(args.output, "w") as f:
-                json.dump(results, f, indent=2)
-            print(f"results written to {args.output}")
+        if output:
+            try:
+                write_results(results, output)
+            except OSError as error:
+                _save_somewhere(results, output, error)
+                return 1
+            print(f"results written to {output}")
     return 0
 
 
@@ -168,6 +324,10 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
     at thresh 0.1 projected per epoch, 10 epochs on features computed once); the
     results also hold `stage_one_accuracy`.
 
+    Unless `verbose` is 0, each phase is announced on stdout before it starts (loading,
+    GBG's class grouping and the test evaluation with a `keras.utils.Progbar`, the
+    dual-phase split of the steps per epoch, the weight-balancing stages).
+
     With `state_dir`, every `fit` checkpoints at each epoch end into that folder
     (`keras_longtail.callbacks.BackupAndRestore`: weights, optimizer, loss state)
     together with `progress.json` (epochs done, wall and CPU seconds so far), and a
@@ -188,10 +348,15 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
     results["accuracy"]["overall"]
     ```
     """
+    import keras
+
+    import keras_longtail
+    from keras_longtail import _validation
     from keras_longtail import data as lt_data
     from keras_longtail import metrics as lt_metrics
     from keras_longtail import models as lt_models
 
+    keras_longtail._import_namespaces()  # every registered object, before any `.keras` file is loaded
     if dataset not in DATASETS:
         raise ValueError(f"Expected `dataset` in {sorted(DATASETS)}. Received: dataset={dataset!r}")
     if method not in METHODS:
@@ -204,6 +369,18 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
     for name, value in (("epochs", epochs), ("batch_size", batch_size)):
         if value < 1:
             raise ValueError(f"Expected `{name}` >= 1. Received: {name}={value}")
+    _validation.check_float("imbalance_factor", imbalance_factor, minimum=1.0)
+    _validation.check_int("seed", seed, minimum=0)
+    if learning_rate is not None:
+        _validation.check_float("learning_rate", learning_rate, minimum=0.0, min_inclusive=False)
+    if weight_decay is not None:
+        _validation.check_float("weight_decay", weight_decay, minimum=0.0)
+    if method == "gbg":
+        _validation.check_int("num_groups", num_groups, minimum=1)
+    if method == "gradtail":
+        _validation.check_float("gradtail_max_weight", gradtail_max_weight, minimum=0.0, min_inclusive=False)
+    if method == "async" and async_threshold is not None:
+        _validation.check_int("async_threshold", async_threshold, minimum=1)
     if method == "gala" and gala_accumulation not in GALA_ACCUMULATIONS:
         raise ValueError(f"Expected `gala_accumulation` in {list(GALA_ACCUMULATIONS)}. "
                          f"Received: gala_accumulation={gala_accumulation!r}")
@@ -223,6 +400,7 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
         raise ValueError(f"Expected `steps_per_epoch` >= 1. Received: steps_per_epoch={steps_per_epoch}")
     keras.utils.set_random_seed(seed)
 
+    _announce(verbose, f"loading {dataset} (imbalance factor {imbalance_factor:g})")
     if loader == "digits":
         loaded = lt_data.load_digits_lt(imbalance_factor)
     elif loader == "fashion_mnist":
@@ -231,6 +409,9 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
         loaded = lt_data.load_cifar_lt(loader, imbalance_factor, data_dir=data_dir)
     num_classes = loaded.num_classes
     image_shape = tuple(loaded.train.element_spec[0].shape)
+    shots = lt_data.shot_splits(loaded.class_counts)
+    _announce(verbose, f"{loaded.num_train} training images in {num_classes} classes ({len(shots.many)} Many, "
+                       f"{len(shots.medium)} Medium, {len(shots.few)} Few), {_test_size(loaded) or 'the'} test images")
 
     if model_name == "mlp" and batch_norm_momentum is not None:
         raise ValueError("`batch_norm_momentum` is for the resnet32 model (the MLP has no batch norm). "
@@ -269,6 +450,7 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
     if stage_one_model is not None:
         if method != "wb":
             raise ValueError(f"`stage_one_model` is for method='wb'. Received: method={method!r}")
+        _announce(verbose, f"weight balancing stage 1: the trained model {stage_one_model}")
         network = keras.saving.load_model(stage_one_model, compile=False)
         extra["stage_one_model"] = str(stage_one_model)
     elif method == "async":
@@ -282,14 +464,22 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
             extra["async_options"] = dict(async_options)
         phase_two_steps = min(math.ceil(dual.phase_two_size() / batch_size), max(1, steps // 2))
         phase_one_steps = max(1, steps - phase_two_steps)
+        _announce(verbose, f"dual-phase: the {steps} steps per epoch are split into phase I {phase_one_steps} "
+                           f"(classes {[int(c) for c in dual.split.phase_one]}, "
+                           f"{sum(dual.phase_one_class_counts)} images) and phase II {phase_two_steps} (the other "
+                           f"classes + the exemplar memory, {dual.phase_two_size()} images), {epochs} epochs each")
+        _announce(verbose, f"dual-phase phase I: {epochs} epochs x {phase_one_steps} steps")
         dual.phase_one_model.compile(optimizer=make_optimizer(phase_one_steps), loss=ce)
         phase_one = dual.phase_one_data(loaded.train)
         dual.phase_one_model.fit(
             _training_pipeline(phase_one, sum(dual.phase_one_class_counts), batch_size, augment, seed),
             epochs=epochs, steps_per_epoch=phase_one_steps, shuffle=False, verbose=verbose,
             callbacks=progress.callbacks("phase_one", epochs))
+        _announce(verbose, f"dual-phase: exemplar memory from the phase-I features of {loaded.num_train} "
+                           "training images")
         dual.build_memory_bank(loaded.train)
         phase_two_model = dual.build_phase_two_model()
+        _announce(verbose, f"dual-phase phase II: {epochs} epochs x {phase_two_steps} steps")
         phase_two_model.compile(optimizer=make_optimizer(phase_two_steps, phase_two_learning_rate), loss=ce,
                                 metrics=[shot_metric])
         phase_two_model.fit(
@@ -321,7 +511,10 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
             from keras_longtail import training as lt_training
 
             # GBG Algorithm 1, once, on the initialized model: one pass over the un-augmented training set.
-            grouping = lt_gbg.group_classes(network, loaded.train.batch(256), num_groups=num_groups,
+            _announce(verbose, f"GBG: grouping {num_classes} classes into {num_groups} groups from their classifier "
+                               f"gradients (Algorithm 1, one pass over {loaded.num_train} training images)")
+            batches = _with_progress(loaded.train.batch(256), math.ceil(loaded.num_train / 256), verbose)
+            grouping = lt_gbg.group_classes(network, batches, num_groups=num_groups,
                                             projection_dim=None if num_classes <= 1000 else 1024, seed=seed)
             network = lt_training.GBGModel.from_model(network, grouping, mode=gbg_mode, **(gbg_options or {}))
             extra.update(num_groups=num_groups, gbg_mode=gbg_mode, groups=[int(g) for g in grouping.groups],
@@ -330,13 +523,20 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
                 extra["gbg_options"] = dict(gbg_options)
         network.compile(optimizer=make_optimizer(steps), loss=loss, metrics=[shot_metric])
         train = _training_pipeline(loaded.train, loaded.num_train, batch_size, augment, seed)
+        _announce(verbose, f"training ({'weight balancing stage 1: CE + WD' if method == 'wb' else method}): "
+                           f"{epochs} epochs x {steps} steps")
         network.fit(train, epochs=epochs, steps_per_epoch=steps, shuffle=False, verbose=verbose,
                     callbacks=callbacks + progress.callbacks("fit", epochs))
     if method == "wb":
         from keras_longtail import training as lt_training
 
-        extra["stage_one_accuracy"] = _evaluate(network, loaded)[0][0]
-        history = lt_training.retrain_classifier(network, loaded.train, class_counts=loaded.class_counts)
+        _announce(verbose, "weight balancing: stage-1 test accuracy")
+        extra["stage_one_accuracy"] = _evaluate(network, loaded, verbose)[0][0]
+        _announce(verbose, f"weight balancing stage 2: features of the {loaded.num_train} training images "
+                           "(one forward pass), then the classifier retrained for 10 epochs (class-balanced "
+                           "loss + WD + MaxNorm)")
+        history = lt_training.retrain_classifier(network, loaded.train, class_counts=loaded.class_counts,
+                                                 verbose=verbose)
         extra["stage_two_max_norm"] = round(float(history.history["max_norm"][-1]), 5)
     train_seconds = time.perf_counter() - start
     if state_dir is not None:
@@ -347,7 +547,8 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
     if save_model:
         network.save(save_model)
 
-    (accuracy, per_class), labels, logits = _evaluate(network, loaded)
+    _announce(verbose, f"test accuracy on {_test_size(loaded) or 'the'} test images")
+    (accuracy, per_class), labels, logits = _evaluate(network, loaded, verbose)
     if rebalance_tau is not None:
         from keras_longtail import layers as lt_layers
 
@@ -457,9 +658,12 @@ def run_depth_training(dataset="synthetic-depth", method="ce", data_dir=None, ep
     results["mre"]["mre_gt_60"]
     ```
     """
+    import keras
     import numpy as np
     import tensorflow as tf
 
+    import keras_longtail
+    from keras_longtail import _validation
     from keras_longtail import data as lt_data
     from keras_longtail import losses as lt_losses
     from keras_longtail import metrics as lt_metrics
@@ -479,6 +683,15 @@ def run_depth_training(dataset="synthetic-depth", method="ce", data_dir=None, ep
                         ("test_scenes", test_scenes)):
         if value < 1:
             raise ValueError(f"Expected `{name}` >= 1. Received: {name}={value}")
+    keras_longtail._import_namespaces()
+    _validation.check_float("learning_rate", learning_rate, minimum=0.0, min_inclusive=False)
+    _validation.check_float("width_multiplier", width_multiplier, minimum=0.0, min_inclusive=False)
+    _validation.check_float("gradtail_max_weight", gradtail_max_weight, minimum=0.0, min_inclusive=False)
+    _validation.check_float("far_probability", far_probability, minimum=0.0, maximum=1.0)
+    _validation.check_int("seed", seed, minimum=0)
+    if len(image_size) != 2 or any(not isinstance(v, int) or v < 32 or v % 32 for v in image_size):
+        raise ValueError(f"Expected `image_size` to be two positive multiples of 32. Received: "
+                         f"image_size={image_size}")
     if steps_per_epoch is not None and steps_per_epoch < 1:
         raise ValueError(f"Expected `steps_per_epoch` >= 1. Received: steps_per_epoch={steps_per_epoch}")
     keras.utils.set_random_seed(seed)
@@ -573,10 +786,41 @@ def format_depth_table(results):
     return "\n".join([title, "-" * len(rows[0])] + rows)
 
 
-def _evaluate(network, loaded):
+def _announce(verbose, message):
+    """Prints the start of a phase of `run_training` (unless `verbose` is 0)."""
+    if verbose:
+        print(f"keras-longtail: {message}", flush=True)
+
+
+def _test_size(loaded):
+    """The number of test examples, or `None` when tf.data does not know it."""
+    size = int(loaded.test.cardinality())
+    return size if size >= 0 else None
+
+
+def _with_progress(batches, num_batches, verbose):
+    """`batches` as an iterable that advances a Keras progress bar (verbose 1: live; 2: one line at the end)."""
+    if not verbose:
+        return batches
+    import keras
+
+    class _Batches:
+        def __iter__(self):
+            bar = keras.utils.Progbar(num_batches, verbose=verbose, unit_name="batch")
+            for done, batch in enumerate(batches, 1):
+                yield batch
+                bar.update(done)
+
+    return _Batches()
+
+
+def _evaluate(network, loaded, verbose=0):
     """((accuracy dict, per-class list), labels, logits) of `network` on the test split."""
+    import keras
+
     labels, logits = [], []
-    for images, batch_labels in loaded.test.batch(512):
+    size = _test_size(loaded)
+    for images, batch_labels in _with_progress(loaded.test.batch(512), size and math.ceil(size / 512), verbose):
         labels.append(batch_labels)
         logits.append(network(images, training=False))
     labels, logits = keras.ops.concatenate(labels, axis=0), keras.ops.concatenate(logits, axis=0)
@@ -597,14 +841,14 @@ def format_shot_table(results):
     """The Many / Medium / Few table printed by `keras-longtail train`."""
     title = (f"{results['dataset']} (imbalance factor {results['imbalance_factor']:g}), "
              f"method {results['method']}, {results['model']}, {results['epochs']} epochs, "
-             f"{results['train_seconds']} s")
-    rows = [f"{'split':<8} {'classes':>7} {'accuracy %':>10}"]
+             f"trained in {results['train_seconds']} s; accuracy on the balanced test split")
+    rows = [f"{'split':<8} {'classes':>7} {'test accuracy %':>15}"]
     if "rebalanced_accuracy" in results:
         rows[0] += f" {'PN tau=' + format(results['rebalance_tau'], 'g') + ' %':>14}"
     classes = dict(results["shot_classes"], overall=len(results["class_counts"]))
     for split in ("overall", "many", "medium", "few"):
         value = results["accuracy"].get(split)
-        shown = f"{value:10.2f}" if value is not None else f"{'absent':>10}"
+        shown = f"{value:15.2f}" if value is not None else f"{'absent':>15}"
         if "rebalanced_accuracy" in results:
             value = results["rebalanced_accuracy"].get(split)
             shown += f"{value:15.2f}" if value is not None else f"{'absent':>15}"
@@ -616,6 +860,8 @@ def _ldam_schedule(learning_rate, epochs, steps_per_epoch):
     """The LDAM-DRW CIFAR recipe scaled to `epochs`: linear warm-up over the first 2.5 % of
     the steps (5 of 200 epochs; at least one step, so it is never silently dropped), then
     x0.01 after 80 % of the steps (160 of 200 epochs) and x0.0001 after 90 %."""
+    import keras
+
     from keras_longtail import optimizers as lt_optimizers
 
     total = epochs * steps_per_epoch
@@ -635,8 +881,6 @@ class _Progress:
     """
 
     def __init__(self, state_dir):
-        import os
-
         self.state_dir = state_dir
         self.process_start = time.process_time()
         self.session_wall_seconds = self.session_cpu_seconds = 0.0  # time spent before this call, in this call
@@ -651,14 +895,12 @@ class _Progress:
 
     @property
     def path(self):
-        import os
-
         return os.path.join(self.state_dir, "progress.json")
 
     def callbacks(self, phase, epochs):
         if self.state_dir is None:
             return []
-        import os
+        import keras
 
         from keras_longtail import callbacks as lt_callbacks
 
@@ -677,8 +919,6 @@ class _Progress:
         return [backup, _Record()]
 
     def record(self, phase, epoch, epochs, wall, cpu):
-        import os
-
         self.state["phases"][phase] = {"epoch": epoch, "epochs": epochs}
         self.state["wall_seconds"] = round(self.state["wall_seconds"] + wall, 2)
         self.state["cpu_seconds"] = round(self.state["cpu_seconds"] + cpu, 2)

@@ -24,6 +24,9 @@ def build_long_tailed(source, imbalance_factor, kind="exp", seed=None):
             f"{source.name} at {source.where} has fewer training examples than the profile asks for: "
             f"wanted {counts}, found {kept_counts}"
         )
+    # `long_tailed` filters, which hides the size from tf.data (and Keras then warns that the input "ran out of
+    # data" in `predict`); the size is known and was just checked.
+    train = train.apply(tf.data.experimental.assert_cardinality(sum(counts)))
     test = tf.data.Dataset.from_tensor_slices((source.test_x, source.test_y.astype(np.int32)))
     decode = _decoder(tf, source)
     train = train.map(decode, num_parallel_calls=tf.data.AUTOTUNE).cache()

@@ -74,7 +74,11 @@ def read_cifar_pickle(root, name):
 
 
 def read_image_folder(root, name, num_classes, image_shape):
-    """`train/<class>/*.jpg` and `test/<class>/*.jpg`, classes in alphabetical order."""
+    """`train/<class>/*.jpg` and `test/<class>/*.jpg`, classes in alphabetical order.
+
+    Files that cannot be decoded (empty, or a JPEG or PNG cut short: `image_file_problem`)
+    are left out with one warning that names them and counts them.
+    """
     splits = {}
     for split in ("train", "test"):
         split_dir = os.path.join(root, split)
@@ -85,12 +89,20 @@ def read_image_folder(root, name, num_classes, image_shape):
             return None, (
                 f"image-folder layout: {split}/ has {len(classes)} class directories, expected {num_classes}"
             )
-        paths, labels = [], []
+        paths, labels, skipped = [], [], []
         for label, class_name in enumerate(classes):
             class_dir = os.path.join(split_dir, class_name)
             files = sorted(f for f in os.listdir(class_dir) if f.lower().endswith(IMAGE_EXTENSIONS))
-            paths += [os.path.join(class_dir, f) for f in files]
-            labels += [label] * len(files)
+            for file in files:
+                path = os.path.join(class_dir, file)
+                problem = image_file_problem(path)
+                if problem is None:
+                    paths.append(path)
+                    labels.append(label)
+                else:
+                    skipped.append(f"{path} ({problem})")
+        if skipped:
+            _warn_skipped(split_dir, skipped, len(paths) + len(skipped))
         splits[split] = (classes, np.asarray(paths), np.asarray(labels, dtype=np.int64))
     if splits["train"][0] != splits["test"][0]:
         return None, "image-folder layout: train/ and test/ have different class directories"
@@ -99,6 +111,39 @@ def read_image_folder(root, name, num_classes, image_shape):
         name, splits["train"][1], splits["train"][2], splits["test"][1], splits["test"][2],
         classes, image_shape, from_files=True, where=root,
     ), None
+
+
+def image_file_problem(path):
+    """Why TensorFlow could not decode the image file `path` (empty, or a JPEG or PNG cut short), else `None`.
+
+    Reads only the first and last bytes of the file: a JPEG must end with its end-of-image
+    marker FF D9 (`tf.io.decode_image` fails without it, "jpeg::Uncompress failed") and a
+    PNG with its IEND chunk.
+    """
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as file:
+            head = file.read(8)
+            file.seek(max(0, size - 64))
+            tail = file.read()
+    except OSError as error:
+        return f"unreadable: {error.strerror or error}"
+    if size == 0:
+        return "empty file"
+    if head.startswith(b"\xff\xd8"):
+        return None if b"\xff\xd9" in tail else "truncated JPEG: no end-of-image marker"
+    if head.startswith(b"\x89PNG"):
+        return None if b"IEND" in tail else "truncated PNG: no IEND chunk"
+    return None
+
+
+def _warn_skipped(directory, skipped, total, shown=10):
+    import warnings
+
+    listed = "\n  ".join(skipped[:shown]) + (f"\n  ... and {len(skipped) - shown} more" if len(skipped) > shown
+                                             else "")
+    warnings.warn(f"Skipped {len(skipped)} of {total} image files in {directory} that TensorFlow cannot decode:"
+                  f"\n  {listed}", stacklevel=3)
 
 
 def _read_idx(path):
@@ -143,17 +188,58 @@ def read_idx_mnist(root, name, class_names):
     ), None
 
 
+# Where tensorflow-datasets downloads each data set from (its builders' URLs), probed before a download.
+TFDS_DOWNLOAD_HOSTS = {
+    "cifar10": ("www.cs.toronto.edu", 443),
+    "cifar100": ("www.cs.toronto.edu", 443),
+    "fashion_mnist": ("fashion-mnist.s3-website.eu-central-1.amazonaws.com", 80),
+}
+# Seconds to wait for that host before calling the machine offline (tensorflow-datasets itself retries for minutes).
+TFDS_PROBE_TIMEOUT = 5.0
+
+
+def download_host_reachable(host, port, timeout=None):
+    """Whether a TCP connection to `host:port` opens within `timeout` seconds (name lookup included)."""
+    import socket
+
+    timeout = TFDS_PROBE_TIMEOUT if timeout is None else timeout
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def read_tfds(tfds_name, name, image_shape):
-    """tensorflow-datasets, downloading when it can."""
+    """tensorflow-datasets: a prepared copy, else a download when the download host answers.
+
+    Offline, tensorflow-datasets would retry the download for minutes and leave empty
+    `incomplete.*` folders behind; here an unreachable host fails at once, and a failed
+    download removes the folders it created.
+    """
     try:
         import tensorflow_datasets as tfds
-
+    except ImportError as error:
+        return None, f"tensorflow-datasets {tfds_name!r}: not installed ({error})"
+    created = []
+    try:
+        builder = tfds.builder(tfds_name)
+        dataset_dir = os.path.dirname(builder.data_dir)
+        if not builder.is_prepared():
+            host, port = TFDS_DOWNLOAD_HOSTS.get(tfds_name, ("storage.googleapis.com", 443))
+            if not download_host_reachable(host, port):
+                return None, (f"tensorflow-datasets {tfds_name!r}: not downloaded yet (in {dataset_dir}) and "
+                              f"{host} is unreachable (offline?); no download was attempted")
+            before = set(os.listdir(dataset_dir)) if os.path.isdir(dataset_dir) else None
+            created = [(dataset_dir, before)]
         (train, test), info = tfds.load(
             tfds_name, split=["train", "test"], as_supervised=True, batch_size=-1, with_info=True
         )
         train_x, train_y = tfds.as_numpy(train)
         test_x, test_y = tfds.as_numpy(test)
     except Exception as error:  # noqa: BLE001 - any failure is reported with the others
+        for dataset_dir, before in created:
+            _remove_incomplete(dataset_dir, before)
         message = str(error).strip().splitlines()[0] if str(error).strip() else ""
         return None, f"tensorflow-datasets {tfds_name!r}: {type(error).__name__}: {message[:200]}"
     class_names = list(info.features["label"].names)
@@ -161,6 +247,20 @@ def read_tfds(tfds_name, name, image_shape):
         name, train_x, train_y.astype(np.int64), test_x, test_y.astype(np.int64),
         class_names, image_shape, where=f"tensorflow-datasets:{tfds_name}",
     ), None
+
+
+def _remove_incomplete(dataset_dir, before):
+    """Removes the `incomplete.*` folders a failed download left in `dataset_dir` (and the folder, when the
+    download created it and it is now empty)."""
+    import shutil
+
+    if not os.path.isdir(dataset_dir):
+        return
+    for entry in set(os.listdir(dataset_dir)) - set(before or ()):
+        if entry.startswith("incomplete.") or ".incomplete" in entry:
+            shutil.rmtree(os.path.join(dataset_dir, entry), ignore_errors=True)
+    if before is None and not os.listdir(dataset_dir):
+        os.rmdir(dataset_dir)
 
 
 def candidate_dirs(data_dir, subdirs):

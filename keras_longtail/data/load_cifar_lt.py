@@ -10,6 +10,11 @@ _SUBDIRS = {
     "cifar10": ["cifar-10-batches-py", "cifar10", "cifar-10", "cifar10-jpeg"],
     "cifar100": ["cifar-100-python", "cifar100", "cifar-100", "cifar100-jpeg"],
 }
+_ARCHIVES = {
+    "cifar10": "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+    "cifar100": "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+}
+_PICKLE_FILES = {"cifar10": "data_batch_1 .. data_batch_5, test_batch", "cifar100": "train, test"}
 
 
 def load_cifar_lt(name="cifar10", imbalance_factor=100, data_dir=None, kind="exp", seed=None):
@@ -27,7 +32,9 @@ def load_cifar_lt(name="cifar10", imbalance_factor=100, data_dir=None, kind="exp
     2. an image-folder layout, `train/<class>/*.jpg` and `test/<class>/*.jpg` with
        classes in alphabetical order (what `keras.utils.image_dataset_from_directory`
        reads; the CIFAR-10 JPEG archive in the project's shared data has it);
-    3. tensorflow-datasets, which downloads when it can.
+    3. tensorflow-datasets: its prepared copy, else a download when the download host
+       answers within seconds (offline, this fails at once instead of retrying, and a
+       failed download removes the `incomplete.*` folders it left).
 
     The directory is `data_dir` or, if that is `None`, the `KERAS_LONGTAIL_DATA`
     environment variable; each is searched itself and in its usual sub-directories
@@ -76,6 +83,10 @@ def load_cifar_lt(name="cifar10", imbalance_factor=100, data_dir=None, kind="exp
             f"KERAS_LONGTAIL_DATA={directory!r}" if directory else "no data_dir and no KERAS_LONGTAIL_DATA")
         raise FileNotFoundError(
             f"No {name.upper()} files found ({where}). Tried:\n  - " + "\n  - ".join(tried)
-            + "\nPass `data_dir` pointing at the extracted python-pickle or train/<class>/ image folders."
+            + "\nPass `data_dir` (`--data-dir DIR` on the command line, or set KERAS_LONGTAIL_DATA) naming a "
+            "directory in one of the accepted layouts: the python-pickle files as extracted from "
+            f"{_ARCHIVES[name]} ({_PICKLE_FILES[name]}, in DIR or DIR/{_SUBDIRS[name][0]}/), or image folders "
+            f"train/<class>/*.jpg and test/<class>/*.jpg ({num_classes} classes, in DIR or one of "
+            f"{', '.join(_SUBDIRS[name][1:])})."
         )
     return _build.build_long_tailed(source, imbalance_factor, kind=kind, seed=seed)

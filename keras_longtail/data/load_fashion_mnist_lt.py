@@ -60,6 +60,9 @@ def load_fashion_mnist_lt(imbalance_factor=100, data_dir=None, kind="exp", seed=
         raise FileNotFoundError(
             f"No Fashion-MNIST files found ({where}). Tried:\n  - " + "\n  - ".join(tried or ["nothing"])
             + f"\nOn Debian/Ubuntu: `apt-get install dataset-fashion-mnist` (files in {DEBIAN_DIR}), "
-            "or pass `data_dir` holding the four IDX files."
+            "or pass `data_dir` (`--data-dir DIR` on the command line, or set KERAS_LONGTAIL_DATA) naming a "
+            "directory holding the four IDX files train-images-idx3-ubyte, train-labels-idx1-ubyte, "
+            "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (gzip-compressed .gz or not; in DIR or "
+            "DIR/fashion-mnist/)."
         )
     return _build.build_long_tailed(source, imbalance_factor, kind=kind, seed=seed)

@@ -172,3 +172,117 @@ def test_real_fashion_mnist_lt(fashion_mnist_dir):
     assert data.class_counts == imbalance_profile(10, 6000, 100)
     assert data.num_train == 14886
     assert sum(1 for _ in data.test.map(lambda x, y: y)) == 10000
+
+
+# --- issue 21: no data and no network, unreadable image files, known sizes --------------------------------------
+
+class _Deadline:
+    """Fails the test instead of letting it hang when the code under test waits longer than `seconds`."""
+
+    def __init__(self, seconds):
+        self.seconds = seconds
+
+    def __enter__(self):
+        import signal
+
+        def expire(signum, frame):
+            raise TimeoutError(f"still waiting after {self.seconds} s (a download-retry loop?)")
+
+        self.previous = signal.signal(signal.SIGALRM, expire)
+        signal.alarm(self.seconds)
+
+    def __exit__(self, *exc):
+        import signal
+
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, self.previous)
+
+
+@pytest.fixture
+def offline_tfds(tmp_path, monkeypatch):
+    """An empty tensorflow-datasets folder and download hosts that refuse connections at once."""
+    import tensorflow_datasets as tfds
+
+    from keras_longtail.data import _sources
+
+    monkeypatch.delenv("KERAS_LONGTAIL_DATA", raising=False)
+    real_builder = tfds.builder  # tfds reads TFDS_DATA_DIR once, at its import: point its builders here instead
+    monkeypatch.setattr(tfds, "builder", lambda name, **kwargs: real_builder(
+        name, **{"data_dir": str(tmp_path / "tfds"), **kwargs}))
+    monkeypatch.setattr(_sources, "TFDS_DOWNLOAD_HOSTS", {
+        name: ("127.0.0.1", 9) for name in ("cifar10", "cifar100", "fashion_mnist")})  # closed port
+    return tmp_path / "tfds"
+
+
+def test_cifar_without_data_dir_offline_fails_fast_and_says_how_to_fix_it(offline_tfds):
+    with _Deadline(60), pytest.raises(FileNotFoundError) as error:
+        load_cifar_lt("cifar10")
+    message = str(error.value)
+    assert "unreachable" in message and "no download was attempted" in message
+    assert "--data-dir" in message and "cifar-10-batches-py" in message and "train/<class>/*.jpg" in message
+    assert not list(offline_tfds.rglob("incomplete.*"))
+
+
+def test_fashion_mnist_without_data_offline_fails_fast(offline_tfds, monkeypatch):
+    import importlib
+
+    module = importlib.import_module("keras_longtail.data.load_fashion_mnist_lt")
+    monkeypatch.setattr(module, "DEBIAN_DIR", str(offline_tfds / "no-debian-copy"))
+    with _Deadline(60), pytest.raises(FileNotFoundError, match="--data-dir"):
+        load_fashion_mnist_lt()
+
+
+def test_a_failed_tfds_download_removes_its_incomplete_folders(offline_tfds, monkeypatch):
+    import tensorflow_datasets as tfds
+
+    from keras_longtail.data import _sources
+
+    monkeypatch.setattr(_sources, "download_host_reachable", lambda host, port, timeout=None: True)
+    (offline_tfds / "cifar10" / "incomplete.earlier").mkdir(parents=True)  # not ours: kept
+
+    def failing_download(name, **kwargs):
+        (offline_tfds / "cifar10" / "incomplete.ABC123").mkdir(parents=True)
+        raise ConnectionError("connection reset during download")
+
+    monkeypatch.setattr(tfds, "load", failing_download)
+    with _Deadline(60), pytest.raises(FileNotFoundError, match="connection reset"):
+        load_cifar_lt("cifar10")
+    assert sorted(p.name for p in (offline_tfds / "cifar10").iterdir()) == ["incomplete.earlier"]
+
+
+def test_loaders_give_the_training_split_a_known_size(tmp_path):
+    # Keras warns that the input "ran out of data" when it predicts on a dataset of unknown size.
+    assert int(load_digits_lt().train.cardinality()) == 144 + 103 + 74 + 53 + 38 + 27 + 19 + 14 + 10 + 7
+    _write_cifar10_pickles(str(tmp_path))
+    data = load_cifar_lt("cifar10", imbalance_factor=4, data_dir=str(tmp_path))
+    assert int(data.train.cardinality()) == sum(data.class_counts)
+
+
+def test_truncated_images_are_skipped_with_a_warning_that_names_them(tmp_path):
+    rng = np.random.default_rng(3)
+    for split, n in (("train", 5), ("test", 2)):
+        for k in range(10):
+            os.makedirs(tmp_path / split / f"c{k}")
+            for i in range(n):
+                jpeg = tf.io.encode_jpeg(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).numpy()
+                (tmp_path / split / f"c{k}" / f"{i}.jpg").write_bytes(jpeg)
+    broken = tmp_path / "train" / "c0" / "4.jpg"
+    broken.write_bytes(broken.read_bytes()[:-2])  # only the end-of-image marker missing: still undecodable
+    (tmp_path / "train" / "c1" / "0.jpg").write_bytes(b"")
+    with pytest.warns(UserWarning, match=r"Skipped 2 of 50 image files") as caught:
+        data = load_cifar_lt("cifar10", imbalance_factor=1, data_dir=str(tmp_path))
+    message = str(caught[0].message)
+    assert f"{broken} (truncated JPEG" in message and "c1/0.jpg (empty file)" in message
+    assert data.class_counts == [4] * 10  # the smallest class now has 4 readable images
+    assert sum(1 for _ in data.train) == 40 and sum(1 for _ in data.test) == 20  # decodes without an error
+
+
+def test_image_file_problem_accepts_whole_files_and_names_cut_ones(tmp_path):
+    from keras_longtail.data import _sources
+
+    image = np.zeros((8, 8, 3), np.uint8)
+    for name, data in (("a.jpg", tf.io.encode_jpeg(image).numpy()), ("a.png", tf.io.encode_png(image).numpy())):
+        (tmp_path / name).write_bytes(data)
+        assert _sources.image_file_problem(str(tmp_path / name)) is None
+        (tmp_path / name).write_bytes(data[: len(data) // 2])
+        assert "truncated" in _sources.image_file_problem(str(tmp_path / name))
