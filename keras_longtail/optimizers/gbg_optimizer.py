@@ -46,8 +46,8 @@ class GBGOptimizer(keras.optimizers.Optimizer):
             Defaults to `None`.
         normalization: `"none"`, `"l2"`, `"loss"` or `"loss+"`. Defaults to
             `"none"` (the paper's Eq. 11; the GBG code hard-codes `"loss+"`).
-        solver: `"pgd"` or `"frank_wolfe"` (see `keras_longtail.ops.min_norm_weights`).
-            Defaults to `"pgd"`.
+        solver: `"active_set"`, `"pgd"` or `"frank_wolfe"` (see
+            `keras_longtail.ops.min_norm_weights`). Defaults to `"active_set"`.
         max_iterations: iteration bound of the solver. Defaults to 250.
         tolerance: relative duality-gap tolerance of the solver. Defaults to `1e-6`.
         name: optimizer name. Defaults to `None`.
@@ -88,7 +88,7 @@ class GBGOptimizer(keras.optimizers.Optimizer):
         NeurIPS 2018, https://arxiv.org/abs/1810.04650.
     """
 
-    def __init__(self, inner_optimizer, grouping=None, normalization="none", solver="pgd", max_iterations=250,
+    def __init__(self, inner_optimizer, grouping=None, normalization="none", solver="active_set", max_iterations=250,
                  tolerance=1e-6, name=None, **kwargs):
         _backend.require_tensorflow_backend(type(self).__name__)
         if kwargs:

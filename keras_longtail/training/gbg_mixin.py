@@ -12,7 +12,7 @@ from keras_longtail.gbg.class_grouping import as_grouping
 from keras_longtail.ops import _min_norm
 
 MODES = ("exact", "representation")
-SOLVER_DEFAULTS = {"normalization": "none", "solver": "pgd", "max_iterations": 250, "tolerance": 1e-6}
+SOLVER_DEFAULTS = {"normalization": "none", "solver": "active_set", "max_iterations": 250, "tolerance": 1e-6}
 _GBG_KEYS = ("grouping", "mode", "normalization", "solver", "head_layer", "max_iterations", "tolerance",
              "solve_every")
 
@@ -105,8 +105,9 @@ class GBGMixin:
             the GBGOptimizer's, else `"none"`: the paper's Eq. 11 (the GBG code
             hard-codes `"loss+"`, which on a short budget puts most of alpha on the
             two smallest groups and trains far worse; see benchmarks/README.md).
-        solver: `"pgd"` or `"frank_wolfe"` (see `keras_longtail.ops.min_norm_weights`).
-            `None` (the default): the GBGOptimizer's, else `"pgd"`.
+        solver: `"active_set"`, `"pgd"` or `"frank_wolfe"` (see
+            `keras_longtail.ops.min_norm_weights`). `None` (the default): the
+            GBGOptimizer's, else `"active_set"`.
         head_layer: name of the layer whose weights `"representation"` uses.
             Defaults to `"classifier"`.
         max_iterations: iteration bound of the solver. `None` (the default): the
