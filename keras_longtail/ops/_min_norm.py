@@ -227,11 +227,16 @@ def _solve_gram(gram, mask=None, solver="active_set", max_iterations=250, tolera
     """(alpha, relative_gap): alpha on the (masked) simplex minimizing alpha' M alpha, a (G,) tensor of
     `solver_dtype()`, and its certified relative duality gap (`relative_gap`).
 
-    Absent groups (mask False) get 0; with no group present alpha is all zeros.
+    Absent groups (mask False) get 0; with no group present alpha is all zeros. A Gram
+    matrix with an inf or NaN (gradients that overflowed, e.g. a float16 step that
+    `LossScaleOptimizer` will skip) gives the uniform weights and a NaN gap, without
+    running the solver.
     """
     tf = _backend.import_tensorflow()
     gram = tf.cast(gram, solver_dtype())
     gram = 0.5 * (gram + tf.transpose(gram))
+    finite = tf.reduce_all(tf.math.is_finite(gram))
+    gram = tf.where(finite, gram, tf.eye(tf.shape(gram)[0], dtype=gram.dtype))
     num = tf.shape(gram)[0]
     if mask is None:
         mask = tf.ones([num], tf.bool)
@@ -252,7 +257,9 @@ def _solve_gram(gram, mask=None, solver="active_set", max_iterations=250, tolera
         else:
             alpha = _active_set(gram, mask, uniform, scale, max_iterations, tolerance)
         alpha = tf.where(present > 0.0, alpha, tf.zeros_like(alpha))
-    return alpha, relative_gap(gram, alpha, mask)
+    alpha = tf.where(finite, alpha, uniform)
+    gap = relative_gap(gram, alpha, mask)
+    return alpha, tf.where(finite, gap, tf.constant(np.nan, gap.dtype))
 
 
 def two_gradient_weight(m11, m12, m22):

@@ -94,8 +94,13 @@ class GBGMixin:
     problem and the update equals one device's on the same global batch (each
     replica then hands its local share of d to the optimizer, which sums them).
 
-    TensorFlow backend only; runs with `jit_compile=True` and under
-    `MirroredStrategy`.
+    TensorFlow backend only; runs with `jit_compile=True`, under
+    `MirroredStrategy` and in mixed precision (`mixed_bfloat16`, and
+    `mixed_float16` with the `LossScaleOptimizer` Keras' `compile` wraps around
+    the optimizer, a `GBGOptimizer` included): the group losses are float32, the
+    Gram matrix and the solve float64, alpha float32; a step whose float16
+    gradients overflowed solves nothing (uniform alpha, not counted in
+    `gbg_solver_gap`, the stored alpha kept) and the loss scaler skips it.
 
     The group ids live in the non-trainable int32 variable `gbg_groups` (one
     of `model.weights`), so a checkpoint (`load_weights`, Keras' or
@@ -245,6 +250,8 @@ class GBGMixin:
         from keras_longtail.optimizers.gbg_optimizer import GBGOptimizer
 
         optimizer = getattr(self, "optimizer", None)
+        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):  # mixed_float16 wraps it in compile
+            optimizer = optimizer.inner_optimizer
         wrapper = optimizer if isinstance(optimizer, GBGOptimizer) else None
         settings = {}
         for key in ("grouping",) + tuple(SOLVER_DEFAULTS):
@@ -349,6 +356,8 @@ class GBGMixin:
             # one backward of sum_g alpha_g L_g (alpha enters as the losses' upstream gradients)
             upstream = [tf.cast(alpha[g], scaled[g].dtype) for g in range(num_groups)]
             gradients = self._dense(tape.gradient(scaled, variables, output_gradients=upstream), variables)
+        # A solve on non-finite gradients (a float16 step the LossScaleOptimizer skips) is not counted.
+        gap = tf.where(tf.math.is_finite(gap), gap, 0.0)
         self._gbg_solver_gap().assign(tf.maximum(self._gbg_solver_gap(), gap))
         del tape
         return gradients, alpha, y_pred, batch_loss
@@ -411,7 +420,8 @@ class GBGMixin:
                 return [tf.cast(g, v.dtype) for g, v in zip(gradients, variables)], alpha, gap
 
             gradients, alpha, gap = tf.cond(solve_now, solve, lambda: (reuse(), reused, tf.zeros([], tf.float32)))
-        self.gbg_alpha.assign(tf.where(solve_now, alpha, self.gbg_alpha))
+        # a solve on non-finite gradients (a float16 step the LossScaleOptimizer skips) keeps the stored alpha
+        self.gbg_alpha.assign(tf.where(tf.logical_and(solve_now, tf.math.is_finite(gap)), alpha, self.gbg_alpha))
         return gradients, alpha, tf.where(solve_now, gap, 0.0)
 
     def _gbg_labels(self, y, num_classes):
