@@ -283,3 +283,17 @@ def test_gap_under_jit():
     exact = min_norm_weights(gradients.numpy().astype(np.float64), solver="cvxopt")
     assert gap.dtype == tf.float32 and float(gap) <= 1e-6
     np.testing.assert_allclose(alpha.numpy(), exact, atol=1e-4)
+
+
+@pytest.mark.parametrize("solver", ["active_set", "pgd", "frank_wolfe"])
+def test_non_finite_gradients_give_uniform_weights_and_a_nan_gap(solver):
+    # A float16 step whose scaled gradients overflowed (LossScaleOptimizer skips it): no solve, no error.
+    gradients = _problem(4, seed=1)
+    gradients[2, 5] = np.inf
+    alpha, gap = min_norm_weights(gradients, solver=solver, mask=[True, True, True, False], return_gap=True)
+    np.testing.assert_allclose(alpha.numpy(), [1 / 3, 1 / 3, 1 / 3, 0.0])
+    assert np.isnan(float(gap))
+    gradients[2, 5] = np.nan
+    alpha, gap = min_norm_weights(gradients, solver=solver, return_gap=True)
+    np.testing.assert_allclose(alpha.numpy(), [0.25] * 4)
+    assert np.isnan(float(gap))

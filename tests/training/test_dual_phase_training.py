@@ -276,7 +276,7 @@ def test_phase_two_step_in_mixed_precision_stays_close_to_float32(policy):
         got = _phase_two_weights(initial_scale=2.0 ** 8 if policy == "mixed_float16" else None)
     finally:
         keras.config.set_dtype_policy("float32")
-    tolerance = {"mixed_bfloat16": 3e-2, "mixed_float16": 3e-3}[policy]
+    tolerance = {"mixed_bfloat16": 1e-2, "mixed_float16": 3e-3}[policy]  # measured 3.4e-3 and 7.4e-4
     for want, have in zip(expected, got):
         assert have.dtype == np.float32
         np.testing.assert_allclose(have, want, rtol=0, atol=tolerance)

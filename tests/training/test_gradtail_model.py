@@ -232,12 +232,14 @@ def dtype_policy():
         keras.config.set_dtype_policy("float32")
 
 
-# Max abs difference to float32 after 6 steps (measured 2026-12: see the report); state = mean gradient, sigma.
-MIXED_TOLERANCE = {"mixed_bfloat16": 3e-2, "mixed_float16": 3e-3}
+# Max abs difference to float32 of the weights and state (mean gradient, sigma) after 6 steps of SGD 0.3 with
+# momentum; measured (December 2026) 2.3e-2 (bfloat16, all paths) and 7.6e-4-9.3e-4 (float16).
+MIXED_TOLERANCE = {"mixed_bfloat16": 5e-2, "mixed_float16": 3e-3}
 
 
 @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
-@pytest.mark.parametrize("gradient_path", ["dense", "analytic", "jacobian"])
+@pytest.mark.parametrize("gradient_path", ["dense", pytest.param("analytic", marks=pytest.mark.slow),
+                                           pytest.param("jacobian", marks=pytest.mark.slow)])
 def test_mixed_precision_stays_close_to_float32(gradient_path, policy, dtype_policy):
     # Issue 19.2: every gradient path under 16-bit compute. The per-example gradient statistics are taken in
     # float32 (the squared norms of float16 gradients of a loss scaled by 2^15 would overflow), the state stays
