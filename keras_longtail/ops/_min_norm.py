@@ -344,7 +344,7 @@ def _active_set_step(gram, x, support, scale, ridge):
     f_x = tf.reduce_sum(x * tf.linalg.matvec(gram, x))
     f_moved = tf.reduce_sum(moved * tf.linalg.matvec(gram, moved))
     better = tf.logical_and(valid, f_moved < f_x)
-    return tf.where(better, moved, x), tf.where(better, f_moved, f_x)
+    return tf.where(better, moved, x), tf.where(better, f_moved, f_x), tf.logical_and(better, step >= 1.0)
 
 
 def _accelerated_projected_gradient(gram, mask, start, scale, max_iterations, tolerance):
@@ -393,8 +393,8 @@ def _face_step(gram, x, face, scale, ridge):
     off the face the system is the identity, a small ridge keeps it regular when the
     gradients are affinely dependent), then moves from x towards z as far as x stays
     non-negative (all the way when z is feasible: then it is the optimum on that
-    face). Returns the new point and its objective, or x and x'Mx when the move does
-    not lower the objective.
+    face). Returns the new point, its objective and whether it is that face's optimum
+    (a full step), or x, x'Mx and False when the move does not lower the objective.
     """
     tf = _backend.import_tensorflow()
     inside = tf.cast(face, gram.dtype)
@@ -413,24 +413,24 @@ def _face_step(gram, x, face, scale, ridge):
     f_x = tf.reduce_sum(x * tf.linalg.matvec(gram, x))
     f_moved = tf.reduce_sum(moved * tf.linalg.matvec(gram, moved))
     better = tf.logical_and(valid, f_moved < f_x)
-    return tf.where(better, moved, x), tf.where(better, f_moved, f_x)
+    return tf.where(better, moved, x), tf.where(better, f_moved, f_x), tf.logical_and(better, step >= 1.0)
 
 
 def _active_set(gram, mask, uniform, scale, max_iterations, tolerance):
     """Wolfe's min-norm-point algorithm (an active-set method), with a projected-gradient safeguard.
 
-    Keeps a face of the simplex (the support of x). Each iteration tries Wolfe's
-    minor cycle (the affine minimizer on the face, reached as far as feasibility
-    allows: drops the weights that hit 0) and his major cycle (the same on the face
-    plus the vertex with the smallest (Mx)_i, the one the duality gap points to) and
-    keeps the lower point; when neither lowers x'Mx (rounding), a projected-gradient
-    step (1/L). Each iteration is two (G, G) linear solves. In exact arithmetic it
-    ends at the optimum in finitely many iterations, whatever the scaling of the
-    gradients (about twice the optimal support size from a vertex). Starts from the
-    uniform weights when they already meet the tolerance (zero or identical
-    gradients), else from the present vertex of smallest norm. Stops when the
-    certificate `relative_gap` is at most `tolerance`, or when no move lowers the
-    objective.
+    Keeps a face of the simplex (the support of x). When x is the optimum of its face,
+    a major cycle adds the vertex with the smallest (Mx)_i (the one the duality gap
+    points to) and moves towards the affine minimizer of the larger face; otherwise a
+    minor cycle moves towards the affine minimizer of the face itself, as far as
+    feasibility allows (dropping the weights that hit 0). One (G, G) linear solve per
+    iteration. When a major cycle does not lower x'Mx (rounding), a projected-gradient
+    step (1/L) does. In exact arithmetic it ends at the optimum in finitely many
+    iterations, whatever the scaling of the gradients (about twice the optimal
+    support size from a vertex). Starts from the uniform weights when they already
+    meet the tolerance (zero or identical gradients), else from the present vertex of
+    smallest norm. Stops when the certificate `relative_gap` is at most `tolerance`,
+    or when no move lowers the objective.
     """
     tf = _backend.import_tensorflow()
     big = tf.constant(gram.dtype.max, gram.dtype)
@@ -442,32 +442,34 @@ def _active_set(gram, mask, uniform, scale, max_iterations, tolerance):
         f, gap, mx = _gap(gram, x, mask)
         return f, _ratio(f, gap, scale) <= tolerance, mx
 
-    def cond(step, x, done):
+    def cond(step, x, at_optimum, done):
         return tf.logical_and(step < max_iterations, tf.logical_not(done))
 
-    def body(step, x, done):
+    def body(step, x, at_optimum, done):
         f_x, _, mx = _gap(gram, x, mask)
         face = tf.logical_and(mask, x > 0.0)
         entering = tf.one_hot(tf.argmin(tf.where(mask, mx, big), output_type=tf.int32), size,
                               on_value=True, off_value=False)
-        minor, f_minor = _face_step(gram, x, face, scale, ridge)
-        major, f_major = _face_step(gram, x, tf.logical_or(face, entering), scale, ridge)
+        active = tf.where(at_optimum, tf.logical_or(face, entering), face)
+        moved, f_moved, full = _face_step(gram, x, active, scale, ridge)
+        improved = f_moved < f_x
         projected = _project_to_simplex(x - mx / lipschitz, mask)
         f_projected = tf.reduce_sum(projected * tf.linalg.matvec(gram, projected))
-        x_next = tf.where(f_major < f_minor, major, minor)
-        f_next = tf.minimum(f_major, f_minor)
-        stalled = tf.logical_not(f_next < f_x)
-        x_next = tf.where(stalled, tf.where(f_projected < f_x, projected, x), x_next)
-        stuck = tf.logical_and(stalled, tf.logical_not(f_projected < f_x))
+        rescue = tf.logical_and(tf.logical_not(improved), tf.logical_and(at_optimum, f_projected < f_x))
+        x_next = tf.where(improved, moved, tf.where(rescue, projected, x))
+        # a minor cycle that cannot improve means x is its face's optimum: a major cycle next
+        at_optimum_next = tf.where(improved, full, tf.logical_not(at_optimum))
+        stuck = tf.logical_and(tf.logical_not(improved), tf.logical_and(at_optimum, tf.logical_not(rescue)))
         _, done, _ = converged(x_next)
-        return step + 1, x_next, tf.logical_or(done, stuck)
+        return step + 1, x_next, at_optimum_next, tf.logical_or(done, stuck)
 
-    _, uniform_done, mx = converged(uniform)
+    _, uniform_done, _ = converged(uniform)
     diagonal = tf.where(mask, tf.linalg.diag_part(gram), big)
     vertex = tf.one_hot(tf.argmin(diagonal, output_type=tf.int32), size, dtype=gram.dtype)
     start = tf.where(uniform_done, uniform, vertex)
     _, start_done, _ = converged(start)
-    _, x, _ = tf.while_loop(cond, body, (tf.constant(0), start, start_done))
+    # a vertex is the optimum of its (0-dimensional) face
+    _, x, _, _ = tf.while_loop(cond, body, (tf.constant(0), start, tf.logical_not(uniform_done), start_done))
     return x
 
 
