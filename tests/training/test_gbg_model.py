@@ -320,3 +320,24 @@ def test_solver_gap_under_mirrored_strategy_equals_one_device(solve_every):
     expected = gap()
     assert expected > 1e-6
     assert helpers.run_mirrored(lambda strategy: gap()) == pytest.approx(expected, rel=1e-3)
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_solve_every_in_mixed_precision_stays_close_to_float32(policy):
+    # Issue 19.2: the amortized step with 16-bit compute (float16: Keras' LossScaleOptimizer, which scales
+    # every group loss alike, so alpha is unchanged). Weights and alpha stay float32, close to float32's.
+    def fit():
+        model, history = _fit(GBGModel.from_model(_network(), GROUPING, solve_every=2))
+        return _weights_of(model) + [model.gbg_alpha.numpy()], history.history
+
+    expected, _ = fit()
+    keras.config.set_dtype_policy(policy)
+    try:
+        got, history = fit()
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert history["gbg_solver_gap"][0] <= 1e-6
+    tolerance = {"mixed_bfloat16": 1e-2, "mixed_float16": 1e-3}[policy]
+    for want, have in zip(expected, got):
+        assert have.dtype == np.float32
+        np.testing.assert_allclose(have, want, rtol=0, atol=tolerance)
