@@ -337,7 +337,7 @@ def test_solve_every_in_mixed_precision_stays_close_to_float32(policy):
     finally:
         keras.config.set_dtype_policy("float32")
     assert history["gbg_solver_gap"][0] <= 1e-6
-    tolerance = {"mixed_bfloat16": 1e-2, "mixed_float16": 1e-3}[policy]
+    tolerance = {"mixed_bfloat16": 2e-3, "mixed_float16": 5e-4}[policy]  # measured 3.0e-4 and 1.2e-4
     for want, have in zip(expected, got):
         assert have.dtype == np.float32
         np.testing.assert_allclose(have, want, rtol=0, atol=tolerance)
