@@ -53,8 +53,8 @@ def min_norm_weights(gradients, *, solver="active_set", normalization="none", lo
     (x'Mx - min_i (Mx)_i, or x'Mx if smaller) over x'Mx, an upper bound on their
     relative excess over the optimum (when the optimum is the origin, x'Mx is
     measured against 1.5e-8 max_i M_ii instead). It is at most `tolerance` when the
-    solver converged and larger when it stopped at `max_iterations`. The GBG train step logs the largest of these per epoch as
-    `gbg_solver_gap`.
+    solver converged and larger when it stopped at `max_iterations`. The GBG train
+    step logs the largest of these per epoch as `gbg_solver_gap`.
 
     Args:
         gradients: a (G, D) matrix, or a list of G same-shaped tensors, or a list of G
