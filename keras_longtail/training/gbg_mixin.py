@@ -81,6 +81,9 @@ class GBGMixin:
     whose length the cond decides: the G per-group gradients on solve steps,
     zero elements between them (nothing of size G x parameters crosses the
     replicas between solves). On one device everything sits inside the cond.
+    Where the replicas are compiled by XLA (`jit_compile=True` under a strategy,
+    `TPUStrategy`), shapes must be static: there the per-group gradients are
+    all-reduced at every step, zeros between solves.
 
     The solve's certificate is logged: `gbg_solver_gap` in the training logs is
     the largest relative duality gap of the epoch's solves (see
@@ -389,6 +392,20 @@ class GBGMixin:
                 alpha, gap = _min_norm.solve_group_weights(gradients, group_losses, present, return_gap=True,
                                                            **settings)
                 return [tf.convert_to_tensor(g) for g in _min_norm.combine(alpha, gradients)], alpha, gap
+
+            gradients, alpha, gap = tf.cond(solve_now, solve, lambda: (reuse(), reused, tf.zeros([], tf.float32)))
+        elif getattr(self, "jit_compile", False) is True or _min_norm.solver_dtype() == tf.float32:
+            # XLA-compiled replicas (jit_compile=True, TPUStrategy) need static shapes: the all-reduce of the
+            # per-group gradients runs every step, with zeros between solves (a synchronization point cannot
+            # sit inside the cond).
+            per_group_or_zeros = tf.cond(solve_now, per_group,
+                                         lambda: [[tf.zeros_like(v) for v in variables] for _ in scaled])
+            reduced, losses = _min_norm.all_reduce_group_inputs(per_group_or_zeros, group_losses,
+                                                                settings["normalization"])
+
+            def solve():
+                alpha, gap = _min_norm.solve_group_weights(reduced, losses, present, return_gap=True, **settings)
+                return [tf.convert_to_tensor(g) for g in _min_norm.combine(alpha, per_group_or_zeros)], alpha, gap
 
             gradients, alpha, gap = tf.cond(solve_now, solve, lambda: (reuse(), reused, tf.zeros([], tf.float32)))
         else:

@@ -341,3 +341,28 @@ def test_solve_every_in_mixed_precision_stays_close_to_float32(policy):
     for want, have in zip(expected, got):
         assert have.dtype == np.float32
         np.testing.assert_allclose(have, want, rtol=0, atol=tolerance)
+
+
+@pytest.mark.slow
+def test_static_shape_path_for_xla_replicas_equals_one_device(monkeypatch):
+    # Replicas compiled by XLA (TPUStrategy; jit_compile=True under a strategy) need static shapes, so there
+    # the amortized step all-reduces the per-group gradients (zeros between solves) at every step. The TPU
+    # branch is taken here by its float32 solve (solver_dtype), under MirroredStrategy on two CPUs.
+    from keras_longtail import _distribute
+    from keras_longtail.ops import _min_norm
+
+    monkeypatch.setattr(_min_norm, "solver_dtype", lambda: tf.float32)
+    recorded = []
+    original = _distribute.cross_replica_sum
+    monkeypatch.setattr(_distribute, "cross_replica_sum", lambda value: recorded.append(value.shape) or original(value))
+
+    def fit():
+        return _weights_of(_fit(GBGModel.from_model(_network(), GROUPING, solve_every=2))[0])
+
+    expected = fit()
+    got = helpers.run_mirrored(lambda strategy: fit())
+    assert recorded and all(shape.is_fully_defined() for shape in recorded)
+    largest = max(int(np.prod(v.shape)) for v in _network().trainable_weights)
+    assert max(shape.num_elements() for shape in recorded) == largest  # per-leaf gradients, zeros between solves
+    for want, have in zip(expected, got):
+        np.testing.assert_allclose(have, want, rtol=1e-5, atol=1e-6)
