@@ -41,6 +41,9 @@ def classifier_gradients(model, dataset, layer_name, num_classes, projection_dim
     def batch_sums(x, y):
         labels = _labels(y)
         features, logits = split(x, training=training)
+        # In float32 whatever the model's dtype policy (mixed_bfloat16 / mixed_float16 compute in 16 bits):
+        # the gradients are summed over the whole dataset.
+        features, logits = tf.cast(features, tf.float32), tf.cast(logits, tf.float32)
         with tf.GradientTape() as tape:
             tape.watch(logits)
             per_example = loss(labels, logits)
@@ -85,7 +88,7 @@ def backbone_gradients(model, dataset, exclude_layer, num_classes, projection_di
 
     def flatten(gradients):
         if projection_dim is None:
-            return tf.concat([tf.reshape(g, [-1]) for g in gradients], axis=0)
+            return tf.concat([tf.reshape(tf.cast(g, tf.float32), [-1]) for g in gradients], axis=0)
         total = tf.zeros([width])
         for g, bucket, sign in zip(gradients, buckets, signs):
             total += tf.math.unsorted_segment_sum(tf.reshape(tf.cast(g, tf.float32), [-1]) * sign, bucket, width)
@@ -94,7 +97,7 @@ def backbone_gradients(model, dataset, exclude_layer, num_classes, projection_di
     @tf.function
     def class_gradient(x, labels, k):
         with tf.GradientTape() as tape:
-            logits = model(x, training=training)
+            logits = tf.cast(model(x, training=training), tf.float32)  # the loss in float32 under mixed precision
             per_example = loss(labels, logits)
             total = tf.reduce_sum(tf.where(tf.equal(labels, k), per_example, tf.zeros_like(per_example)))
         gradients = tape.gradient(total, variables)

@@ -46,8 +46,8 @@ class GBGOptimizer(keras.optimizers.Optimizer):
             Defaults to `None`.
         normalization: `"none"`, `"l2"`, `"loss"` or `"loss+"`. Defaults to
             `"none"` (the paper's Eq. 11; the GBG code hard-codes `"loss+"`).
-        solver: `"pgd"` or `"frank_wolfe"` (see `keras_longtail.ops.min_norm_weights`).
-            Defaults to `"pgd"`.
+        solver: `"active_set"`, `"pgd"` or `"frank_wolfe"` (see
+            `keras_longtail.ops.min_norm_weights`). Defaults to `"active_set"`.
         max_iterations: iteration bound of the solver. Defaults to 250.
         tolerance: relative duality-gap tolerance of the solver. Defaults to `1e-6`.
         name: optimizer name. Defaults to `None`.
@@ -88,7 +88,7 @@ class GBGOptimizer(keras.optimizers.Optimizer):
         NeurIPS 2018, https://arxiv.org/abs/1810.04650.
     """
 
-    def __init__(self, inner_optimizer, grouping=None, normalization="none", solver="pgd", max_iterations=250,
+    def __init__(self, inner_optimizer, grouping=None, normalization="none", solver="active_set", max_iterations=250,
                  tolerance=1e-6, name=None, **kwargs):
         _backend.require_tensorflow_backend(type(self).__name__)
         if kwargs:
@@ -144,7 +144,7 @@ class GBGOptimizer(keras.optimizers.Optimizer):
         self.inner_optimizer.finalize_variable_values(var_list)
 
     # ------------------------------------------------------------ GBG
-    def group_weights(self, group_gradients, losses=None, present=None):
+    def group_weights(self, group_gradients, losses=None, present=None, return_gap=False):
         """alpha on the simplex of the present groups (float32 (G,) tensor).
 
         Args:
@@ -153,6 +153,9 @@ class GBGOptimizer(keras.optimizers.Optimizer):
             losses: the G group losses; needed by `"loss"` and `"loss+"`.
             present: G booleans; absent groups get alpha = 0. Defaults to the groups
                 whose gradient is not identically zero.
+            return_gap: also return the solve's certified relative duality gap (a
+                float32 scalar, at most `tolerance` when the solve converged; see
+                `keras_longtail.ops.min_norm_weights`). Defaults to `False`.
         """
         tf = _backend.import_tensorflow()
         if not group_gradients:
@@ -162,7 +165,7 @@ class GBGOptimizer(keras.optimizers.Optimizer):
         if present is not None:
             present = tf.cast(tf.reshape(present, [-1]), tf.bool)
         return _min_norm.group_weights(list(group_gradients), losses, present, self.normalization, self.solver,
-                                       self.max_iterations, self.tolerance)
+                                       self.max_iterations, self.tolerance, return_gap=return_gap)
 
     def apply_group_gradients(self, group_gradients, trainable_variables=None, losses=None, present=None):
         """Applies d = sum_g alpha_g grad_g through the inner optimizer and returns alpha.

@@ -12,7 +12,7 @@ from keras_longtail.gbg.class_grouping import as_grouping
 from keras_longtail.ops import _min_norm
 
 MODES = ("exact", "representation")
-SOLVER_DEFAULTS = {"normalization": "none", "solver": "pgd", "max_iterations": 250, "tolerance": 1e-6}
+SOLVER_DEFAULTS = {"normalization": "none", "solver": "active_set", "max_iterations": 250, "tolerance": 1e-6}
 _GBG_KEYS = ("grouping", "mode", "normalization", "solver", "head_layer", "max_iterations", "tolerance",
              "solve_every")
 
@@ -76,17 +76,34 @@ class GBGMixin:
     backward passes, each coupled across the batch by batch normalization). This
     is an approximation of Algorithm 2 (alpha is up to k - 1 steps stale), the
     same trade as Nash-MTL's `update_weights_every`; `k = 1` (the default) is the
-    paper. Under `tf.distribute` the per-group gradients are all-reduced at every
-    step (zeros between solves): a synchronization point cannot sit inside the
-    step's `tf.cond`. The solve itself runs on solve steps only.
+    paper. Under `tf.distribute` a synchronization point cannot sit inside the
+    step's `tf.cond`, so the all-reduce runs at every step on one flat tensor
+    whose length the cond decides: the G per-group gradients on solve steps,
+    zero elements between them (nothing of size G x parameters crosses the
+    replicas between solves). On one device everything sits inside the cond.
+    Where the replicas are compiled by XLA (`jit_compile=True` under a strategy,
+    `TPUStrategy`), shapes must be static: there the per-group gradients are
+    all-reduced at every step, zeros between solves.
+
+    The solve's certificate is logged: `gbg_solver_gap` in the training logs is
+    the largest relative duality gap of the epoch's solves (see
+    `keras_longtail.ops.min_norm_weights(..., return_gap=True)`): at most
+    `tolerance` when every solve reached the optimum, larger when one stopped
+    at `max_iterations` (raise it, or use `solver="active_set"`, the default).
+    It is not a model weight and not an evaluation metric.
 
     Under `tf.distribute` the group counts, group losses and per-group gradients
     are summed over replicas before the solve, so every replica solves the same
     problem and the update equals one device's on the same global batch (each
     replica then hands its local share of d to the optimizer, which sums them).
 
-    TensorFlow backend only; runs with `jit_compile=True` and under
-    `MirroredStrategy`.
+    TensorFlow backend only; runs with `jit_compile=True`, under
+    `MirroredStrategy` and in mixed precision (`mixed_bfloat16`, and
+    `mixed_float16` with the `LossScaleOptimizer` Keras' `compile` wraps around
+    the optimizer, a `GBGOptimizer` included): the group losses are float32, the
+    Gram matrix and the solve float64, alpha float32; a step whose float16
+    gradients overflowed solves nothing (uniform alpha, not counted in
+    `gbg_solver_gap`, the stored alpha kept) and the loss scaler skips it.
 
     The group ids live in the non-trainable int32 variable `gbg_groups` (one
     of `model.weights`), so a checkpoint (`load_weights`, Keras' or
@@ -105,8 +122,9 @@ class GBGMixin:
             the GBGOptimizer's, else `"none"`: the paper's Eq. 11 (the GBG code
             hard-codes `"loss+"`, which on a short budget puts most of alpha on the
             two smallest groups and trains far worse; see benchmarks/README.md).
-        solver: `"pgd"` or `"frank_wolfe"` (see `keras_longtail.ops.min_norm_weights`).
-            `None` (the default): the GBGOptimizer's, else `"pgd"`.
+        solver: `"active_set"`, `"pgd"` or `"frank_wolfe"` (see
+            `keras_longtail.ops.min_norm_weights`). `None` (the default): the
+            GBGOptimizer's, else `"active_set"`.
         head_layer: name of the layer whose weights `"representation"` uses.
             Defaults to `"classifier"`.
         max_iterations: iteration bound of the solver. `None` (the default): the
@@ -191,6 +209,11 @@ class GBGMixin:
                 self.gbg_alpha = self.add_weight(shape=(grouping.num_groups,), initializer="zeros",
                                                  dtype="float32", trainable=False,
                                                  aggregation="only_first_replica", name="gbg_alpha")
+        with _distribute.model_scope(self):
+            # The largest relative duality gap of the epoch's solves, logged as `gbg_solver_gap`; in a plain
+            # box, so that Keras tracks it neither as a weight (saved) nor as a metric (evaluated).
+            self._gbg_gap_holder = _Holder(keras.Variable(0.0, dtype="float32", trainable=False,
+                                                          aggregation="only_first_replica", name="gbg_solver_gap"))
         self.mode = mode
         self.normalization = normalization
         self.solver = solver
@@ -230,6 +253,8 @@ class GBGMixin:
         from keras_longtail.optimizers.gbg_optimizer import GBGOptimizer
 
         optimizer = getattr(self, "optimizer", None)
+        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):  # mixed_float16 wraps it in compile
+            optimizer = optimizer.inner_optimizer
         wrapper = optimizer if isinstance(optimizer, GBGOptimizer) else None
         settings = {}
         for key in ("grouping",) + tuple(SOLVER_DEFAULTS):
@@ -272,7 +297,20 @@ class GBGMixin:
                 metric.update_state(batch_loss * replicas,
                                     sample_weight=tf.shape(tf.nest.flatten(x)[0])[0])
                 break
-        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        logs = self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        logs["gbg_solver_gap"] = tf.convert_to_tensor(self._gbg_solver_gap())
+        return logs
+
+    def _gbg_solver_gap(self):
+        """The largest relative duality gap of this epoch's solves (a variable, reset with the metrics).
+
+        Held outside Keras' tracking, so it is neither a model weight (saved) nor an evaluation metric.
+        """
+        return self._gbg_gap_holder.value
+
+    def reset_metrics(self):
+        super().reset_metrics()
+        self._gbg_solver_gap().assign(0.0)
 
     def gbg_gradients(self, x, y, sample_weight=None):
         """The replica's share of d = sum_g alpha_g grad L_g, alpha, y_pred and the batch loss.
@@ -309,48 +347,99 @@ class GBGMixin:
                                                       training=True))
             scaled = [self.optimizer.scale_loss(loss) for loss in group_losses]
         if self.mode == "exact" and self.solve_every > 1:
-            gradients, alpha = self._gbg_amortized(tape, scaled, group_losses, present, variables, settings)
+            gradients, alpha, gap = self._gbg_amortized(tape, scaled, group_losses, present, variables, settings)
         elif self.mode == "exact":
             per_group = [self._dense(tape.gradient(loss, variables), variables) for loss in scaled]
-            alpha = _min_norm.group_weights(per_group, group_losses, present, **settings)
+            alpha, gap = _min_norm.group_weights(per_group, group_losses, present, return_gap=True, **settings)
             gradients = _min_norm.combine(alpha, per_group)
         else:
             head = self.get_layer(self.head_layer).trainable_weights
             solve_on = [self._dense(tape.gradient(loss, head), head) for loss in scaled]
-            alpha = _min_norm.group_weights(solve_on, group_losses, present, **settings)
+            alpha, gap = _min_norm.group_weights(solve_on, group_losses, present, return_gap=True, **settings)
             # one backward of sum_g alpha_g L_g (alpha enters as the losses' upstream gradients)
             upstream = [tf.cast(alpha[g], scaled[g].dtype) for g in range(num_groups)]
             gradients = self._dense(tape.gradient(scaled, variables, output_gradients=upstream), variables)
+        # A solve on non-finite gradients (a float16 step the LossScaleOptimizer skips) is not counted.
+        gap = tf.where(tf.math.is_finite(gap), gap, 0.0)
+        self._gbg_solver_gap().assign(tf.maximum(self._gbg_solver_gap(), gap))
         del tape
         return gradients, alpha, y_pred, batch_loss
 
     def _gbg_amortized(self, tape, scaled, group_losses, present, variables, settings):
-        """The exact step on iterations 0, k, 2k, ...; between them one backward pass with the stored alpha."""
+        """The exact step on iterations 0, k, 2k, ...; between them one backward pass with the stored alpha.
+
+        Returns the replica's gradients, alpha and the solve's relative gap (the stored one between solves).
+        """
         tf = _backend.import_tensorflow()
         solve_now = tf.equal(tf.math.floormod(tf.cast(self.optimizer.iterations, tf.int64), self.solve_every), 0)
-        per_group = tf.cond(
-            solve_now,
-            lambda: [self._dense(tape.gradient(loss, variables), variables) for loss in scaled],
-            lambda: [[tf.zeros_like(v) for v in variables] for _ in scaled])
-        # The all-reduce is a synchronization point, which tf.distribute forbids inside a cond: it runs every
-        # step and carries zeros between solves. The solve itself runs only on solve steps.
-        reduced, losses = _min_norm.all_reduce_group_inputs(per_group, group_losses, settings["normalization"])
+        present_f = tf.cast(present, tf.float32)
+        stored = tf.where(present, tf.convert_to_tensor(self.gbg_alpha), 0.0)
+        total = tf.reduce_sum(stored)
+        reused = tf.where(total > 0.0, stored / tf.maximum(total, 1e-30),
+                          present_f / tf.maximum(tf.reduce_sum(present_f), 1.0))
+        upstream = [tf.cast(reused[g], scaled[g].dtype) for g in range(len(scaled))]
+
+        def per_group():
+            return [self._dense(tape.gradient(loss, variables), variables) for loss in scaled]
 
         def reuse():
-            stored = tf.where(present, tf.convert_to_tensor(self.gbg_alpha), 0.0)
-            uniform = tf.cast(present, tf.float32) / tf.maximum(tf.reduce_sum(tf.cast(present, tf.float32)), 1.0)
-            total = tf.reduce_sum(stored)
-            return tf.where(total > 0.0, stored / tf.maximum(total, 1e-30), uniform)
+            return self._dense(tape.gradient(scaled, variables, output_gradients=upstream), variables)
 
-        alpha = tf.cond(solve_now, lambda: _min_norm.solve_group_weights(reduced, losses, present, **settings),
-                        reuse)
-        self.gbg_alpha.assign(tf.where(solve_now, alpha, self.gbg_alpha))
-        upstream = [tf.cast(alpha[g], scaled[g].dtype) for g in range(len(scaled))]
-        gradients = tf.cond(
-            solve_now,
-            lambda: [tf.convert_to_tensor(g) for g in _min_norm.combine(alpha, per_group)],
-            lambda: self._dense(tape.gradient(scaled, variables, output_gradients=upstream), variables))
-        return gradients, alpha
+        if _distribute.num_replicas() == 1:
+            # No synchronization: the whole solve sits in the cond.
+            def solve():
+                gradients = per_group()
+                alpha, gap = _min_norm.solve_group_weights(gradients, group_losses, present, return_gap=True,
+                                                           **settings)
+                return [tf.convert_to_tensor(g) for g in _min_norm.combine(alpha, gradients)], alpha, gap
+
+            gradients, alpha, gap = tf.cond(solve_now, solve, lambda: (reuse(), reused, tf.zeros([], tf.float32)))
+        elif getattr(self, "jit_compile", False) is True or _min_norm.solver_dtype() == tf.float32:
+            # XLA-compiled replicas (jit_compile=True, TPUStrategy) need static shapes: the all-reduce of the
+            # per-group gradients runs every step, with zeros between solves (a synchronization point cannot
+            # sit inside the cond).
+            per_group_or_zeros = tf.cond(solve_now, per_group,
+                                         lambda: [[tf.zeros_like(v) for v in variables] for _ in scaled])
+            reduced, losses = _min_norm.all_reduce_group_inputs(per_group_or_zeros, group_losses,
+                                                                settings["normalization"])
+
+            def solve():
+                alpha, gap = _min_norm.solve_group_weights(reduced, losses, present, return_gap=True, **settings)
+                return [tf.convert_to_tensor(g) for g in _min_norm.combine(alpha, per_group_or_zeros)], alpha, gap
+
+            gradients, alpha, gap = tf.cond(solve_now, solve, lambda: (reuse(), reused, tf.zeros([], tf.float32)))
+        else:
+            # tf.distribute forbids a synchronization point inside a cond, so the all-reduce runs every step,
+            # on a flat tensor whose size the cond decides: the G per-group gradients on solve steps, zero
+            # elements between them (issue 19.3: no G x parameters zeros cross the replicas any more).
+            shapes = [v.shape for v in variables]
+            sizes = [int(np.prod(shape)) for shape in shapes]
+            dtype = tf.convert_to_tensor(scaled[0]).dtype
+
+            def flat_groups():
+                return tf.concat([tf.reshape(tf.cast(leaf, dtype), [-1]) for g in per_group() for leaf in g], 0)
+
+            local = tf.cond(solve_now, flat_groups, lambda: tf.zeros([0], dtype))
+            summed = _distribute.cross_replica_sum(local)
+            losses = group_losses
+            if settings["normalization"] in ("loss", "loss+"):
+                losses = _distribute.cross_replica_sum(tf.cast(tf.stack(group_losses), tf.float32))
+
+            def unflatten(flat):
+                leaves = tf.split(flat, sizes * len(scaled))
+                return [[tf.reshape(leaves[g * len(sizes) + i], shape) for i, shape in enumerate(shapes)]
+                        for g in range(len(scaled))]
+
+            def solve():
+                alpha, gap = _min_norm.solve_group_weights(unflatten(summed), losses, present, return_gap=True,
+                                                           **settings)
+                gradients = _min_norm.combine(alpha, unflatten(local))
+                return [tf.cast(g, v.dtype) for g, v in zip(gradients, variables)], alpha, gap
+
+            gradients, alpha, gap = tf.cond(solve_now, solve, lambda: (reuse(), reused, tf.zeros([], tf.float32)))
+        # a solve on non-finite gradients (a float16 step the LossScaleOptimizer skips) keeps the stored alpha
+        self.gbg_alpha.assign(tf.where(tf.logical_and(solve_now, tf.math.is_finite(gap)), alpha, self.gbg_alpha))
+        return gradients, alpha, tf.where(solve_now, gap, 0.0)
 
     def _gbg_labels(self, y, num_classes):
         tf = _backend.import_tensorflow()
@@ -365,6 +454,13 @@ class GBGMixin:
     def _dense(gradients, variables):
         tf = _backend.import_tensorflow()
         return [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g) for g, v in zip(gradients, variables)]
+
+
+class _Holder:
+    """A plain box, so that Keras' attribute tracking does not pick up the variable inside."""
+
+    def __init__(self, value):
+        self.value = value
 
 
 def _plain(value):

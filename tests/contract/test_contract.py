@@ -38,7 +38,8 @@ def _data():
     return x, y
 
 
-def _train(name, jit_compile=False):
+def _train(name, jit_compile=False, first_batch=0):
+    """Fits case `name` for STEPS batches of GLOBAL_BATCH (from batch `first_batch` on) with the same seed."""
     keras.utils.set_random_seed(0)
     case = cases.CASES[name]()
     model = case["model"]
@@ -47,6 +48,7 @@ def _train(name, jit_compile=False):
     x, y = _data()
     if "targets" in case:
         y = case["targets"](x, y)
+    x, y = x[first_batch * GLOBAL_BATCH:], y[first_batch * GLOBAL_BATCH:]
     history = model.fit(x, y, batch_size=GLOBAL_BATCH, epochs=1, shuffle=False, verbose=0,
                         callbacks=case.get("callbacks"))
     state = case["state"](model) if "state" in case else []

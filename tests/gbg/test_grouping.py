@@ -176,3 +176,36 @@ def test_bad_input():
         ClassGrouping([0, -1])
     with pytest.raises(ValueError, match="similarity"):
         ClassGrouping([0, 1], similarity=np.eye(3))
+
+
+@pytest.fixture
+def dtype_policy():
+    """Sets Keras' global dtype policy for the test (`dtype_policy(name)`); always restores float32."""
+    try:
+        yield keras.config.set_dtype_policy
+    finally:
+        keras.config.set_dtype_policy("float32")
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_group_classes_under_mixed_precision(dtype_policy, policy):
+    # Issue 19.2: the exact classifier path mixed float32 and bfloat16 in one einsum. The per-class gradients
+    # are now taken in float32 from the 16-bit forward pass: their cosines stay those of the float32 model.
+    expected = {}
+    for gradients in ("classifier", "backbone"):
+        compute = (_class_gradients.classifier_gradients if gradients == "classifier"
+                   else _class_gradients.backbone_gradients)
+        exact, _ = compute(_model(), _dataset(), "classifier", 5, None, _class_gradients.default_loss, True, 0)
+        expected[gradients] = group_by_similarity(exact[:4], 1).similarity
+    dtype_policy(policy)
+    model = _model()
+    assert model.get_layer("classifier").compute_dtype == policy.split("_")[1]
+    for gradients in ("classifier", "backbone"):
+        compute = (_class_gradients.classifier_gradients if gradients == "classifier"
+                   else _class_gradients.backbone_gradients)
+        averages, _ = compute(model, _dataset(), "classifier", 5, None, _class_gradients.default_loss, True, 0)
+        assert averages.dtype == np.float64 and np.all(np.isfinite(averages))
+        np.testing.assert_allclose(group_by_similarity(averages[:4], 1).similarity, expected[gradients], atol=0.03)
+        for projection_dim in (None, 64):
+            grouping = group_classes(model, _dataset(), 2, gradients=gradients, projection_dim=projection_dim, seed=0)
+            assert len(grouping.groups) == 5 and set(grouping.groups) <= {0, 1}
