@@ -29,7 +29,8 @@ METHODS = ("ce", "gala", "gradtail", "gbg", "async", "wb")
 TASKS = ("classification", "depth")
 DEPTH_DATASETS = ("waymo", "synthetic-depth")
 DEPTH_METHODS = ("ce", "gradtail")
-GBG_MODES = ("exact", "representation")
+GBG_MODES = ("backbone", "exact", "representation")
+GBG_SAMPLERS = ("group_aware_completion", "random")
 GBG_NORMALIZATIONS = ("none", "l2", "loss", "loss+")
 GALA_ACCUMULATIONS = ("paper", "official")
 # Decoupled (Keras) weight decay of "CE + WD" on the CIFAR-style sets, everywhere (CLI, benchmarks, docs): the
@@ -152,13 +153,14 @@ def build_parser():
     gbg.add_argument("--num-groups", dest="num_groups", type=_number(int, minimum=1, name="integer >= 1"),
                      action=_DeprecatedAlias, replacement="--gbg-num-groups", metavar="G",
                      help="deprecated alias of --gbg-num-groups")
-    gbg.add_argument("--gbg-mode", choices=GBG_MODES, default="exact",
-                     help="gradients: exact (per-group backward passes, ~2.6x step time; the paper) or "
-                          "representation (classifier surrogate, ~1x; a heuristic that trains far worse) "
-                          "(default: exact)")
-    gbg.add_argument("--gbg-normalization", choices=GBG_NORMALIZATIONS, default="none",
+    gbg.add_argument("--gbg-mode", choices=GBG_MODES, default="backbone",
+                     help="gradients alpha is solved on: backbone (every weight but the classifier, what the GBG "
+                          "code runs), exact (every weight, Algorithm 2 as printed), or representation "
+                          "(classifier surrogate, ~1x step time; a heuristic that trains far worse) "
+                          "(default: backbone)")
+    gbg.add_argument("--gbg-normalization", choices=GBG_NORMALIZATIONS, default="loss+",
                      help="gradient normalizer before the min-norm solve: none (the paper's Eq. 11), l2, "
-                          "loss, or loss+ (the GBG code) (default: none)")
+                          "loss, or loss+ (what the GBG code runs) (default: loss+)")
     gbg.add_argument("--gbg-solve-every", type=_POSITIVE_INT, default=1, metavar="K",
                      help="exact mode: re-solve the min-norm weights every K steps and reuse them between "
                           "(K = 4: ~1.3x step time instead of ~2.7x; an approximation) (default: 1, the paper)")
@@ -298,7 +300,7 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
                  batch_size=None, learning_rate=None, weight_decay=None, steps_per_epoch=None,
                  data_dir=None, seed=0, verbose=2, save_model=None, gala_accumulation="paper",
                  rebalance_tau=None, gradtail_max_weight=3.0, gradtail_layers="classifier", num_groups=4,
-                 gbg_mode="exact", async_threshold=None, stage_one_model=None, async_options=None,
+                 gbg_mode="backbone", async_threshold=None, stage_one_model=None, async_options=None,
                  gbg_options=None, batch_norm_momentum=None, phase_two_learning_rate=None, state_dir=None):
     """Trains one model as `keras-longtail train` does and returns the results dict.
 
@@ -309,9 +311,16 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
     With `method="gradtail"` the network is wrapped in `GradTailModel` (pivot 0, decay
     0.99, `GradTailSigmoid(gradtail_max_weight)`) on the classifier or, with
     `gradtail_layers="last-two"`, on the paper's last two layers. With `method="gbg"`
-    the classes are grouped once on the initialized network (`group_classes`, classifier
-    gradients) and the network is wrapped in `GBGModel(mode=gbg_mode, **gbg_options)`
-    (`gbg_options`: further `GBGModel` keyword arguments, e.g. `normalization`).
+    the classes are grouped once on the initialized network (`group_classes` with its
+    defaults, the GBG code's: backbone gradients, batch norm in inference mode, the
+    un-augmented training set) and the network is wrapped in
+    `GBGModel(mode=gbg_mode, **gbg_options)` (default mode `"backbone"` and normalizer
+    `"loss+"`, the GBG code's); `gbg_options` holds further `GBGModel` keyword arguments
+    (e.g. `normalization`) and two of the pipeline: `"group_classes"`, a dict of
+    `group_classes` keyword arguments (e.g. `{"gradients": "classifier"}`), and
+    `"sampler"`: `"group_aware_completion"` (default; the paper's GAC sampler, which the
+    GBG code does not have: a batch missing a group gets ceil(0.1 B) class-balanced
+    examples of it) or `"random"` (the shuffled batches of the other methods).
     `batch_norm_momentum` is passed to `resnet32` (default: its 0.9). With
     `method="async"`, `DualPhaseTraining` runs phase I on the head classes and phase II
     on the tail plus the exemplar memory, splitting the CE baseline's steps per epoch
@@ -494,6 +503,7 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
     else:
         callbacks = []
         loss = ce
+        train = None
         if method == "gala":
             from keras_longtail import callbacks as lt_callbacks
             from keras_longtail import losses as lt_losses
@@ -510,19 +520,35 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
             from keras_longtail import gbg as lt_gbg
             from keras_longtail import training as lt_training
 
+            model_options = dict(gbg_options or {})
+            sampler = model_options.pop("sampler", "group_aware_completion")
+            grouping_options = {"projection_dim": None if num_classes <= 1000 else 1024,
+                                **model_options.pop("group_classes", {})}
+            if sampler not in GBG_SAMPLERS:
+                raise ValueError(f"Expected gbg_options['sampler'] in {list(GBG_SAMPLERS)}. "
+                                 f"Received: sampler={sampler!r}")
             # GBG Algorithm 1, once, on the initialized model: one pass over the un-augmented training set.
-            _announce(verbose, f"GBG: grouping {num_classes} classes into {num_groups} groups from their classifier "
-                               f"gradients (Algorithm 1, one pass over {loaded.num_train} training images)")
+            _announce(verbose, f"GBG: grouping {num_classes} classes into {num_groups} groups from their "
+                               f"{grouping_options.get('gradients', 'backbone')} gradients (Algorithm 1, one pass over "
+                               f"{loaded.num_train} training images)")
             batches = _with_progress(loaded.train.batch(256), math.ceil(loaded.num_train / 256), verbose)
-            grouping = lt_gbg.group_classes(network, batches, num_groups=num_groups,
-                                            projection_dim=None if num_classes <= 1000 else 1024, seed=seed)
-            network = lt_training.GBGModel.from_model(network, grouping, mode=gbg_mode, **(gbg_options or {}))
+            grouping = lt_gbg.group_classes(network, batches, num_groups=num_groups, seed=seed,
+                                            **grouping_options)
+            network = lt_training.GBGModel.from_model(network, grouping, mode=gbg_mode, **model_options)
+            if sampler == "group_aware_completion":
+                import tensorflow as tf
+
+                train = lt_data.group_aware_completion(
+                    loaded.train, grouping, loaded.class_counts, batch_size, seed=seed,
+                    shuffle_buffer=loaded.num_train, augment=_crop_and_flip if augment else None,
+                ).prefetch(tf.data.AUTOTUNE)
             extra.update(num_groups=num_groups, gbg_mode=gbg_mode, groups=[int(g) for g in grouping.groups],
-                         gbg_normalization=network.gbg_settings()["normalization"])
+                         gbg_normalization=network.gbg_settings()["normalization"], gbg_sampler=sampler)
             if gbg_options:
                 extra["gbg_options"] = dict(gbg_options)
         network.compile(optimizer=make_optimizer(steps), loss=loss, metrics=[shot_metric])
-        train = _training_pipeline(loaded.train, loaded.num_train, batch_size, augment, seed)
+        if train is None:
+            train = _training_pipeline(loaded.train, loaded.num_train, batch_size, augment, seed)
         _announce(verbose, f"training ({'weight balancing stage 1: CE + WD' if method == 'wb' else method}): "
                            f"{epochs} epochs x {steps} steps")
         network.fit(train, epochs=epochs, steps_per_epoch=steps, shuffle=False, verbose=verbose,
@@ -600,7 +626,7 @@ def _classification_options(options):
     options["dataset"] = options["dataset"] or "digits-lt"
     gbg_options = {}
     normalization = options.pop("gbg_normalization")
-    if normalization != "none":
+    if normalization is not None:  # passed even when "none": GBGModel's own default is the GBG code's "loss+"
         gbg_options["normalization"] = normalization
     solve_every = options.pop("gbg_solve_every")
     if solve_every != 1:
@@ -936,14 +962,18 @@ def _training_pipeline(dataset, num_examples, batch_size, augment, seed):
 
     dataset = dataset.shuffle(num_examples, seed=seed, reshuffle_each_iteration=True).repeat()
     if augment:
-        def crop_and_flip(image, label):
-            height, width = image.shape[0], image.shape[1]
-            padded = tf.image.resize_with_crop_or_pad(image, height + 8, width + 8)
-            image = tf.image.random_crop(padded, tf.shape(image))
-            return tf.image.random_flip_left_right(image), label
-
-        dataset = dataset.map(crop_and_flip, num_parallel_calls=tf.data.AUTOTUNE)
+        dataset = dataset.map(_crop_and_flip, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _crop_and_flip(image, label):
+    """Random crop after 4-pixel zero padding, and random horizontal flip (the CIFAR recipe)."""
+    import tensorflow as tf
+
+    height, width = image.shape[0], image.shape[1]
+    padded = tf.image.resize_with_crop_or_pad(image, height + 8, width + 8)
+    image = tf.image.random_crop(padded, tf.shape(image))
+    return tf.image.random_flip_left_right(image), label
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -99,12 +99,25 @@ def test_gradtail_method(tmp_path):
 
 
 @pytest.mark.parametrize("method, extra", [("gbg", {"num_groups": 2}), ("async", {})])
-def test_gbg_and_dual_phase_methods(method, extra):
+def test_gbg_and_dual_phase_methods(method, extra, monkeypatch):
+    from keras_longtail import data as lt_data
+
+    completion_calls = []
+
+    def recording_completion(*args, **kwargs):
+        completion_calls.append(kwargs)
+        return group_aware_completion(*args, **kwargs)
+
+    group_aware_completion = lt_data.group_aware_completion
+    monkeypatch.setattr(lt_data, "group_aware_completion", recording_completion)
     results = cli.run_training(method=method, epochs=2, verbose=0, **extra)
     assert results["method"] == method and 0 <= results["accuracy"]["overall"] <= 100
     if method == "gbg":
         assert results["num_groups"] == 2 and len(results["groups"]) == 10
-        assert (results["gbg_mode"], results["gbg_normalization"]) == ("exact", "none")  # the paper's defaults
+        # the GBG code's defaults (backbone alpha, loss+) and the paper's GAC sampler
+        assert (results["gbg_mode"], results["gbg_normalization"], results["gbg_sampler"]) == (
+            "backbone", "loss+", "group_aware_completion")
+        assert len(completion_calls) == 1 and completion_calls[0]["seed"] == 0
     else:
         # digits-LT IF 20: 2 Many + 4 Medium classes train in phase I
         assert results["async_phase_one_classes"] == [0, 1, 2, 3, 4, 5]
@@ -116,10 +129,27 @@ def test_gbg_solve_every_flag(tmp_path, capsys):
                      "--verbose", "0", "--output", str(output)])
     assert code == 0
     results = json.loads(output.read_text())
-    assert results["gbg_options"] == {"solve_every": 3} and results["gbg_mode"] == "exact"
+    assert results["gbg_options"] == {"normalization": "loss+", "solve_every": 3} and results["gbg_mode"] == "backbone"
     with pytest.raises(SystemExit, match="2"):
         cli.main(["train", "--method", "gbg", "--gbg-solve-every", "0", "--epochs", "1", "--verbose", "0"])
     assert "--gbg-solve-every" in capsys.readouterr().err
+
+
+def test_gbg_pipeline_options(monkeypatch):
+    from keras_longtail import data as lt_data
+
+    def no_completion(*args, **kwargs):
+        raise AssertionError("sampler='random' must not use group_aware_completion")
+
+    monkeypatch.setattr(lt_data, "group_aware_completion", no_completion)
+    options = {"sampler": "random", "group_classes": {"gradients": "classifier", "training": True},
+               "normalization": "none"}
+    results = cli.run_training(method="gbg", num_groups=2, gbg_mode="exact", gbg_options=options, epochs=1,
+                               verbose=0)
+    assert (results["gbg_sampler"], results["gbg_normalization"]) == ("random", "none")
+    assert results["gbg_options"] == options
+    with pytest.raises(ValueError, match="sampler"):
+        cli.run_training(method="gbg", gbg_options={"sampler": "balanced"}, epochs=1, verbose=0)
 
 
 def test_batch_norm_momentum_needs_a_resnet():

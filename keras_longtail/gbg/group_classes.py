@@ -8,8 +8,8 @@ from keras_longtail.gbg.group_by_similarity import group_by_similarity
 GRADIENTS = ("classifier", "backbone")
 
 
-def group_classes(model, dataset, num_groups=4, *, gradients="classifier", layer="classifier",
-                  projection_dim=None, loss=None, training=True, seed=None, keep_similarity=True):
+def group_classes(model, dataset, num_groups=4, *, gradients="backbone", layer="classifier",
+                  projection_dim=None, loss=None, training=False, seed=None, keep_similarity=True):
     """Groups the classes of `model` by the similarity of their average gradients (GBG Alg. 1).
 
     One pass over `dataset` with the weights fixed computes, for every class k, the
@@ -18,16 +18,26 @@ def group_classes(model, dataset, num_groups=4, *, gradients="classifier", layer
     with `assign_labels="cluster_qr"`, as the GBG code) into `num_groups` groups.
     Run it once, on the initialized (or pretrained) model, before training.
 
+    The defaults are what the GBG code runs (`utils.py:cifar_partition_by_grad_nogroup_bcl`,
+    called once in `cifar_Group_full.py:main_worker` before epoch 0 on the freshly
+    initialized model, over `partition_loader`: the long-tailed training set with
+    the test transform, i.e. no augmentation): backbone gradients, batch norm in
+    inference mode (`model.eval()`), per-class mean gradients, affinity cosine + 1,
+    `spectral_clustering(..., assign_labels="cluster_qr")`, 4 groups. Pass it the
+    un-augmented training set and call it before `fit`.
+
     Which gradients (the similarity is only as good as the gradient it compares):
 
-    - `gradients="classifier"` (default): the gradient of the Dense layer named
-      `layer` (kernel and bias), per example a (dL/dz)^T with a = [features, 1]:
-      computed analytically from one forward pass per batch (no backward through
-      the network), so grouping costs about one evaluation epoch. Two classes are
+    - `gradients="backbone"` (default, the GBG code): all trainable weights except
+      `layer`'s (the code skips `fc` and BCL's `head`/`head_center`). One backward
+      per class present in each batch: for C classes about C training steps per
+      batch (CIFAR-100: about ten epochs' worth of backward passes, once).
+    - `gradients="classifier"`: the gradient of the Dense layer named `layer`
+      (kernel and bias), per example a (dL/dz)^T with a = [features, 1]: computed
+      analytically from one forward pass per batch (no backward through the
+      network), so grouping costs about one evaluation epoch. Two classes are
       similar when their features are alike *and* their logit gradients agree.
-    - `gradients="backbone"`: all trainable weights except `layer`'s, as in the GBG
-      code. One backward per class present in each batch: for C classes about C
-      training steps per batch, far slower; worth it for few classes.
+      Not what the paper's code does; a cheap alternative for many classes.
 
     `projection_dim=None` keeps the exact K x D gradients (refused above 2^27
     floats, with an error naming `projection_dim`). With `projection_dim=p` each
@@ -46,14 +56,17 @@ def group_classes(model, dataset, num_groups=4, *, gradients="classifier", layer
             `(features, labels)`; use the un-augmented training set. Classes absent
             from it get a zero gradient (similarity 0 to everything).
         num_groups: number of groups G, in [1, number of classes]. Defaults to 4.
-        gradients: `"classifier"` or `"backbone"`. Defaults to `"classifier"`.
+        gradients: `"backbone"` or `"classifier"`. Defaults to `"backbone"` (the
+            GBG code, `utils.py:cifar_partition_by_grad_nogroup_bcl`).
         layer: name of the classifier Dense layer. Defaults to `"classifier"`.
         projection_dim: sketch dimension, or `None` for exact gradients. Defaults to `None`.
         loss: callable `(labels, logits) -> per-example losses`. Defaults to softmax
             cross-entropy on logits.
         training: call the model in training mode (batch-norm statistics of the
-            batch, as during training). Defaults to `True`. The model's
-            non-trainable state (moving averages) is restored afterwards.
+            batch) instead of inference mode (batch-norm moving averages, at
+            initialization mean 0 and variance 1). Defaults to `False`, as the GBG
+            code (`model.eval()` in `cifar_partition_by_grad_nogroup_bcl`). The
+            model's non-trainable state (moving averages) is restored afterwards.
         seed: seed of the sketch and of the spectral embedding. Defaults to `None`.
         keep_similarity: keep the K x K matrix in the result. Defaults to `True`.
 

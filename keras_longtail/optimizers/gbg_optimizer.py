@@ -23,9 +23,10 @@ class GBGOptimizer(keras.optimizers.Optimizer):
 
           alpha = argmin_{alpha in simplex} || sum_g alpha_g grad L_g / c_g ||^2,
 
-      with the gradient normalizer c_g of `normalization` (`"none"`: c_g = 1, the
-      paper's Eq. 11; `"loss+"`: c_g = L_g ||grad L_g||, the GBG code), and applies d = sum_g alpha_g grad L_g (Eq. 12, the
-      raw gradients, as in the MGDA and GBG code) through the inner optimizer;
+      with the gradient normalizer c_g of `normalization` (`"loss+"`: c_g =
+      L_g ||grad L_g||, the GBG code; `"none"`: c_g = 1, the paper's Eq. 11 as
+      printed), and applies d = sum_g alpha_g grad L_g (Eq. 12, the raw
+      gradients, as in the MGDA and GBG code) through the inner optimizer;
       `group_weights(...)` returns alpha alone;
     - `apply(grads)` / `apply_gradients(grads_and_vars)` of a single gradient list
       delegate to the inner optimizer unchanged, so with one group (or outside a
@@ -45,7 +46,9 @@ class GBGOptimizer(keras.optimizers.Optimizer):
             per class) for the train step; optional when the model has its own.
             Defaults to `None`.
         normalization: `"none"`, `"l2"`, `"loss"` or `"loss+"`. Defaults to
-            `"none"` (the paper's Eq. 11; the GBG code hard-codes `"loss+"`).
+            `"loss+"`, what the GBG code runs (`utils.py:get_MGDA_weights`
+            hard-codes `'loss+'`; the `--norm_st l2` flag of
+            `cifar_Group_full.py` is never read). `"none"` is Eq. 11 as printed.
         solver: `"active_set"`, `"pgd"` or `"frank_wolfe"` (see
             `keras_longtail.ops.min_norm_weights`). Defaults to `"active_set"`.
         max_iterations: iteration bound of the solver. Defaults to 250.
@@ -64,7 +67,8 @@ class GBGOptimizer(keras.optimizers.Optimizer):
     >>> from keras_longtail.gbg import ClassGrouping
     >>> from keras_longtail.training import GBGModel
     >>> inputs = keras.Input((4,))
-    >>> network = keras.Model(inputs, keras.layers.Dense(3, name="classifier")(inputs))
+    >>> features = keras.layers.Dense(5, activation="relu")(inputs)
+    >>> network = keras.Model(inputs, keras.layers.Dense(3, name="classifier")(features))
     >>> model = GBGModel.from_model(network)
     >>> optimizer = GBGOptimizer(keras.optimizers.SGD(0.1), ClassGrouping([0, 1, 1]))
     >>> model.compile(optimizer, keras.losses.SparseCategoricalCrossentropy(from_logits=True))
@@ -88,7 +92,7 @@ class GBGOptimizer(keras.optimizers.Optimizer):
         NeurIPS 2018, https://arxiv.org/abs/1810.04650.
     """
 
-    def __init__(self, inner_optimizer, grouping=None, normalization="none", solver="active_set", max_iterations=250,
+    def __init__(self, inner_optimizer, grouping=None, normalization="loss+", solver="active_set", max_iterations=250,
                  tolerance=1e-6, name=None, **kwargs):
         _backend.require_tensorflow_backend(type(self).__name__)
         if kwargs:

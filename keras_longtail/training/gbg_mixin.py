@@ -11,8 +11,8 @@ from keras_longtail.gbg.class_grouping import ClassGrouping
 from keras_longtail.gbg.class_grouping import as_grouping
 from keras_longtail.ops import _min_norm
 
-MODES = ("exact", "representation")
-SOLVER_DEFAULTS = {"normalization": "none", "solver": "active_set", "max_iterations": 250, "tolerance": 1e-6}
+MODES = ("backbone", "exact", "representation")
+SOLVER_DEFAULTS = {"normalization": "loss+", "solver": "active_set", "max_iterations": 250, "tolerance": 1e-6}
 _GBG_KEYS = ("grouping", "mode", "normalization", "solver", "head_layer", "max_iterations", "tolerance",
              "solve_every")
 
@@ -40,10 +40,18 @@ class GBGMixin:
     one group, L_1 is the usual batch loss and the step equals Keras' built-in one.
     The logged `loss` is the ordinary batch loss (comparable with other methods).
 
-    Modes:
+    Modes (which gradients alpha is solved on; the update d always uses the full
+    gradients):
 
-    - `"exact"` (the paper): gradients of every L_g over all trainable weights:
-      one backward pass per group (G + 1 passes for G groups).
+    - `"backbone"` (the default, the GBG code): one backward pass per group over
+      all trainable weights (G + 1 passes for G groups); alpha is solved on the
+      gradients of every weight *except* the `head_layer`'s (the code's
+      `get_group_g_grad_on_backbone` skips the classifier `fc` and BCL's heads),
+      then d = sum_g alpha_g grad L_g over all weights, which is what the code's
+      single backward of 2.0 * sum_g alpha_g CE_g + 1.6 * SupCon applies to its CE
+      part. Needs a layer named `head_layer`.
+    - `"exact"` (Algorithm 2 as printed): as `"backbone"`, with alpha solved on the
+      gradients of all trainable weights, the classifier's included.
     - `"representation"`: the min-norm weights come from the gradients of the
       `head_layer` weights only (the classifier), which need no backward pass
       through the network; then one full backward of sum_g alpha_g L_g. Cheap
@@ -53,7 +61,8 @@ class GBGMixin:
       groups conflict on the classifier (measured pairwise cosines -0.57 to +0.24 at
       initialization on Fashion-MNIST-LT, against -0.08 to +0.09 for the full
       gradients), and with `normalization="none"` alpha collapses onto one group
-      (alpha ~ 0.98, ||d|| -> 0.03) while the loss rises. Prefer `"exact"`.
+      (alpha ~ 0.98, ||d|| -> 0.03) while the loss rises. Prefer `"backbone"` or
+      `"exact"`.
       Gradients with respect to the feature *activations* would not do either:
       groups own disjoint rows of the batch, so those gradients are orthogonal
       and the Gram matrix diagonal.
@@ -66,7 +75,7 @@ class GBGMixin:
     than their group's largest mostly ended at 0 % (benchmarks/README.md). Check
     the grouping (`ClassGrouping.groups`) against the class counts.
 
-    Amortized solve (`solve_every=k`, exact mode): every k-th step (optimizer
+    Amortized solve (`solve_every=k`, backbone or exact mode): every k-th step (optimizer
     iterations 0, k, 2k, ...) is the exact step above and stores alpha in the
     non-trainable variable `gbg_alpha`; the k - 1 steps between reuse it,
     restricted to the groups present in the batch and renormalized (uniform if
@@ -76,7 +85,7 @@ class GBGMixin:
     backward passes, each coupled across the batch by batch normalization). This
     is an approximation of Algorithm 2 (alpha is up to k - 1 steps stale), the
     same trade as Nash-MTL's `update_weights_every`; `k = 1` (the default) is the
-    paper. Under `tf.distribute` a synchronization point cannot sit inside the
+    paper and the code. Under `tf.distribute` a synchronization point cannot sit inside the
     step's `tf.cond`, so the all-reduce runs at every step on one flat tensor
     whose length the cond decides: the G per-group gradients on solve steps,
     zero elements between them (nothing of size G x parameters crosses the
@@ -116,23 +125,30 @@ class GBGMixin:
         grouping: a `keras_longtail.gbg.ClassGrouping` (or a list of group ids,
             one per class), or `None` to take it from a compiled
             `keras_longtail.optimizers.GBGOptimizer`. Defaults to `None`.
-        mode: `"exact"` or `"representation"`. Defaults to `"exact"`.
+        mode: `"backbone"`, `"exact"` or `"representation"` (see above). Defaults
+            to `"backbone"`, what the GBG code runs (`cifar_Group_full.py:train`
+            solves on `get_group_g_grad_on_backbone`'s gradients).
         normalization: gradient normalizer before the solve: `"none"`, `"l2"`,
-            `"loss"` or `"loss+"` (loss times l2 norm). `None` (the default) takes
-            the GBGOptimizer's, else `"none"`: the paper's Eq. 11 (the GBG code
-            hard-codes `"loss+"`, which on a short budget puts most of alpha on the
-            two smallest groups and trains far worse; see benchmarks/README.md).
+            `"loss"` or `"loss+"` (c_g = L_g ||grad L_g||, the norm over the
+            weights alpha is solved on). `None` (the default) takes the
+            GBGOptimizer's, else `"loss+"`: what the GBG code runs
+            (`utils.py:get_MGDA_weights` hard-codes `'loss+'`; the script's
+            `--norm_st l2` flag is never read). `"none"` is the paper's Eq. 11 as
+            printed, which on a short budget let the head group take alpha and
+            starved tail classes (see benchmarks/README.md).
         solver: `"active_set"`, `"pgd"` or `"frank_wolfe"` (see
             `keras_longtail.ops.min_norm_weights`). `None` (the default): the
             GBGOptimizer's, else `"active_set"`.
-        head_layer: name of the layer whose weights `"representation"` uses.
-            Defaults to `"classifier"`.
+        head_layer: name of the classifier layer: the weights `"backbone"` leaves
+            out of the solve and `"representation"` solves on. Defaults to
+            `"classifier"`.
         max_iterations: iteration bound of the solver. `None` (the default): the
             GBGOptimizer's, else 250.
         tolerance: relative duality-gap tolerance of the solver. `None` (the
             default): the GBGOptimizer's, else `1e-6`.
-        solve_every: re-solve alpha every this many steps (see above; exact mode,
-            with the grouping on the model). Defaults to `1` (every step).
+        solve_every: re-solve alpha every this many steps (see above; backbone or
+            exact mode, with the grouping on the model). Defaults to `1` (every
+            step, as the code).
 
     Compiled with a `GBGOptimizer`, the step takes the grouping and the solver
     settings left at `None` here from it and applies d through it (it delegates to
@@ -154,7 +170,8 @@ class GBGMixin:
     >>> class Net(GBGMixin, keras.Model):
     ...     pass
     >>> inputs = keras.Input((4,))
-    >>> net = Net(inputs, keras.layers.Dense(3, name="classifier")(inputs), grouping=ClassGrouping([0, 1, 1]))
+    >>> features = keras.layers.Dense(5, activation="relu")(inputs)
+    >>> net = Net(inputs, keras.layers.Dense(3, name="classifier")(features), grouping=ClassGrouping([0, 1, 1]))
     >>> net.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     >>> history = net.fit(np.ones((6, 4)), np.arange(6) % 3, verbose=0)
     >>> bool(np.isfinite(history.history["loss"][0]))
@@ -167,15 +184,16 @@ class GBGMixin:
         NeurIPS 2018, https://arxiv.org/abs/1810.04650.
     """
 
-    def __init__(self, *args, grouping=None, mode="exact", normalization=None, solver=None,
+    def __init__(self, *args, grouping=None, mode="backbone", normalization=None, solver=None,
                  head_layer="classifier", max_iterations=None, tolerance=None, solve_every=1, **kwargs):
         _backend.require_tensorflow_backend(type(self).__name__)
         grouping = None if grouping is None else as_grouping(grouping)
         _validation.check_choice("mode", mode, MODES)
         solve_every = _validation.check_int("solve_every", solve_every, minimum=1)
-        if solve_every > 1 and mode != "exact":
-            raise ValueError("`solve_every` > 1 amortizes the exact mode's solve; representation mode costs about a "
-                             f"plain step already. Received: solve_every={solve_every} with mode={mode!r}")
+        if solve_every > 1 and mode == "representation":
+            raise ValueError("`solve_every` > 1 amortizes the backbone and exact modes' solve; representation mode "
+                             "costs about a plain step already. "
+                             f"Received: solve_every={solve_every} with mode={mode!r}")
         if solve_every > 1 and grouping is None:
             raise ValueError("`solve_every` > 1 keeps alpha in a variable sized by the grouping: give `grouping` to "
                              f"the model, not only to a GBGOptimizer. Received: solve_every={solve_every}, "
@@ -186,12 +204,15 @@ class GBGMixin:
         if grouping is not None:
             self._gbg_check_grouping(grouping)
         outputs = getattr(self, "outputs", None)
-        if mode == "representation" and outputs:
+        if mode in ("representation", "backbone") and outputs:
             try:
                 self.get_layer(head_layer)
             except ValueError:
-                raise ValueError(f"mode='representation' needs a layer named `head_layer`={head_layer!r}. "
+                raise ValueError(f"mode={mode!r} needs a layer named `head_layer`={head_layer!r} (mode='exact' "
+                                 "solves on all weights and needs none). "
                                  f"The model's layers are {[l.name for l in self.layers]}") from None
+            if mode == "backbone":
+                self._gbg_backbone_positions(head_layer)
         self._gbg_grouping = None if grouping is None else ClassGrouping(grouping.groups, grouping.num_groups)
         if grouping is not None:
             # The group ids live in a variable, saved with the weights: a checkpoint restores the grouping
@@ -346,11 +367,11 @@ class GBGMixin:
                 group_losses.append(self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=weights,
                                                       training=True))
             scaled = [self.optimizer.scale_loss(loss) for loss in group_losses]
-        if self.mode == "exact" and self.solve_every > 1:
+        if self.mode != "representation" and self.solve_every > 1:
             gradients, alpha, gap = self._gbg_amortized(tape, scaled, group_losses, present, variables, settings)
-        elif self.mode == "exact":
+        elif self.mode != "representation":
             per_group = [self._dense(tape.gradient(loss, variables), variables) for loss in scaled]
-            alpha, gap = _min_norm.group_weights(per_group, group_losses, present, return_gap=True, **settings)
+            alpha, gap = _min_norm.group_weights(self._gbg_solve_part(per_group), group_losses, present, return_gap=True, **settings)
             gradients = _min_norm.combine(alpha, per_group)
         else:
             head = self.get_layer(self.head_layer).trainable_weights
@@ -389,7 +410,7 @@ class GBGMixin:
             # No synchronization: the whole solve sits in the cond.
             def solve():
                 gradients = per_group()
-                alpha, gap = _min_norm.solve_group_weights(gradients, group_losses, present, return_gap=True,
+                alpha, gap = _min_norm.solve_group_weights(self._gbg_solve_part(gradients), group_losses, present, return_gap=True,
                                                            **settings)
                 return [tf.convert_to_tensor(g) for g in _min_norm.combine(alpha, gradients)], alpha, gap
 
@@ -404,7 +425,7 @@ class GBGMixin:
                                                                 settings["normalization"])
 
             def solve():
-                alpha, gap = _min_norm.solve_group_weights(reduced, losses, present, return_gap=True, **settings)
+                alpha, gap = _min_norm.solve_group_weights(self._gbg_solve_part(reduced), losses, present, return_gap=True, **settings)
                 return [tf.convert_to_tensor(g) for g in _min_norm.combine(alpha, per_group_or_zeros)], alpha, gap
 
             gradients, alpha, gap = tf.cond(solve_now, solve, lambda: (reuse(), reused, tf.zeros([], tf.float32)))
@@ -431,7 +452,7 @@ class GBGMixin:
                         for g in range(len(scaled))]
 
             def solve():
-                alpha, gap = _min_norm.solve_group_weights(unflatten(summed), losses, present, return_gap=True,
+                alpha, gap = _min_norm.solve_group_weights(self._gbg_solve_part(unflatten(summed)), losses, present, return_gap=True,
                                                            **settings)
                 gradients = _min_norm.combine(alpha, unflatten(local))
                 return [tf.cast(g, v.dtype) for g, v in zip(gradients, variables)], alpha, gap
@@ -440,6 +461,22 @@ class GBGMixin:
         # a solve on non-finite gradients (a float16 step the LossScaleOptimizer skips) keeps the stored alpha
         self.gbg_alpha.assign(tf.where(tf.logical_and(solve_now, tf.math.is_finite(gap)), alpha, self.gbg_alpha))
         return gradients, alpha, tf.where(solve_now, gap, 0.0)
+
+    def _gbg_solve_part(self, per_group):
+        """The part of G per-variable gradient lists that alpha is solved on: all of it (`"exact"`), or all but
+        the `head_layer` weights (`"backbone"`, the GBG code's `get_group_g_grad_on_backbone`)."""
+        if self.mode != "backbone":
+            return per_group
+        keep = self._gbg_backbone_positions(self.head_layer)
+        return [[gradients[i] for i in keep] for gradients in per_group]
+
+    def _gbg_backbone_positions(self, head_layer):
+        head = {id(v) for v in self.get_layer(head_layer).trainable_weights}
+        keep = [i for i, v in enumerate(self.trainable_weights) if id(v) not in head]
+        if not keep:
+            raise ValueError(f"mode='backbone' needs trainable weights outside `head_layer`={head_layer!r}: "
+                             "use mode='exact'. Received a model whose only trainable weights are the head's")
+        return keep
 
     def _gbg_labels(self, y, num_classes):
         tf = _backend.import_tensorflow()

@@ -32,8 +32,9 @@ class GBGModel(GBGMixin, keras.Model):
 
     ```python
     network = keras_longtail.models.resnet32(10)
+    # once, before training, on the un-augmented training set (the GBG code's grouping)
     grouping = keras_longtail.gbg.group_classes(network, train.batch(256), num_groups=4)
-    model = GBGModel.from_model(network, grouping, mode="representation")
+    model = GBGModel.from_model(network, grouping)  # the GBG code's step: mode="backbone", "loss+"
     model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.fit(train_batches, epochs=200)

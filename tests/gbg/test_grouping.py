@@ -125,6 +125,37 @@ def test_group_classes_end_to_end():
         assert grouping.class_counts_ == np.bincount(Y, minlength=5).tolist()
 
 
+def test_group_classes_defaults_are_the_official_codes():
+    # GBG_v1's cifar_partition_by_grad_nogroup_bcl: backbone gradients (all but the classifier), model.eval()
+    # (batch norm on its moving statistics), per-class mean gradients, cosine + 1, cluster_qr.
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((5,))
+    hidden = keras.layers.Dense(7, name="hidden")(inputs)
+    normalized = keras.layers.BatchNormalization(name="bn")(hidden)
+    model = keras.Model(inputs, keras.layers.Dense(5, name="classifier")(keras.layers.ReLU()(normalized)))
+    bn = model.get_layer("bn")
+    bn.moving_mean.assign(np.linspace(-1.0, 1.0, 7))  # inference mode must differ from batch statistics
+    bn.moving_variance.assign(np.linspace(0.2, 3.0, 7))
+    variables = [v for v in model.trainable_variables if v.path.split("/")[0] != "classifier"]
+    rows = []
+    for k in range(5):
+        selected = Y == k
+        if not selected.any():
+            rows.append(np.zeros(sum(int(np.prod(v.shape)) for v in variables)))
+            continue
+        with tf.GradientTape() as tape:
+            logits = model(X[selected], training=False)
+            loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(Y[selected], logits, from_logits=True))
+        rows.append(np.concatenate([g.numpy().reshape(-1) for g in tape.gradient(loss, variables)]))
+    expected = group_by_similarity(np.array(rows), 2, seed=0)
+    grouping = group_classes(model, _dataset(), 2, seed=0)
+    np.testing.assert_allclose(grouping.similarity, expected.similarity, atol=1e-5)
+    assert grouping.groups == expected.groups
+    for other in ({"gradients": "classifier"}, {"training": True}):
+        similarity = group_classes(model, _dataset(), 2, seed=0, **other).similarity
+        assert np.abs(similarity - expected.similarity).max() > 1e-2, other
+
+
 def test_group_classes_leaves_the_model_unchanged():
     keras.utils.set_random_seed(0)
     model = models.resnet32(4, input_shape=(8, 8, 3))

@@ -48,13 +48,16 @@ def _reference_step(network, x, y, w, grouping, mode, normalization, lr):
     """One SGD step of GBG written directly: per-group tapes, cvxopt weights, numpy update."""
     variables = network.trainable_variables
     head = network.get_layer("classifier").trainable_variables
+    heads = {id(v) for v in head}
+    solved = {"exact": variables, "representation": head,
+              "backbone": [v for v in variables if id(v) not in heads]}[mode]
     gradients, solve_on, losses, present = [], [], [], []
     for g in range(grouping.num_groups):
         classes = grouping.members(g)
         if not np.isin(y, classes).any():
             present.append(False)
             gradients.append([np.zeros(v.shape) for v in variables])
-            solve_on.append(np.zeros(sum(int(np.prod(v.shape)) for v in (variables if mode == "exact" else head))))
+            solve_on.append(np.zeros(sum(int(np.prod(v.shape)) for v in solved)))
             losses.append(0.0)
             continue
         present.append(True)
@@ -62,7 +65,7 @@ def _reference_step(network, x, y, w, grouping, mode, normalization, lr):
             loss = _group_mean_loss(network, x, y, w, classes)
         grads = [t.numpy() for t in tape.gradient(loss, variables)]
         gradients.append(grads)
-        used = grads if mode == "exact" else grads[-2:]
+        used = [t for t, v in zip(grads, variables) if any(v is s for s in solved)]
         solve_on.append(np.concatenate([t.reshape(-1) for t in used]))
         losses.append(float(loss))
     solve_on, losses = np.array(solve_on, np.float64), np.array(losses)
@@ -74,7 +77,7 @@ def _reference_step(network, x, y, w, grouping, mode, normalization, lr):
             for i, v in enumerate(variables)], alpha
 
 
-@pytest.mark.parametrize("mode", ["exact", "representation"])
+@pytest.mark.parametrize("mode", ["backbone", "exact", "representation"])
 @pytest.mark.parametrize("normalization", ["none", "loss+"])
 def test_one_step_matches_reference(mode, normalization):
     grouping = ClassGrouping([0, 1, 2, 2, 1, 0])
@@ -90,7 +93,7 @@ def test_one_step_matches_reference(mode, normalization):
         np.testing.assert_allclose(have, want, rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("mode", ["exact", "representation"])
+@pytest.mark.parametrize("mode", ["backbone", "exact", "representation"])
 def test_absent_group_gets_zero_weight(mode):
     network = _network()
     keep = np.isin(Y, [0, 1, 4])  # group 1 (classes 2, 3) absent
@@ -101,7 +104,7 @@ def test_absent_group_gets_zero_weight(mode):
     alpha = alpha.numpy()
     assert alpha[1] == 0.0 and alpha.sum() == pytest.approx(1.0, abs=1e-6) and np.isfinite(float(loss))
     assert all(np.all(np.isfinite(g.numpy())) for g in gradients)
-    expected, _ = _reference_step(network, x, y, np.ones(len(y), np.float32), GROUPING, mode, "none", lr=0.5)
+    expected, _ = _reference_step(network, x, y, np.ones(len(y), np.float32), GROUPING, mode, "loss+", lr=0.5)
     model.train_on_batch(x, y)
     for want, have in zip(expected, _network_weights(model)):
         np.testing.assert_allclose(have, want, rtol=1e-4, atol=1e-6)
@@ -125,7 +128,7 @@ def _schedule_fit(jit_compile=False):
     return _fit(model, keras.optimizers.SGD(schedule, momentum=0.9), jit_compile=jit_compile)[0]
 
 
-@pytest.mark.parametrize("mode", ["exact", "representation"])
+@pytest.mark.parametrize("mode", ["backbone", "exact", "representation"])
 def test_mirrored_strategy_and_jit_equal_one_device(mode):
     def fit(jit_compile=False):
         model = GBGModel.from_model(_network(), GROUPING, mode=mode)
@@ -159,11 +162,29 @@ def test_serialization_and_save_load(tmp_path):
     reloaded.fit(X[:16], Y[:16], batch_size=16, verbose=0)
 
 
-def test_defaults_are_the_papers():
+def test_defaults_are_the_official_codes():
+    # GBG_v1: alpha from the backbone's gradients (get_group_g_grad_on_backbone), normalized "loss+"
+    # (get_MGDA_weights hard-codes it), solved every step.
     model = GBGModel.from_model(_network(), GROUPING)
     settings = model.gbg_settings()
-    assert model.mode == "exact" and settings["normalization"] == "none"  # Eq. 11 on all weights
+    assert (model.mode, settings["normalization"], model.solve_every, model.head_layer) == (
+        "backbone", "loss+", 1, "classifier")
     assert model.get_config()["normalization"] is None  # resolved at the step (a GBGOptimizer may set it)
+
+
+def test_backbone_mode_solves_without_the_classifier():
+    # Backbone and exact mode differ only in the weights alpha is solved on (the update uses all of them).
+    grouping = ClassGrouping([0, 1, 2, 2, 1, 0])
+    x, y, ones = X[:16], Y[:16], np.ones(16, np.float32)
+    network = _network()
+    alphas = {}
+    for mode in ("backbone", "exact"):
+        model = GBGModel.from_model(network, grouping, mode=mode, max_iterations=2000, tolerance=1e-10)
+        model.compile(keras.optimizers.SGD(0.1), _loss())
+        alphas[mode] = tf.function(model.gbg_gradients)(x, y)[1].numpy()
+        _, reference = _reference_step(network, x, y, ones, grouping, mode, "loss+", lr=0.1)
+        np.testing.assert_allclose(alphas[mode], reference, atol=1e-4)
+    assert np.abs(alphas["backbone"] - alphas["exact"]).max() > 1e-2
 
 
 def test_bad_input():
@@ -182,6 +203,13 @@ def test_bad_input():
         GBGModel.from_model(network, GROUPING, solver="cvxopt")
     with pytest.raises(ValueError, match="head_layer"):
         GBGModel.from_model(network, GROUPING, mode="representation", head_layer="head")
+    with pytest.raises(ValueError, match="mode='backbone' needs a layer named `head_layer`='head'"):
+        GBGModel.from_model(network, GROUPING, head_layer="head")
+    inputs = keras.Input((5,))
+    head_only = keras.Model(inputs, keras.layers.Dense(NUM_CLASSES, name="classifier")(inputs))
+    with pytest.raises(ValueError, match="trainable weights outside `head_layer`.*use mode='exact'"):
+        GBGModel.from_model(head_only, GROUPING)
+    GBGModel.from_model(head_only, GROUPING, mode="exact")  # exact mode solves on the classifier
     model = GBGModel.from_model(network, GROUPING)
     model.compile("sgd", _loss())
     with pytest.raises(tf.errors.InvalidArgumentError, match="y"):
@@ -213,7 +241,7 @@ def _amortized_reference(network, batches, grouping, every, lr):
     for step, (x, y) in enumerate(batches):
         present = np.array([np.isin(y, grouping.members(g)).any() for g in range(grouping.num_groups)])
         if step % every == 0:
-            _, stored = _reference_step(network, x, y, np.ones(len(y), np.float32), grouping, "exact", "none", lr)
+            _, stored = _reference_step(network, x, y, np.ones(len(y), np.float32), grouping, "backbone", "loss+", lr)
             alpha = stored
         else:
             alpha = np.where(present, stored, 0.0)
