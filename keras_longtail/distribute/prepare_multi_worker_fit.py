@@ -1,0 +1,119 @@
+"""Lets Keras 3's `model.fit` start under `tf.distribute.MultiWorkerMirroredStrategy`."""
+
+import keras
+
+from keras_longtail import _backend
+
+# The step of Keras' TensorFlow trainer that fails: before `fit` / `evaluate` start, it takes one batch from
+# the distributed iterator and calls `strategy.reduce("MEAN", batch, axis=None)` on the whole `(x, y, ...)`
+# nest. `Strategy.reduce` takes one value, not a nest; with two or more workers the collective reduce then
+# tries to convert the tuple of `PerReplica` values to a tensor and raises
+# "Attempt to convert a value (PerReplica...)". Keras only needs the shapes and dtypes of one batch there.
+_BUILD_HOOK = "_maybe_symbolic_build"
+
+
+def prepare_multi_worker_fit(model):
+    """Makes `model.fit` / `model.evaluate` start under a multi-worker `tf.distribute` strategy.
+
+    Keras 3 (3.6 through at least 3.15, TensorFlow backend) cannot start `fit` under
+    `tf.distribute.MultiWorkerMirroredStrategy` with two or more workers, even for a
+    plain model (keras-team/keras#20585): before the first step it averages one
+    distributed input batch across replicas with `strategy.reduce("MEAN", (x, y),
+    axis=None)`, only to read the shapes and dtypes it builds the model's state from.
+    `Strategy.reduce` takes a single value, and the cross-worker reduce rejects the
+    `(x, y)` nest: "Attempt to convert a value (PerReplica...) ... to a Tensor".
+
+    This function changes that one step for `model` alone: the batch that Keras
+    builds from is this worker's first local replica batch, which has the shapes and
+    dtypes Keras needs, and no values cross the workers there. Training itself is
+    Keras' own `fit` (callbacks, metrics, progress bar, checkpoints). Nothing else is
+    changed: Keras is not patched, the model's class and its saved files are the same,
+    and on one worker or one device the result of `fit` is unchanged. On a Keras
+    version without that step there is nothing to change, and `model` is returned as
+    it is. See `docs/multi_worker.md` for the root cause and the upstream fix.
+
+    Call it once per model, on every worker, after creating the model under
+    `strategy.scope()` and before `fit` (before or after `compile`).
+
+    Args:
+        model: a `keras.Model` created under the multi-worker strategy's scope.
+
+    Returns:
+        `model`, ready for `fit` and `evaluate` under its strategy.
+
+    Example:
+
+    ```python
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()   # TF_CONFIG names the workers
+    with strategy.scope():
+        model = prepare_multi_worker_fit(resnet32(10))
+        model.compile(keras.optimizers.SGD(0.1), loss=GALALoss(10),
+                      metrics=[ShotAccuracy(counts)])
+    model.fit(train.batch(global_batch), epochs=200,
+              callbacks=[GALAAccumulator(), BackupAndRestore(f"run/backup/worker{task_id}")])
+    ```
+
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    >>> prepare_multi_worker_fit(model) is model
+    True
+    >>> model.compile("sgd", "sparse_categorical_crossentropy")
+    >>> _ = model.fit(np.ones((4, 4)), np.arange(4) % 3, verbose=0)
+
+    References:
+        keras-team/keras#20585, "MultiWorkerMirroredStrategy: model.fit fails with
+        'Attempt to convert a value (PerReplica...)'".
+    """
+    _backend.require_tensorflow_backend("prepare_multi_worker_fit")
+    if not isinstance(model, keras.Model):
+        raise ValueError(f"Expected a keras.Model. Received: model={model!r} of type {type(model).__name__}")
+    tf = _backend.import_tensorflow()
+    strategy = model.distribute_strategy
+    if strategy.num_replicas_in_sync == len(strategy.extended.worker_devices):
+        return model  # one worker: Keras' `fit` works as it is
+    model_class = type(model)
+    if getattr(model_class, _BUILD_HOOK, None) is not None:
+        keras_build = getattr(model_class, _BUILD_HOOK)
+
+        def build_from_local_batch(iterator=None, data_batch=None):
+            if iterator is not None and data_batch is None:
+                data_batch = _first_local_batch(iterator, strategy, tf)
+            return keras_build(model, data_batch=data_batch)
+
+        # Attributes of this instance only: the class, other models and Keras itself stay as they are.
+        object.__setattr__(model, _BUILD_HOOK, build_from_local_batch)
+    for step_name in ("train_step", "test_step"):
+        object.__setattr__(model, step_name, _with_replica_axis(getattr(model, step_name), tf))
+    return model
+
+
+def _with_replica_axis(step, tf):
+    """`step` whose logs have a leading axis of length 1, the axis Keras' multi-worker mean reduces over.
+
+    Keras reduces each log of a step across workers with `strategy.reduce("MEAN", value, axis=0)`
+    (`reduce_per_replica`, reduction "auto"), which fails on the scalar logs every step returns ("Invalid
+    reduction dimension 0 for input with 0 dimensions") and would average a vector log over its own entries.
+    With the leading axis, that reduce returns the mean over replicas, of the step's own shape: the value
+    Keras' one-worker `MirroredStrategy` logs.
+    """
+
+    def step_with_replica_axis(data):
+        return keras.tree.map_structure(lambda value: tf.expand_dims(tf.convert_to_tensor(value), 0), step(data))
+
+    step_with_replica_axis.__name__ = getattr(step, "__name__", "step")
+    return step_with_replica_axis
+
+
+def _first_local_batch(iterator, strategy, tf):
+    """The first batch of Keras' epoch iterator, each distributed value replaced by this worker's first replica's."""
+    for _, _, batches in iterator:  # how Keras' trainer reads its epoch iterator
+        batch = next(batches)
+        break
+    else:
+        raise ValueError("Expected at least one batch of training data. Received: an empty dataset")
+
+    def local(value):
+        if isinstance(value, tf.distribute.DistributedValues):
+            return strategy.experimental_local_results(value)[0]
+        return value
+
+    return keras.tree.map_structure(local, batch)
