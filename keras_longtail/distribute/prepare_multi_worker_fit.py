@@ -68,7 +68,7 @@ def prepare_multi_worker_fit(model):
         raise ValueError(f"Expected a keras.Model. Received: model={model!r} of type {type(model).__name__}")
     tf = _backend.import_tensorflow()
     strategy = model.distribute_strategy
-    if strategy.num_replicas_in_sync == len(strategy.extended.worker_devices):
+    if not _spans_several_workers(strategy, tf):
         return model  # one worker: Keras' `fit` works as it is
     model_class = type(model)
     if getattr(model_class, _BUILD_HOOK, None) is not None:
@@ -84,6 +84,12 @@ def prepare_multi_worker_fit(model):
     for step_name in ("train_step", "test_step"):
         object.__setattr__(model, step_name, _with_replica_axis(getattr(model, step_name), tf))
     return model
+
+
+def _spans_several_workers(strategy, tf):
+    """Whether `strategy` is a MultiWorkerMirroredStrategy with replicas on other workers than this one."""
+    return (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+            and strategy.num_replicas_in_sync > len(strategy.extended.worker_devices))
 
 
 def _with_replica_axis(step, tf):
