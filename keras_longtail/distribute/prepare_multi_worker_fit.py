@@ -1,36 +1,44 @@
-"""Lets Keras 3's `model.fit` start under `tf.distribute.MultiWorkerMirroredStrategy`."""
+"""Lets Keras 3's `model.fit` run under `tf.distribute.MultiWorkerMirroredStrategy` with several workers."""
 
 import keras
 
 from keras_longtail import _backend
 
-# The step of Keras' TensorFlow trainer that fails: before `fit` / `evaluate` start, it takes one batch from
-# the distributed iterator and calls `strategy.reduce("MEAN", batch, axis=None)` on the whole `(x, y, ...)`
-# nest. `Strategy.reduce` takes one value, not a nest; with two or more workers the collective reduce then
-# tries to convert the tuple of `PerReplica` values to a tensor and raises
-# "Attempt to convert a value (PerReplica...)". Keras only needs the shapes and dtypes of one batch there.
+# Keras' TensorFlow trainer method that averages one distributed input batch across replicas before `fit` and
+# `evaluate` start (docs/multi_worker.md, defect 1). Reading it by name is the one place this module relies on
+# a Keras internal; the multi-worker tests fail loudly if Keras renames it without fixing the defect.
 _BUILD_HOOK = "_maybe_symbolic_build"
 
 
 def prepare_multi_worker_fit(model):
-    """Makes `model.fit` / `model.evaluate` start under a multi-worker `tf.distribute` strategy.
+    """Makes `model.fit` / `model.evaluate` run under MultiWorkerMirroredStrategy with several workers.
 
-    Keras 3 (3.6 through at least 3.15, TensorFlow backend) cannot start `fit` under
+    Keras 3.15.1 with TensorFlow 2.21 cannot run `fit` under
     `tf.distribute.MultiWorkerMirroredStrategy` with two or more workers, even for a
-    plain model (keras-team/keras#20585): before the first step it averages one
-    distributed input batch across replicas with `strategy.reduce("MEAN", (x, y),
-    axis=None)`, only to read the shapes and dtypes it builds the model's state from.
-    `Strategy.reduce` takes a single value, and the cross-worker reduce rejects the
-    `(x, y)` nest: "Attempt to convert a value (PerReplica...) ... to a Tensor".
+    plain model (keras-team/keras#20585), because of two defects in its TensorFlow
+    trainer (`docs/multi_worker.md` has the source lines, a reproduction and the
+    upstream fix):
 
-    This function changes that one step for `model` alone: the batch that Keras
-    builds from is this worker's first local replica batch, which has the shapes and
-    dtypes Keras needs, and no values cross the workers there. Training itself is
-    Keras' own `fit` (callbacks, metrics, progress bar, checkpoints). Nothing else is
-    changed: Keras is not patched, the model's class and its saved files are the same,
-    and on one worker or one device the result of `fit` is unchanged. On a Keras
-    version without that step there is nothing to change, and `model` is returned as
-    it is. See `docs/multi_worker.md` for the root cause and the upstream fix.
+    1. Before the first step, Keras averages one distributed input batch over the
+       replicas with `strategy.reduce("MEAN", (x, y), axis=None)`, only to read the
+       shapes and dtypes it builds the model's state from. `Strategy.reduce` takes
+       one value, not a nest; across workers the collective reduce tries to convert
+       the `(x, y)` tuple of `PerReplica` values to one tensor: "Attempt to convert a
+       value (PerReplica...) ... to a Tensor".
+    2. After every step, Keras reduces each log (loss, metrics) across workers with
+       `strategy.reduce("MEAN", value, axis=0)`, which fails on the scalar logs
+       every step returns ("Invalid reduction dimension 0 for input with 0
+       dimensions") and would average a vector log over its own entries.
+
+    For `model` alone, this function (1) builds from this worker's first local
+    replica batch, which has the shapes and dtypes Keras needs, and (2) gives the
+    logs of `train_step` and `test_step` a leading axis of length 1, so that Keras'
+    `axis=0` mean is the mean over the replicas, of each log's own shape: what
+    Keras logs under a one-worker `MirroredStrategy`. Training is Keras' own `fit`:
+    callbacks, metrics, progress, checkpoints and the model's own `train_step`
+    (GradTail, GBG, dual-phase ...). Keras itself is not patched, the model's class
+    and its saved files stay the same, and a model whose strategy does not span
+    several workers (one device, `MirroredStrategy`) is returned untouched.
 
     Call it once per model, on every worker, after creating the model under
     `strategy.scope()` and before `fit` (before or after `compile`).
@@ -53,6 +61,7 @@ def prepare_multi_worker_fit(model):
               callbacks=[GALAAccumulator(), BackupAndRestore(f"run/backup/worker{task_id}")])
     ```
 
+    >>> import numpy as np
     >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
     >>> prepare_multi_worker_fit(model) is model
     True

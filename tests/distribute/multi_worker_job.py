@@ -27,7 +27,15 @@ CLASS_COUNTS = [200, 60, 30, 10]  # declared training counts: Many / Medium / Fe
 GLOBAL_BATCH = 16
 STEPS = 4
 EPOCHS = 3
-CHECKPOINT = "checkpoint.keras"
+
+
+def checkpoint_file(case):
+    """What the chief's `ModelCheckpoint` writes: the whole model, or the weights of dual-phase's training model.
+
+    (`DualPhaseTraining.build_phase_two_model()` returns a training wrapper that `model.save` cannot serialize,
+    on one device as on several; the network to keep is `dual.model`.)
+    """
+    return "checkpoint.weights.h5" if case == "dual_phase_two" else "checkpoint.keras"
 
 
 def data():
@@ -134,10 +142,13 @@ def run(case, workdir, strategy=None, task_index=0, is_chief=True, kill_at=None)
     callbacks = method_callbacks + [
         longtail_callbacks.BackupAndRestore(os.path.join(workdir, "backup", f"worker{task_index}"))]
     if is_chief:  # one writer for the checkpoint that outlives the run
-        callbacks.append(keras.callbacks.ModelCheckpoint(os.path.join(workdir, CHECKPOINT)))
+        path = os.path.join(workdir, checkpoint_file(case))
+        callbacks.append(keras.callbacks.ModelCheckpoint(path, save_weights_only=path.endswith(".weights.h5")))
     if kill_at is not None:
         callbacks.append(_KillAt(*kill_at))
-    history = model.fit(dataset, epochs=EPOCHS, callbacks=callbacks, verbose=2, shuffle=False)
+    validation = dataset if case == "plain" else None  # `evaluate` under the strategy too (val_* logs)
+    history = model.fit(dataset, epochs=EPOCHS, callbacks=callbacks, verbose=2, shuffle=False,
+                        validation_data=validation)
     out = {f"weight_{i}": np.asarray(w) for i, w in enumerate(model.get_weights())}
     out.update({f"loss_state_{i}": np.asarray(v.numpy()) for i, v in enumerate(getattr(loss, "variables", []))})
     out.update({f"optimizer_{i}": np.asarray(v.numpy()) for i, v in enumerate(model.optimizer.variables)})
