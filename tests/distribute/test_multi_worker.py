@@ -20,7 +20,7 @@ import pytest
 
 from tests.distribute import multi_worker_job
 
-TIMEOUT_SECONDS = 120
+TIMEOUT_SECONDS = 180  # per worker process; a worker needs 15-50 s on two busy cores
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
