@@ -123,7 +123,7 @@ class _KillAt(keras.callbacks.Callback):
 
 
 def run(case, workdir, strategy=None, task_index=0, is_chief=True, kill_at=None):
-    """Trains `case` with `fit`; returns {"weight_i", "loss_state_i", "optimizer_i", "history/<key>"} arrays."""
+    """Trains `case` with `fit`; returns {"weight_i", "loss_state_i", "optimizer_i", "history/<key>", ...} arrays."""
     from keras_longtail import callbacks as longtail_callbacks
     from keras_longtail import distribute, metrics
 
@@ -154,6 +154,10 @@ def run(case, workdir, strategy=None, task_index=0, is_chief=True, kill_at=None)
     out.update({f"optimizer_{i}": np.asarray(v.numpy()) for i, v in enumerate(model.optimizer.variables)})
     # A resumed run's History holds only the epochs after the restart: keep the last epoch's logs.
     out.update({f"history/{key}": np.asarray(values[-1]) for key, values in history.history.items()})
+    if case == "plain":  # `evaluate` and `predict` on their own, after `fit`
+        logs = model.evaluate(dataset, verbose=0, return_dict=True)
+        out.update({f"evaluate/{key}": np.asarray(value) for key, value in logs.items()})
+        out["predict"] = model.predict(dataset, verbose=0)
     return out
 
 

@@ -106,7 +106,9 @@ def test_fit_on_two_workers_equals_one_device(case, tmp_path):
     _assert_same(workers, reference)
     assert {"history/loss", "history/acc_overall", "history/acc_few"} <= set(reference)
     if case == "plain":
-        assert {"history/val_loss", "history/val_acc_overall"} <= set(reference)
+        assert {"history/val_loss", "history/val_acc_overall", "evaluate/acc_overall"} <= set(reference)
+        assert reference["predict"].shape == (multi_worker_job.GLOBAL_BATCH * multi_worker_job.STEPS,
+                                              multi_worker_job.NUM_CLASSES)  # every row, in order
 
     # BackupAndRestore deleted its checkpoints at the end; ModelCheckpoint wrote one file, on the chief.
     assert not (tmp_path / "backup" / "worker0").exists() and not (tmp_path / "backup" / "worker1").exists()
