@@ -8,6 +8,7 @@ from keras_longtail import _backend
 # `evaluate` start (docs/multi_worker.md, defect 1). Reading it by name is the one place this module relies on
 # a Keras internal; the multi-worker tests fail loudly if Keras renames it without fixing the defect.
 _BUILD_HOOK = "_maybe_symbolic_build"
+_PREPARED = "_keras_longtail_multi_worker_fit"  # set on a prepared model: a second call changes nothing
 
 
 def prepare_multi_worker_fit(model):
@@ -40,8 +41,8 @@ def prepare_multi_worker_fit(model):
     and its saved files stay the same, and a model whose strategy does not span
     several workers (one device, `MirroredStrategy`) is returned untouched.
 
-    Call it once per model, on every worker, after creating the model under
-    `strategy.scope()` and before `fit` (before or after `compile`).
+    Call it on every worker, after creating the model under `strategy.scope()`
+    and before `fit` (before or after `compile`); a second call changes nothing.
 
     Args:
         model: a `keras.Model` created under the multi-worker strategy's scope.
@@ -77,8 +78,8 @@ def prepare_multi_worker_fit(model):
         raise ValueError(f"Expected a keras.Model. Received: model={model!r} of type {type(model).__name__}")
     tf = _backend.import_tensorflow()
     strategy = model.distribute_strategy
-    if not _spans_several_workers(strategy, tf):
-        return model  # one worker: Keras' `fit` works as it is
+    if not _spans_several_workers(strategy, tf) or getattr(model, _PREPARED, False):
+        return model  # one worker (Keras' `fit` works as it is), or prepared already
     model_class = type(model)
     if getattr(model_class, _BUILD_HOOK, None) is not None:
         keras_build = getattr(model_class, _BUILD_HOOK)
@@ -92,6 +93,7 @@ def prepare_multi_worker_fit(model):
         object.__setattr__(model, _BUILD_HOOK, build_from_local_batch)
     for step_name in ("train_step", "test_step"):
         object.__setattr__(model, step_name, _with_replica_axis(getattr(model, step_name), tf))
+    object.__setattr__(model, _PREPARED, True)
     return model
 
 

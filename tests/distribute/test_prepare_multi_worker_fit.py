@@ -10,7 +10,7 @@ import pytest
 from keras_longtail.distribute import prepare_multi_worker_fit
 from tests import helpers
 
-CHANGED = ("_maybe_symbolic_build", "train_step", "test_step")
+CHANGED = ("_maybe_symbolic_build", "train_step", "test_step", "_keras_longtail_multi_worker_fit")
 
 
 def _model():
