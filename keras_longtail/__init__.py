@@ -3,7 +3,7 @@
 Namespaces follow Keras: `keras_longtail.data`, `keras_longtail.losses`,
 `keras_longtail.layers`, `keras_longtail.callbacks`, `keras_longtail.metrics`,
 `keras_longtail.models`, `keras_longtail.ops` (the min-norm solver), `keras_longtail.optimizers` (`GBGOptimizer`), `keras_longtail.training` (train-step
-mixins and pipelines), and per-method helpers in `keras_longtail.gbg` and `keras_longtail.dual_phase`. The command line is `keras-longtail` (or
+mixins and pipelines), `keras_longtail.distribute` (`model.fit` across workers), and per-method helpers in `keras_longtail.gbg` and `keras_longtail.dual_phase`. The command line is `keras-longtail` (or
 `python -m keras_longtail`).
 
 `import keras_longtail` imports every namespace, so that all of the toolkit's
@@ -19,7 +19,7 @@ import sys as _sys
 
 __version__ = "0.1.0"
 
-_NAMESPACES = ("callbacks", "constraints", "data", "dual_phase", "gbg", "layers", "losses", "metrics", "models",
+_NAMESPACES = ("callbacks", "constraints", "data", "distribute", "dual_phase", "gbg", "layers", "losses", "metrics", "models",
                "ops", "optimizers", "training")
 
 __all__ = [*_NAMESPACES, "__version__"]
