@@ -34,7 +34,8 @@ Paired A/B of two settings of *our* side (same process, alternating rounds; rati
     python -m benchmarks.speed_vs_pytorch --ab "policy=float32" "policy=mixed_bfloat16"
 
 Settings: `policy` (`float32`, `mixed_bfloat16`), `steps_per_execution` (int), `jit_compile` (`true`/`false`),
-`cache` (`true`: cache the decoded float images in the pipeline before shuffling). Thread pools are process-wide:
+`cache` (`true`: cache the decoded float images in the pipeline before shuffling), `augment` (`element`: the CLI's
+per-image crop + flip map; `batched`: the same augmentation vectorized over each batch). Thread pools are process-wide:
 compare them as two processes (`--intra-op N --inter-op M`, one run each; `/usr/bin/time -v` or any whole-process
 timer).
 
@@ -75,7 +76,7 @@ def make_data(num_examples=NUM_EXAMPLES, seed=0):
 def parse_setting(text):
     """`"steps_per_execution=8,policy=mixed_bfloat16"` -> keyword arguments of `KerasTrainer`."""
     kinds = {"policy": str, "steps_per_execution": int, "jit_compile": lambda v: v.lower() == "true",
-             "cache": lambda v: v.lower() == "true"}
+             "cache": lambda v: v.lower() == "true", "augment": str}
     setting = {}
     for item in filter(None, text.split(",")):
         key, _, value = item.partition("=")
@@ -85,11 +86,25 @@ def parse_setting(text):
     return setting
 
 
+def batched_crop_and_flip(images, labels):
+    """Random crop (zero pad 4) + horizontal flip of every image of a batch, vectorized (one op per batch)."""
+    import tensorflow as tf
+
+    n, height, width = tf.shape(images)[0], images.shape[1], images.shape[2]
+    padded = tf.pad(images, [[0, 0], [4, 4], [4, 4], [0, 0]])
+    offsets = tf.random.uniform([n, 2], 0, 9, dtype=tf.int32)
+    rows = offsets[:, :1] + tf.range(height)[None]
+    cols = offsets[:, 1:] + tf.range(width)[None]
+    cropped = tf.gather(tf.gather(padded, rows, axis=1, batch_dims=1), cols, axis=2, batch_dims=1)
+    flip = tf.random.uniform([n]) < 0.5
+    return tf.where(flip[:, None, None, None], tf.reverse(cropped, [2]), cropped), labels
+
+
 class KerasTrainer:
     """Our training path (as `cli.run_training` on CIFAR-10-LT), timed `steps` at a time."""
 
     def __init__(self, images, labels, batch_size, policy="float32", steps_per_execution=1, jit_compile=False,
-                 cache=False, seed=0):
+                 cache=False, augment="element", seed=0):
         import keras
         import tensorflow as tf
 
@@ -118,7 +133,14 @@ class KerasTrainer:
             lambda image, label: (tf.cast(image, tf.float32) / 255.0, label))  # the loaders' float [0, 1]
         if cache:
             dataset = dataset.cache()
-        self.train = cli._training_pipeline(dataset, len(images), batch_size, augment=True, seed=seed)
+        if augment == "element":  # the CLI's pipeline: crop + flip per image in `tf.data`
+            self.train = cli._training_pipeline(dataset, len(images), batch_size, augment=True, seed=seed)
+        elif augment == "batched":  # the same augmentation as one vectorized map per batch
+            self.train = (dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True).repeat()
+                          .batch(batch_size).map(batched_crop_and_flip, num_parallel_calls=tf.data.AUTOTUNE)
+                          .prefetch(tf.data.AUTOTUNE))
+        else:
+            raise ValueError(f"Expected `augment` in ['element', 'batched']. Received: augment={augment!r}")
         self.test = (images[: 8 * batch_size].astype(np.float32) / 255.0)
 
     def run(self, steps):
@@ -323,6 +345,8 @@ def main(argv=None):
                              "unless a setting says policy=...)")
     parser.add_argument("--intra-op", type=int, default=0, help="TF intra-op threads (default: TF's choice)")
     parser.add_argument("--inter-op", type=int, default=0, help="TF inter-op threads (default: TF's choice)")
+    parser.add_argument("--torch-threads", type=int, default=0,
+                        help="torch.set_num_threads for the PyTorch side (default: torch's choice, the cores)")
     parser.add_argument("--output", default=None,
                         help="JSON path (default: benchmarks/results/speed_vs_pytorch.json, or "
                              "speed_ab.json with --ab)")
@@ -356,6 +380,8 @@ def main(argv=None):
     else:
         import torch
 
+        if args.torch_threads:
+            torch.set_num_threads(args.torch_threads)
         result["versions"]["torch"] = torch.__version__
         result["torch_threads"] = torch.get_num_threads()
         ours, theirs = {}, {}

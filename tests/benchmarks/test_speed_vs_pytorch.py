@@ -79,3 +79,20 @@ def test_side_by_side_with_pytorch(tmp_path):
     assert set(result["modes"]) == {"train_fp32", "inference"}
     assert [r["side"] for r in result["modes"]["train_fp32"]["rounds"]] == ["ours", "pytorch"]
     assert result["modes"]["inference"]["median_ratio"] > 0
+
+
+def test_batched_crop_and_flip_gives_windows_of_the_padded_images():
+    import tensorflow as tf
+
+    tf.random.set_seed(0)
+    images = np.random.default_rng(0).random((12, 8, 8, 3)).astype(np.float32)
+    cropped, labels = speed.batched_crop_and_flip(tf.constant(images), tf.range(12))
+    assert cropped.shape == images.shape and labels.shape == (12,)
+    flips = 0
+    for image, original in zip(cropped.numpy(), images):
+        padded = np.pad(original, ((4, 4), (4, 4), (0, 0)))
+        matches = [flip for t in range(9) for l in range(9) for flip in (False, True)
+                   if np.array_equal(padded[t:t + 8, l:l + 8][:, ::-1] if flip else padded[t:t + 8, l:l + 8], image)]
+        assert matches
+        flips += matches[0]
+    assert 0 < flips < 12
