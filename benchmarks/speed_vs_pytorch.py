@@ -17,7 +17,9 @@ Three modes: `train_fp32`, `train_bf16` (ours: the `mixed_bfloat16` dtype policy
 torch.bfloat16)`) and `inference` (fp32). Every mode is warmed up first (tracing, first steps; not counted), then
 runs `--rounds` rounds, alternating ours, PyTorch, ours, PyTorch ... so that a drift of the machine's speed hits
 both sides alike. Each round records steps/s (inference: images/s) and `os.getloadavg()` before and after it; the
-report is the median over rounds of ours / PyTorch per mode (> 1: ours is faster). Each `fit` round includes what a
+report is the median over rounds of ours / PyTorch per mode (> 1: ours is faster). Each round also records the
+process CPU seconds it used; `median_cpu_ratio` (PyTorch's CPU seconds / ours) is the steadier figure on a shared
+machine, though spinning thread pools count as CPU time too. Each `fit` round includes what a
 user pays per epoch (building the `tf.data` iterator); the PyTorch round includes its shuffle.
 
 The published measurement (the lead's, on a quiet 2-core machine; about 5 minutes, plus ~1 minute of imports and
@@ -28,7 +30,8 @@ tracing):
 writes `benchmarks/results/speed_vs_pytorch.json`. A quick check that both sides run (~1 minute):
 `python -m benchmarks.speed_vs_pytorch --steps 3 --rounds 1 --output /tmp/speed.json`.
 
-Paired A/B of two settings of *our* side (same process, alternating rounds; ratio B / A > 1: B is faster):
+Paired A/B of two settings of *our* side (same process, alternating rounds; `median_ratio` is A's steps/s over
+B's, so < 1 means B is faster, and `median_cpu_ratio` is B's CPU seconds over A's, so < 1 means B needs less CPU):
 
     python -m benchmarks.speed_vs_pytorch --ab "steps_per_execution=1" "steps_per_execution=8" --steps 40
     python -m benchmarks.speed_vs_pytorch --ab "policy=float32" "policy=mixed_bfloat16"
@@ -282,11 +285,13 @@ class TorchTrainer:
 
 
 def _round(side, trainer, mode, steps, batch_size):
-    before = os.getloadavg()
+    before, cpu = os.getloadavg(), time.process_time()
     seconds = trainer.infer(steps) if mode == "inference" else trainer.run(steps)
+    cpu = time.process_time() - cpu
     rate = steps * batch_size / seconds if mode == "inference" else steps / seconds
     return {"side": side, "seconds": round(seconds, 3), ("images_per_s" if mode == "inference" else
                                                          "steps_per_s"): round(rate, 3),
+            "cpu_seconds": round(cpu, 3), "cpu_ms_per_step": round(1000 * cpu / steps, 1),
             "loadavg_before": [round(v, 2) for v in before], "loadavg_after": [round(v, 2) for v in
                                                                                  os.getloadavg()]}
 
@@ -298,7 +303,8 @@ def _rate(record):
 def compare(sides, modes, steps, rounds, batch_size, warmup_steps=2, log=print):
     """Alternating rounds of `sides` ({name: {mode: trainer}}, two names) per mode.
 
-    Returns {mode: {"rounds": [...], "median_ratio": median over rounds of first / second side's rate}}.
+    Returns {mode: {"rounds": [...], "median_ratio": median over rounds of first / second side's rate,
+    "median_cpu_ratio": median of second / first side's process CPU seconds (> 1: the first needs less CPU)}}.
     """
     names = list(sides)
     report = {}
@@ -306,16 +312,19 @@ def compare(sides, modes, steps, rounds, batch_size, warmup_steps=2, log=print):
         for name in names:  # warm-up: tracing, first steps, thread pools
             trainer = sides[name][mode]
             trainer.infer(warmup_steps) if mode == "inference" else trainer.run(warmup_steps)
-        records, ratios = [], []
+        records, ratios, cpu_ratios = [], [], []
         for r in range(rounds):
             pair = [_round(name, sides[name][mode], mode, steps, batch_size) for name in names]
             records.extend(dict(record, round=r) for record in pair)
             ratios.append(_rate(pair[0]) / _rate(pair[1]))
+            cpu_ratios.append(pair[1]["cpu_seconds"] / max(pair[0]["cpu_seconds"], 1e-9))
             log(f"[speed] {mode} round {r}: " + ", ".join(f"{p['side']} {_rate(p):.3f}" for p in pair)
-                + f" ({'img' if mode == 'inference' else 'steps'}/s), ratio {ratios[-1]:.3f}, "
-                f"load {pair[0]['loadavg_before'][0]:.1f}")
+                + f" ({'img' if mode == 'inference' else 'steps'}/s), ratio {ratios[-1]:.3f}, CPU-time ratio "
+                f"{cpu_ratios[-1]:.3f}, load {pair[0]['loadavg_before'][0]:.1f}")
         report[mode] = {"rounds": records, "ratios": [round(x, 3) for x in ratios],
                         "median_ratio": round(statistics.median(ratios), 3),
+                        "cpu_ratios": [round(x, 3) for x in cpu_ratios],
+                        "median_cpu_ratio": round(statistics.median(cpu_ratios), 3),
                         **{f"median_{name}": round(statistics.median(_rate(x) for x in records
                                                                       if x["side"] == name), 3)
                            for name in names}}
@@ -375,7 +384,8 @@ def main(argv=None):
                  f"B: {args.ab[1]}": {"train": KerasTrainer(images, labels, args.batch_size, **b)}}
         report = compare(sides, ["train"], args.steps, args.rounds, args.batch_size)
         result.update(ab={"A": args.ab[0], "B": args.ab[1]}, modes=report,
-                      note="median_ratio = A / B steps/s per round pair (< 1: B is faster)")
+                      note="median_ratio = A / B steps/s per round pair (< 1: B is faster); median_cpu_ratio = B / A "
+                           "process CPU seconds (< 1: B needs less CPU)")
         output = pathlib.Path(args.output or RESULTS / "speed_ab.json")
     else:
         import torch

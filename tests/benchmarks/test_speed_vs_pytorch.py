@@ -66,6 +66,7 @@ def test_ab_writes_paired_rounds(tmp_path):
     rounds = result["modes"]["train"]["rounds"]
     assert [r["side"][0] for r in rounds] == ["A", "B", "A", "B"]
     assert len(result["modes"]["train"]["ratios"]) == 2 and all(len(r["loadavg_before"]) == 3 for r in rounds)
+    assert len(result["modes"]["train"]["cpu_ratios"]) == 2 and all(r["cpu_seconds"] > 0 for r in rounds)
 
 
 @pytest.mark.slow
