@@ -3,6 +3,16 @@
     python -m benchmarks.run --suite cifar10-lt --budget short --data-dir /tmp/cifar10-jpeg
     python -m benchmarks.run --suite fashion-mnist-lt --budget short --runs ce,wb --seeds 0,1,2
     python -m benchmarks.run --suite cifar10-lt --budget e60 --runs ce --seeds 0,1,2 --status
+    python -m benchmarks.run --suite cifar10-lt --budget full --parallel 19 --jit --mixed-precision bfloat16
+
+`--parallel N` runs the selection as N processes at a time, each one `python -m benchmarks.run` of a single
+(run, seed) with the same options, its output in `<state-dir>/<suite>-<budget>/<run>-seed<seed>.log`; on a GPU
+(or TPU) they share the one device (`TF_FORCE_GPU_ALLOW_GROWTH=true`, so no process takes all its memory). A
+stage-two run (`wb`) starts once the stage-one run of its seed (`ce`) has finished. `--jit` compiles every
+training step with XLA (`jit_compile=True`) and `--mixed-precision bfloat16|float16` trains under Keras'
+`mixed_bfloat16` / `mixed_float16` dtype policy (float16 with loss scaling); both are recorded in the JSON. The
+time the full 200-epoch suite needs on one H200 is estimated in `benchmarks/README.md` ("The paper budget on one
+accelerator").
 
 Runs are resumable: each checkpoints every epoch into its own folder under `--state-dir`
 (default `~/.cache/keras_longtail/benchmarks/`), and the same command after an interruption
@@ -18,12 +28,14 @@ one JSON per run and seed, and `table.md` with mean ± std over the seeds presen
 """
 
 import argparse
+import contextlib
 import json
 import os
 import pathlib
 import platform
 import shutil
 import statistics
+import subprocess
 import sys
 import time
 
@@ -136,8 +148,38 @@ def register_run(label, kwargs, rows):
     RUNS[label] = (kwargs, rows)
 
 
+MIXED_PRECISION = {"bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+
+
+@contextlib.contextmanager
+def training_options(jit_compile=False, mixed_precision=None):
+    """Within the block, models built use the `mixed_precision` dtype policy and every `Model.compile` gets
+    `jit_compile=True` when asked: `cli.run_training` has no such arguments, so they are set around it. The
+    global dtype policy and `keras.Model.compile` are restored on exit."""
+    import keras
+
+    if mixed_precision is not None and mixed_precision not in MIXED_PRECISION:
+        raise ValueError(f"Expected `mixed_precision` in {sorted(MIXED_PRECISION)} or None. "
+                         f"Received: mixed_precision={mixed_precision!r}")
+    policy = keras.config.dtype_policy()
+    compile_ = keras.Model.compile
+    if mixed_precision is not None:
+        keras.config.set_dtype_policy(MIXED_PRECISION[mixed_precision])
+    if jit_compile:
+        def compile_with_xla(self, *args, **kwargs):
+            kwargs["jit_compile"] = True
+            return compile_(self, *args, **kwargs)
+
+        keras.Model.compile = compile_with_xla
+    try:
+        yield
+    finally:
+        keras.Model.compile = compile_
+        keras.config.set_dtype_policy(policy)
+
+
 def run_suite(suite, budget, runs, seeds, data_dir=None, epochs=None, verbose=2, results_dir=RESULTS,
-              state_dir=STATE, rerun=False):
+              state_dir=STATE, rerun=False, jit_compile=False, mixed_precision=None):
     out_dir = pathlib.Path(results_dir) / f"{suite}-{budget}"
     out_dir.mkdir(parents=True, exist_ok=True)
     for label in runs:
@@ -161,10 +203,13 @@ def run_suite(suite, budget, runs, seeds, data_dir=None, epochs=None, verbose=2,
                     raise FileNotFoundError(f"run {label!r} needs the saved {stage_one!r} model of this suite and "
                                             f"seed; run it first. Missing: {kwargs['stage_one_model']}")
             print(f"[benchmarks] {suite}-{budget} {label} seed {seed}: state in {run_state}", flush=True)
-            results = cli.run_training(**SUITES[suite], **kwargs, epochs=epochs or BUDGETS[budget],
-                                       data_dir=data_dir, seed=seed, verbose=verbose, state_dir=str(run_state),
-                                       save_model=str(MODELS / f"{suite}-{budget}-{label}-seed{seed}.keras"))
+            with training_options(jit_compile, mixed_precision):
+                results = cli.run_training(**SUITES[suite], **kwargs, epochs=epochs or BUDGETS[budget],
+                                           data_dir=data_dir, seed=seed, verbose=verbose, state_dir=str(run_state),
+                                           save_model=str(MODELS / f"{suite}-{budget}-{label}-seed{seed}.keras"))
             results["run"] = label
+            if jit_compile or mixed_precision:
+                results.update(jit_compile=bool(jit_compile), mixed_precision=mixed_precision)
             results["command"] = " ".join(["python -m benchmarks.run"] + sys.argv[1:])
             results["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}"
             results["wall_seconds"] = round(time.time() - start, 1)
@@ -175,6 +220,61 @@ def run_suite(suite, budget, runs, seeds, data_dir=None, epochs=None, verbose=2,
             print(cli.format_shot_table(results), flush=True)
     table = write_table(out_dir)
     print(table)
+
+
+def _job_command(suite, budget, label, seed, options):
+    """`python -m benchmarks.run` of one (run, seed) with the parent's options."""
+    command = [sys.executable, "-m", "benchmarks.run", "--suite", suite, "--budget", budget, "--runs", label,
+               "--seeds", str(seed)]
+    for flag, value in options.items():
+        if value is True:
+            command.append(f"--{flag}")
+        elif value is not None and value is not False:
+            command += [f"--{flag}", str(value)]
+    return command
+
+
+def run_parallel(suite, budget, runs, seeds, parallel, results_dir=RESULTS, state_dir=STATE, poll_seconds=0.5,
+                 **options):
+    """Runs every (run, seed) of the selection as its own process, at most `parallel` at a time.
+
+    `options` are the command-line options the processes get (`epochs`, `data_dir`, `verbose`, `rerun`, `jit`,
+    `mixed_precision`, as in `main`). A stage-two run waits for the stage-one run of its seed when that is in the
+    selection. Returns {(label, seed): exit code}; every process writes its output to
+    `<state_dir>/<suite>-<budget>/<label>-seed<seed>.log`.
+    """
+    if parallel < 1:
+        raise ValueError(f"Expected `parallel` >= 1. Received: parallel={parallel}")
+    options = {k.replace("_", "-"): v for k, v in options.items()}
+    options.update({"results-dir": str(results_dir), "state-dir": str(state_dir)})
+    pending = [(label, seed) for label in runs for seed in seeds]
+    logs = pathlib.Path(state_dir) / f"{suite}-{budget}"
+    logs.mkdir(parents=True, exist_ok=True)
+    environment = dict(os.environ, TF_FORCE_GPU_ALLOW_GROWTH="true")  # N processes share one accelerator
+    root = pathlib.Path(__file__).resolve().parent.parent
+    running, codes = {}, {}
+
+    def waits_for(job):
+        stage_one = RUNS[job[0]][0].get("stage_one_from")
+        return stage_one is not None and (stage_one, job[1]) in pending + list(running)
+
+    while pending or running:
+        for job in [j for j in pending if not waits_for(j)][: parallel - len(running)]:
+            pending.remove(job)
+            log = open(logs / f"{job[0]}-seed{job[1]}.log", "w")
+            running[job] = (subprocess.Popen(_job_command(suite, budget, *job, options), cwd=root, env=environment,
+                                             stdout=log, stderr=subprocess.STDOUT), log, time.time())
+            print(f"[benchmarks] started {job[0]} seed {job[1]} (log {log.name})", flush=True)
+        for job, (process, log, start) in list(running.items()):
+            if process.poll() is not None:
+                log.close()
+                codes[job] = process.returncode
+                del running[job]
+                state = "done" if process.returncode == 0 else f"FAILED (exit {process.returncode}, see {log.name})"
+                print(f"[benchmarks] {job[0]} seed {job[1]}: {state} after {time.time() - start:.0f} s", flush=True)
+        if running:
+            time.sleep(poll_seconds)
+    return codes
 
 
 def _is_partial_rerun(run_state, path):
@@ -251,6 +351,13 @@ def main(argv=None):
                         help=f"per-run checkpoints for resuming (default: {STATE})")
     parser.add_argument("--status", action="store_true", help="list done / partial / pending runs and exit")
     parser.add_argument("--rerun", action="store_true", help="train runs whose JSON exists again and replace it")
+    parser.add_argument("--parallel", type=int, default=0,
+                        help="run the selection as this many processes at a time, one (run, seed) each, sharing "
+                             "the device (default: 0, one after another in this process)")
+    parser.add_argument("--jit", action="store_true", help="compile every training step with XLA (jit_compile=True)")
+    parser.add_argument("--mixed-precision", choices=sorted(MIXED_PRECISION), default=None,
+                        help="train under the mixed_bfloat16 or mixed_float16 dtype policy (default: float32)")
+    parser.add_argument("--results-dir", default=str(RESULTS), help=f"where results go (default: {RESULTS})")
     args = parser.parse_args(argv)
     runs = args.runs.split(",") if args.runs else list(RUNS)
     unknown = [r for r in runs if r not in RUNS]
@@ -258,10 +365,26 @@ def main(argv=None):
         parser.error(f"unknown runs {unknown}; known: {sorted(RUNS)}")
     seeds = [int(s) for s in args.seeds.split(",")]
     if args.status:
-        print("\n".join(run_status(args.suite, args.budget, runs, seeds, state_dir=args.state_dir)))
+        print("\n".join(run_status(args.suite, args.budget, runs, seeds, results_dir=args.results_dir,
+                                    state_dir=args.state_dir)))
         return 0
+    if args.parallel < 0:
+        parser.error(f"--parallel must be >= 0, got {args.parallel}")
+    if args.parallel:
+        codes = run_parallel(args.suite, args.budget, runs, seeds, args.parallel, results_dir=args.results_dir,
+                             state_dir=args.state_dir, epochs=args.epochs, data_dir=args.data_dir,
+                             verbose=args.verbose, rerun=args.rerun, jit=args.jit,
+                             mixed_precision=args.mixed_precision)
+        out_dir = pathlib.Path(args.results_dir) / f"{args.suite}-{args.budget}"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        print(write_table(out_dir))
+        failed = sorted(f"{label} seed {seed}" for (label, seed), code in codes.items() if code != 0)
+        if failed:
+            print(f"[benchmarks] failed: {', '.join(failed)}", file=sys.stderr)
+        return 1 if failed else 0
     run_suite(args.suite, args.budget, runs, seeds, data_dir=args.data_dir, epochs=args.epochs,
-              verbose=args.verbose, state_dir=args.state_dir, rerun=args.rerun)
+              verbose=args.verbose, results_dir=args.results_dir, state_dir=args.state_dir, rerun=args.rerun,
+              jit_compile=args.jit, mixed_precision=args.mixed_precision)
     return 0
 
 

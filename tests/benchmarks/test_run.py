@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from benchmarks import run
 from keras_longtail import cli
 
@@ -78,3 +80,119 @@ def test_resumed_training_is_faithful_to_the_checkpoint(tmp_path):
     again = cli.run_training("digits-lt", epochs=2, verbose=0, state_dir=str(tmp_path))
     assert again["per_class_accuracy"] == first["per_class_accuracy"]
     assert again["resumed_from"] == {"fit": {"epoch": 2, "epochs": 2}}
+
+
+def test_jit_and_mixed_precision_reach_training_and_are_restored(tmp_path, monkeypatch):
+    import keras
+
+    seen = []
+
+    def fake_run_training(**kwargs):
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+        model.compile(optimizer="sgd", loss="mse")
+        seen.append((keras.config.dtype_policy().name, model.dtype_policy.name, model.jit_compile))
+        return {"accuracy": {"overall": 50.0}, "seed": kwargs["seed"]}
+
+    monkeypatch.setattr(cli, "run_training", fake_run_training)
+    monkeypatch.setattr(cli, "format_shot_table", lambda results: "")
+    monkeypatch.setattr(run, "write_table", lambda out_dir: "")
+    monkeypatch.setattr(run, "MODELS", tmp_path / "models")
+    options = dict(epochs=1, verbose=0, results_dir=tmp_path, state_dir=tmp_path / "state")
+    run.run_suite("digits-lt", "short", ["ce"], seeds=[0], jit_compile=True, mixed_precision="bfloat16", **options)
+    run.run_suite("digits-lt", "short", ["ce-wd0"], seeds=[0], **options)
+    assert seen == [("mixed_bfloat16", "mixed_bfloat16", True), ("float32", "float32", False)]
+    assert keras.config.dtype_policy().name == "float32"
+    results = json.loads((tmp_path / "digits-lt-short" / "ce-seed0.json").read_text())
+    assert results["jit_compile"] is True and results["mixed_precision"] == "bfloat16"
+    assert "jit_compile" not in json.loads((tmp_path / "digits-lt-short" / "ce-wd0-seed0.json").read_text())
+
+
+def test_training_options_rejects_an_unknown_precision():
+    with pytest.raises(ValueError, match="Expected `mixed_precision` in"):
+        with run.training_options(mixed_precision="int8"):
+            pass
+
+
+@pytest.mark.slow
+def test_jit_and_bfloat16_train_for_real(tmp_path, monkeypatch):
+    monkeypatch.setattr(run, "MODELS", tmp_path / "models")
+    run.run_suite("digits-lt", "short", ["ce"], seeds=[0], epochs=1, verbose=0, results_dir=tmp_path,
+                  state_dir=tmp_path / "state", jit_compile=True, mixed_precision="bfloat16")
+    results = json.loads((tmp_path / "digits-lt-short" / "ce-seed0.json").read_text())
+    assert results["accuracy"]["overall"] > 20.0  # 10 classes: above chance after one epoch
+
+
+def _fake_jobs(monkeypatch, tmp_path, fail=()):
+    """Replaces each job's process by a short Python one that logs its start and end times and writes a JSON."""
+    import sys
+
+    def command(suite, budget, label, seed, options):
+        code = (f"import json, pathlib, sys, time; t = time.time(); time.sleep(0.3); "
+                f"open({str(tmp_path / 'times.txt')!r}, 'a').write('{label} {seed} %f %f\\n' % (t, time.time())); "
+                f"pathlib.Path({options['results-dir']!r}, '{suite}-{budget}').mkdir(parents=True, exist_ok=True); "
+                f"pathlib.Path({options['results-dir']!r}, '{suite}-{budget}', '{label}-seed{seed}.json').write_text("
+                f"json.dumps({{'run': '{label}', 'seed': {seed}, 'accuracy': {{'overall': 50.0}}, 'dataset': '{suite}', "
+                f"'imbalance_factor': 20, 'model': 'mlp', 'epochs': 1, 'batch_size': 32, 'machine': 'test', "
+                f"'options': {json.dumps(options)!r}}})) if {(label, seed) not in fail} else None; print('trained'); "
+                f"sys.exit({1 if (label, seed) in fail else 0})")
+        return [sys.executable, "-c", code]
+
+    monkeypatch.setattr(run, "_job_command", command)
+
+
+def _intervals(tmp_path):
+    rows = [line.split() for line in (tmp_path / "times.txt").read_text().splitlines()]
+    return {(label, int(seed)): (float(start), float(end)) for label, seed, start, end in rows}
+
+
+def test_parallel_runs_at_most_n_at_once_and_stage_two_after_its_stage_one(tmp_path, monkeypatch):
+    _fake_jobs(monkeypatch, tmp_path)
+    codes = run.run_parallel("digits-lt", "short", ["wb", "ce", "ce-wd0"], [0, 1], parallel=3,
+                             results_dir=tmp_path / "results", state_dir=tmp_path / "state", poll_seconds=0.02,
+                             epochs=1, verbose=0, jit=True, mixed_precision="bfloat16", rerun=False)
+    assert codes == {(label, seed): 0 for label in ("wb", "ce", "ce-wd0") for seed in (0, 1)}
+    intervals = _intervals(tmp_path)
+    for seed in (0, 1):
+        assert intervals[("wb", seed)][0] >= intervals[("ce", seed)][1]  # stage two after its stage one
+    events = sorted([(start, 1) for start, _ in intervals.values()] + [(end, -1) for _, end in intervals.values()])
+    running = [sum(delta for _, delta in events[: i + 1]) for i in range(len(events))]
+    assert max(running) <= 3
+    assert max(running) >= 2  # they did overlap
+    options = json.loads(json.loads((tmp_path / "results" / "digits-lt-short" / "ce-seed1.json").read_text())[
+        "options"])
+    assert options["jit"] is True and options["mixed-precision"] == "bfloat16" and options["epochs"] == 1
+    assert (tmp_path / "state" / "digits-lt-short" / "ce-seed0.log").read_text() == "trained\n"
+
+
+def test_parallel_reports_a_failed_run_and_main_exits_nonzero(tmp_path, monkeypatch, capsys):
+    _fake_jobs(monkeypatch, tmp_path, fail={("ce", 1)})
+    code = run.main(["--suite", "digits-lt", "--runs", "ce", "--seeds", "0,1", "--parallel", "2",
+                     "--results-dir", str(tmp_path / "results"), "--state-dir", str(tmp_path / "state")])
+    assert code == 1
+    captured = capsys.readouterr()
+    assert "ce seed 1: FAILED (exit 1" in captured.out and "failed: ce seed 1" in captured.err
+    assert "| CE + WD | 1 |" in captured.out  # the table over what was written
+
+
+def test_job_command_passes_the_options_through():
+    command = run._job_command("cifar10-lt", "full", "gbg", 2, {"epochs": None, "verbose": 0, "rerun": False,
+                                                                 "jit": True, "mixed-precision": "float16",
+                                                                 "state-dir": "/s"})
+    assert command[1:] == ["-m", "benchmarks.run", "--suite", "cifar10-lt", "--budget", "full", "--runs", "gbg",
+                           "--seeds", "2", "--verbose", "0", "--jit", "--mixed-precision", "float16",
+                           "--state-dir", "/s"]
+    assert run.main(["--suite", "digits-lt", "--jit", "--mixed-precision", "float16", "--status"]) == 0
+
+
+@pytest.mark.slow
+def test_parallel_trains_real_processes(tmp_path, monkeypatch):
+    # Two real `python -m benchmarks.run` processes (digits-lt, one epoch, XLA) side by side.
+    monkeypatch.setenv("KERAS_LONGTAIL_BENCHMARK_MODELS", str(tmp_path / "models"))
+    code = run.main(["--suite", "digits-lt", "--runs", "ce,ce-wd0", "--epochs", "1", "--parallel", "2", "--jit",
+                     "--verbose", "0", "--results-dir", str(tmp_path / "results"),
+                     "--state-dir", str(tmp_path / "state")])
+    assert code == 0
+    for label in ("ce", "ce-wd0"):
+        results = json.loads((tmp_path / "results" / "digits-lt-short" / f"{label}-seed0.json").read_text())
+        assert results["epochs"] == 1 and results["jit_compile"] is True and results["mixed_precision"] is None
+        assert results["accuracy"]["overall"] > 20.0

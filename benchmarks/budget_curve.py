@@ -1,0 +1,160 @@
+"""The budget curve: CE + WD on CIFAR-10-LT IF 100 at 12, 30, 60, 100 and 200 epochs, accuracy vs. CPU time.
+
+    python -m benchmarks.budget_curve
+
+reads `benchmarks/results/cifar10-lt-<budget>/ce-seed*.json` (written by `python -m benchmarks.run --suite
+cifar10-lt --budget <budget> --runs ce --seeds 0,1,2` for the budgets short (12 epochs), e30, e60, e100 and full
+(200)), and writes `benchmarks/results/budget_curve.json` (per budget: the seeds, mean ± std of the overall, Many
+and Medium accuracy, and the training seconds) and `budget_curve.png` (accuracy vs. CPU hours of training, mean
+± std over the seeds). It prints the *discriminative budget*: the cheapest budget at which CE + WD reaches
+>= 60 % overall accuracy as the mean of at least 3 seeds, or, when none does, the closest one (the highest mean).
+
+CPU time is the run's `train_cpu_seconds` (process CPU time of training, all threads). Results written before that
+field existed have only wall time: their CPU time is estimated as `train_seconds` x the machine's cores (from the
+result's `machine` field), an upper bound on a busy machine, and the JSON and the plot say which budgets are
+estimated.
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import re
+import statistics
+import sys
+
+RESULTS = pathlib.Path(__file__).resolve().parent / "results"
+# budget name -> epochs, cheapest first (benchmarks.run's names)
+BUDGETS = {"short": 12, "e30": 30, "e60": 60, "e100": 100, "full": 200}
+SPLITS = ("overall", "many", "medium")
+THRESHOLD = 60.0
+MIN_SEEDS = 3
+
+
+def _cores(result):
+    match = re.search(r"(\d+) cores", result.get("machine", ""))
+    return int(match.group(1)) if match else os.cpu_count()
+
+
+def _mean_std(values):
+    if not values:
+        return None
+    return {"mean": round(statistics.mean(values), 2),
+            "std": round(statistics.stdev(values), 2) if len(values) > 1 else 0.0}
+
+
+def collect(results_dir=RESULTS, suite="cifar10-lt", run="ce"):
+    """Per budget with at least one result: seeds, accuracy mean ± std per split, wall and CPU seconds.
+
+    Returns a list ordered by epochs of dicts with keys `budget`, `epochs`, `seeds`, `accuracy`
+    ({split: {"mean", "std"}}), `train_seconds` and `train_cpu_seconds` (mean ± std over the seeds) and
+    `cpu_seconds_estimated` (the seeds whose CPU time is wall time x cores).
+    """
+    curve = []
+    for budget, epochs in BUDGETS.items():
+        paths = sorted(pathlib.Path(results_dir, f"{suite}-{budget}").glob(f"{run}-seed*.json"),
+                       key=lambda p: int(re.search(r"seed(\d+)", p.name).group(1)))
+        paths = [p for p in paths if re.fullmatch(rf"{re.escape(run)}-seed\d+\.json", p.name)]
+        if not paths:
+            continue
+        results = [json.loads(p.read_text()) for p in paths]
+        for path, result in zip(paths, results):
+            if result.get("epochs") != epochs:
+                raise ValueError(f"Expected {epochs} epochs in {path} (budget {budget!r}). "
+                                 f"Received: epochs={result.get('epochs')}")
+        cpu, estimated = [], []
+        for result in results:
+            if result.get("train_cpu_seconds") is not None:
+                cpu.append(result["train_cpu_seconds"])
+            else:
+                cpu.append(result["train_seconds"] * _cores(result))
+                estimated.append(result["seed"])
+        curve.append({
+            "budget": budget, "epochs": epochs, "seeds": [r["seed"] for r in results],
+            "accuracy": {split: _mean_std([r["accuracy"][split] for r in results if split in r["accuracy"]])
+                         for split in SPLITS},
+            "train_seconds": _mean_std([r["train_seconds"] for r in results]),
+            "train_cpu_seconds": _mean_std(cpu),
+            "cpu_seconds_estimated": estimated,
+        })
+    return curve
+
+
+def discriminative_budget(curve, threshold=THRESHOLD, min_seeds=MIN_SEEDS):
+    """(entry, reason): the cheapest budget whose mean overall accuracy over >= `min_seeds` seeds is >=
+    `threshold`; otherwise the entry closest to it (highest mean overall), with the reason saying so."""
+    if not curve:
+        raise ValueError("Expected at least one budget with results. Received: an empty curve")
+    for entry in curve:  # ordered cheapest first
+        if len(entry["seeds"]) >= min_seeds and entry["accuracy"]["overall"]["mean"] >= threshold:
+            return entry, (f"cheapest budget with >= {threshold:g} % overall over {len(entry['seeds'])} seeds")
+    best = max(curve, key=lambda e: e["accuracy"]["overall"]["mean"])
+    short = [e["budget"] for e in curve
+             if e["accuracy"]["overall"]["mean"] >= threshold and len(e["seeds"]) < min_seeds]
+    reason = f"no budget reaches {threshold:g} % over >= {min_seeds} seeds; closest (highest mean overall)"
+    if short:
+        reason += f"; {short} reach it with fewer than {min_seeds} seeds: run more seeds there"
+    return best, reason
+
+
+def plot(curve, path, threshold=THRESHOLD):
+    """Accuracy (overall, Many, Medium; mean ± std) vs. CPU hours of training, one point per budget."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    hours = [e["train_cpu_seconds"]["mean"] / 3600 for e in curve]
+    figure, axes = plt.subplots(figsize=(6.4, 4.2))
+    for split, marker in zip(SPLITS, "osd"):
+        points = [(h, e["accuracy"][split]) for h, e in zip(hours, curve) if e["accuracy"][split]]
+        axes.errorbar([h for h, _ in points], [a["mean"] for _, a in points], yerr=[a["std"] for _, a in points],
+                      marker=marker, capsize=3, label=split.capitalize())
+    for h, e in zip(hours, curve):
+        label = f"{e['epochs']} ep ({len(e['seeds'])}s)" + ("*" if e["cpu_seconds_estimated"] else "")
+        axes.annotate(label, (h, e["accuracy"]["overall"]["mean"]), textcoords="offset points", xytext=(4, 6),
+                      fontsize=8)
+    axes.axhline(threshold, color="grey", linestyle=":", linewidth=1)
+    axes.set_xlabel("training CPU time (CPU hours, mean over seeds)")
+    axes.set_ylabel("test accuracy (%)")
+    title = "CE + WD, CIFAR-10-LT IF 100, ResNet-32"
+    if any(e["cpu_seconds_estimated"] for e in curve):
+        title += "\n* CPU time estimated as wall time x cores"
+    axes.set_title(title, fontsize=10)
+    axes.legend(loc="lower right")
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.budget_curve", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--results-dir", default=str(RESULTS), help="where the <suite>-<budget>/ folders are")
+    parser.add_argument("--output-dir", default=None, help="where budget_curve.json/.png go (default: results dir)")
+    parser.add_argument("--threshold", type=float, default=THRESHOLD, help="overall accuracy %% (default: 60)")
+    args = parser.parse_args(argv)
+    curve = collect(args.results_dir)
+    if not curve:
+        print(f"no cifar10-lt-<budget>/ce-seed*.json under {args.results_dir}", file=sys.stderr)
+        return 1
+    entry, reason = discriminative_budget(curve, args.threshold)
+    output = pathlib.Path(args.output_dir or args.results_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    report = {"suite": "cifar10-lt", "run": "ce", "threshold": args.threshold, "min_seeds": MIN_SEEDS,
+              "discriminative_budget": entry["budget"], "reason": reason, "budgets": curve,
+              "note": "train_cpu_seconds: process CPU time of training; budgets listed in cpu_seconds_estimated "
+                      "seeds use train_seconds x cores instead (results written before the field existed)"}
+    (output / "budget_curve.json").write_text(json.dumps(report, indent=2))
+    plot(curve, output / "budget_curve.png", args.threshold)
+    for e in curve:
+        splits = ", ".join(f"{split} {a['mean']:.1f} ± {a['std']:.1f}" if a else f"{split} absent"
+                           for split, a in e["accuracy"].items())
+        print(f"{e['budget']:>6} {e['epochs']:>4} epochs, seeds {e['seeds']}: {splits}; "
+              f"{e['train_cpu_seconds']['mean'] / 3600:.2f} CPU h" + (" (est.)" if e["cpu_seconds_estimated"] else ""))
+    print(f"discriminative budget: {entry['budget']} ({entry['epochs']} epochs): {reason}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
