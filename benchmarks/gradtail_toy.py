@@ -270,7 +270,8 @@ def main(argv=None):
     (RESULTS / f"{args.output}.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = ["# GradTail toy experiment (two Gaussians, 10,000 vs 400 points; paper §4.1)", "",
              f"Command: `{result['command']}` ({result['machine']}).", "",
-             f"MLP 2-5-2, SGD Nesterov 0.9 at a constant learning rate; GradTail max weight {gradtail['max_weight']:g}, "
+             "MLP 2-5-2, SGD Nesterov 0.9 at a constant learning rate; "
+             f"GradTail max weight {gradtail['max_weight']:g}, "
              f"sharpness {gradtail['sharpness']:g}, pivot {gradtail['pivot']:g}, decay {gradtail['decay']}"
              f"{', zero-initialised EMAs (no warm-up)' if gradtail['zero_init'] else ''}; "
              f"balanced test draw of 10,000 points; seeds {seeds}; means over seeds. The Bayes boundary crosses "
@@ -284,7 +285,8 @@ def main(argv=None):
             if method not in summaries[name]:
                 continue
             s = summaries[name][method]
-            lines.append(f"| {name} | {config['steps']} × {config['batch_size']}, {config['learning_rate']:g} | {label} | "
+            schedule = f"{config['steps']} × {config['batch_size']}, {config['learning_rate']:g}"
+            lines.append(f"| {name} | {schedule} | {label} | "
                          f"{_fmt(s['balanced_mean'], 100)} ± {_fmt(s['balanced_std'], 100)} | "
                          f"{_fmt(s['common_mean'], 100, 1)} / {_fmt(s['rare_mean'], 100, 1)} | "
                          f"{_fmt(s['diagonal_gap_mean'])} | {s['no_crossing']}/{len(seeds)} |")
