@@ -1,9 +1,12 @@
 import json
 
+import pytest
+
 from benchmarks import run
 from keras_longtail import cli
 
 
+@pytest.mark.slow
 def test_suite_writes_json_and_table(tmp_path, capsys):
     run.run_suite("digits-lt", "short", ["ce-wd0", "ce"], seeds=[0, 1], epochs=1, verbose=0, results_dir=tmp_path)
     out_dir = tmp_path / "digits-lt-short"

@@ -181,6 +181,7 @@ def _weights_and_state(result):
 
 
 @pytest.mark.parametrize("name,run", [("gala", _run), ("gbg", _gbg_run)], ids=["gala", "gbg"])
+@pytest.mark.slow
 def test_resume_under_mirrored_strategy(tmp_path, name, run):
     # The checkpoint is written from and restored into variables mirrored over two replicas: a loss's
     # (assigned by the subclass) and GBG's int32 grouping (loaded with the weights).

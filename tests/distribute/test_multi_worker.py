@@ -12,6 +12,8 @@ import pytest
 
 from tests.distribute import multi_worker_job
 
+pytestmark = pytest.mark.slow  # starts worker processes
+
 TIMEOUT_SECONDS = 240
 
 

@@ -58,6 +58,7 @@ def test_random_patches_cover_and_are_deterministic():
         RandomPatches(num_patches=0)
 
 
+@pytest.mark.slow
 def test_dense_regression_trains_and_ignores_masked_pixels():
     patches = RandomPatches(num_patches=3, min_size=3, max_size=6, seed=4)
     noisy = DEPTH + 50.0 * (1.0 - MASK[..., None]) * RNG.normal(size=DEPTH.shape).astype(np.float32)

@@ -48,6 +48,7 @@ def test_projection_callback_caps_every_class_each_epoch():
     assert monitor.history()[-1].max() <= 0.2 + 1e-6  # recorded after the projection
 
 
+@pytest.mark.slow
 def test_two_stages_on_digits_lt_change_only_the_classifier_and_help_the_tail():
     loaded = data.load_digits_lt(imbalance_factor=20)
     x, y = map(np.stack, zip(*loaded.train.as_numpy_iterator()))
