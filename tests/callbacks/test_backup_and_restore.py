@@ -88,6 +88,7 @@ class _ForgetGradTailState(keras.callbacks.Callback):
 
 
 @pytest.mark.parametrize("backup_class", [BackupAndRestore, keras.callbacks.BackupAndRestore])
+@pytest.mark.slow
 def test_gradtail_resumes_with_its_state(tmp_path, backup_class):
     # GradTail's state (w̃, σ, step) is in model variables, so Keras' own callback restores it too.
     model = _gradtail_run([])
@@ -125,6 +126,7 @@ def _gbg_run(callbacks, grouping=GROUPING):
 
 
 @pytest.mark.parametrize("backup_class", [BackupAndRestore, keras.callbacks.BackupAndRestore])
+@pytest.mark.slow
 def test_gbg_resumes_with_the_grouping_of_the_interrupted_run(tmp_path, backup_class):
     model = _gbg_run([])
     with pytest.raises(RuntimeError, match="interrupted"):

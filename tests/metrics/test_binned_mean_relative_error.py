@@ -95,6 +95,7 @@ def test_under_mirrored_strategy_equals_numpy():
     np.testing.assert_allclose(_result(metric), _reference(y_true, y_pred), rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_evaluate_under_mirrored_strategy_equals_one_device():
     y_true, _ = _maps(4, batch=8, shape=(8, 8))
     x = np.random.default_rng(5).normal(size=(8, 8, 8, 2)).astype(np.float32)

@@ -94,6 +94,7 @@ def test_sigmoid_activation_formula_and_limits():
         GradTailSigmoid(sharpness=0.0)
 
 
+@pytest.mark.slow
 def test_scores_and_weight_logger():
     inputs = keras.Input((2,))
     logits = keras.layers.Dense(2, name="classifier")(keras.layers.Dense(5, activation="relu", name="h")(inputs))

@@ -87,6 +87,7 @@ def test_retrain_classifier_bad_input():
         retrain_classifier(model, x, y, projection="always")
 
 
+@pytest.mark.slow
 def test_an_interrupted_stage_two_leaves_the_model_as_it_was_and_reruns_identically(tmp_path):
     # Stage 2 writes into the model only when it completes: a restart re-runs it from the stage-1 model.
     rng = np.random.default_rng(0)
