@@ -202,3 +202,18 @@ def test_depth_and_classification_options_do_not_mix(capsys):
     assert "method" in capsys.readouterr().err
     assert cli.main(["train", "--task", "depth", "--dataset", "cifar10-lt"]) == 2
     assert "dataset" in capsys.readouterr().err
+
+
+def test_ldam_schedule_warm_up_is_never_zero_and_the_schedule_serializes():
+    import keras
+
+    from keras_longtail.optimizers import LinearWarmup
+
+    schedule = cli._ldam_schedule(0.1, epochs=12, steps_per_epoch=97)  # 2.5 % of 1164 steps: 29 steps
+    assert isinstance(schedule, LinearWarmup) and schedule.warmup_steps == 29
+    assert cli._ldam_schedule(0.1, epochs=1, steps_per_epoch=3).warmup_steps == 1
+    assert abs(float(schedule(0)) - 0.1 / 29) < 1e-7 and abs(float(schedule(500)) - 0.1) < 1e-7
+    assert abs(float(schedule(int(0.85 * 1164))) - 1e-3) < 1e-8
+    revived = keras.optimizers.deserialize(keras.optimizers.serialize(keras.optimizers.SGD(schedule)))
+    assert keras.optimizers.serialize(revived)["config"]["learning_rate"]["class_name"] == "LinearWarmup"
+    assert abs(float(revived.learning_rate) - float(schedule(0))) < 1e-9

@@ -249,6 +249,7 @@ CASES = {
 NOT_IN_FIT = {
     "data.LongTailedData": "a named tuple returned by the loaders",
     "data.ShotSplits": "a named tuple of class indices",
+    "data.StreamingLongTailedData": "a named tuple returned by the large-scale loaders",
     "dual_phase.ExemplarMemoryBank": "selects exemplars on the host between the two phases",
     "dual_phase.FrequencySplit": "a named tuple returned by split_by_frequency",
     "training.DualPhaseTraining": "runs two fits; its phase-II step (MemoryRetentiveLoss, IntraClassMarginLoss, "

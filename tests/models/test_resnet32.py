@@ -3,20 +3,45 @@ import numpy as np
 import pytest
 
 from keras_longtail.models import resnet32
+from keras_longtail.models.resnet32 import ZeroPadShortcut
 from tests import helpers
 
 
-def test_architecture():
-    model = resnet32(100)
-    assert 460_000 < model.count_params() < 480_000  # He et al.: ~0.46-0.47 M
-    convs = [layer for layer in model.layers
-             if isinstance(layer, keras.layers.Conv2D) and "shortcut" not in layer.name]
+def _trainable(model):
+    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+
+def test_architecture_matches_the_ldam_reference():
+    model = resnet32(10)
+    assert _trainable(model) == 464_154  # the LDAM-DRW PyTorch resnet32(num_classes=10): sum of p.numel()
+    assert _trainable(resnet32(100)) == 464_154 + 64 * 90 + 90
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
     assert len(convs) == 31  # 1 stem + 3 stages x 5 blocks x 2; + classifier = 32 weighted layers
     assert [c.filters for c in convs[1::10]] == [16, 32, 64]
+    assert [layer.name for layer in model.layers if isinstance(layer, ZeroPadShortcut)] == [
+        "stage2_block1_shortcut_pad", "stage3_block1_shortcut_pad"]
     classifier = model.get_layer("classifier")
-    assert isinstance(classifier, keras.layers.Dense) and classifier.units == 100
+    assert isinstance(classifier, keras.layers.Dense) and classifier.units == 10
     assert model.get_layer("features").output.shape == (None, 64)
-    assert model.output.shape == (None, 100)
+
+
+def test_projection_shortcut_is_option_b():
+    model = resnet32(10, shortcut="projection")
+    assert _trainable(model) == 464_154 + 16 * 32 + 2 * 32 + 32 * 64 + 2 * 64
+    assert not any(isinstance(layer, ZeroPadShortcut) for layer in model.layers)
+    with pytest.raises(ValueError, match="Expected `shortcut`.*Received: shortcut='B'"):
+        resnet32(10, shortcut="B")
+
+
+def test_zero_pad_shortcut_equals_the_reference_formula():
+    x = np.random.default_rng(0).normal(size=(2, 7, 6, 16)).astype("float32")
+    y = np.asarray(ZeroPadShortcut(32)(x))
+    expected = np.pad(x[:, ::2, ::2, :], [(0, 0), (0, 0), (0, 0), (8, 8)])  # F.pad(..., planes // 4 each side)
+    np.testing.assert_array_equal(y, expected)
+    assert ZeroPadShortcut(32).compute_output_shape((None, 7, 6, 16)) == (None, 4, 3, 32)
+    helpers.assert_config_round_trip(ZeroPadShortcut(64, stride=1))
+    with pytest.raises(ValueError, match="Expected an input with at most `filters`=8"):
+        ZeroPadShortcut(8)(x)
 
 
 @pytest.mark.slow
@@ -33,10 +58,11 @@ def test_bad_input():
 
 
 def test_batch_norm_momentum_reaches_every_batch_norm():
-    model = resnet32(10, input_shape=(16, 16, 3), batch_norm_momentum=0.9)
+    norms = [layer for layer in resnet32(10, input_shape=(16, 16, 3)).layers
+             if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(norms) == 1 + 15 * 2 and all(layer.momentum == 0.9 for layer in norms)  # PyTorch's 0.1
+    model = resnet32(10, input_shape=(16, 16, 3), batch_norm_momentum=0.99, shortcut="projection")
     norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
-    assert len(norms) == 1 + 15 * 2 + 2 and all(layer.momentum == 0.9 for layer in norms)
-    assert all(layer.momentum == 0.99 for layer in resnet32(10, input_shape=(16, 16, 3)).layers
-               if isinstance(layer, keras.layers.BatchNormalization))
+    assert len(norms) == 1 + 15 * 2 + 2 and all(layer.momentum == 0.99 for layer in norms)
     with pytest.raises(ValueError, match="batch_norm_momentum"):
         resnet32(10, batch_norm_momentum=1.0)
