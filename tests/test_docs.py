@@ -48,6 +48,13 @@ def test_doctest_fences_wrap_doctest_runs_only():
         "  ```pycon\n  >>> y\n  [1][2]\n  ```")
 
 
+def test_doctest_fences_keep_formula_underscores_literal():
+    fence_doctests = _load_doctest_fences()
+    text = "θ_k ← θ_k + Σ_{i: y_i = k} (1 − p'_ik), `p'_ik`\n>>> f(p'_i)\n\n    code p'_i"
+    assert fence_doctests(text) == (
+        "θ_k ← θ_k + Σ\\_{i: y_i = k} (1 − p'\\_ik), `p'_ik`\n```pycon\n>>> f(p'_i)\n```\n\n    code p'_i")
+
+
 @pytest.mark.slow
 def test_mkdocs_build_strict(tmp_path):
     """What CI runs: any warning (a broken link, a page outside the nav, a docstring griffe cannot parse) fails."""
