@@ -22,6 +22,11 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
     in `model.loss` that has `variables` to `loss_state.npz` in `backup_dir`
     each time it saves, and assigns them back when training resumes.
 
+    With a `keras_longtail.layers.GALAStatistics` layer on the logits
+    (`GALALoss(..., statistics=layer)`), GALA's statistics are model weights
+    and Keras' own `keras.callbacks.BackupAndRestore` already restores them;
+    this subclass then only adds the loss's `accumulating` flag.
+
     The other methods keep their state where a checkpoint finds it, and tests
     kill a run mid-epoch and resume it in fresh objects to the uninterrupted
     run's weights and state: GradTail's w̃, σ and step counter and GBG's

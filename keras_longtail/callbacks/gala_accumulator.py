@@ -19,7 +19,9 @@ class GALAAccumulator(keras.callbacks.Callback):
 
     The statistics are never reset by the callback (the official code keeps them
     for the whole run, and a second `fit` continues them); call
-    `loss.reset_state()` to start over.
+    `loss.reset_state()` to start over. The flag belongs to the loss, so the
+    callback works the same whether the statistics live in the loss or in a
+    `keras_longtail.layers.GALAStatistics` layer.
 
     Raises:
         ValueError: at the start of training when the model's loss holds no

@@ -21,10 +21,20 @@ def _check_axis(axis):
     return values if isinstance(axis, (list, tuple)) else values[0]
 
 
+def _check_axis_fits(axis, ndim, shape):
+    """`axis` (int or list) as a tuple of non-negative axes of an `ndim`-D kernel, or a ValueError."""
+    axes = axis if isinstance(axis, list) else [axis]
+    if any(not -ndim <= a < ndim for a in axes):
+        raise ValueError(
+            f"Expected `axis` within the {ndim} axes of the kernel (from {-ndim} to {ndim - 1}). "
+            f"Received: axis={axis!r} for a kernel of shape {tuple(shape)}")
+    return tuple(sorted({a % ndim for a in axes}))
+
+
 def _norms(kernel, axis):
     """Per-class L2 norms of `kernel` (numpy), flattened to one value per class."""
     kernel = np.asarray(ops.convert_to_numpy(kernel), dtype=np.float64)
-    axes = tuple(a % kernel.ndim for a in (axis if isinstance(axis, list) else [axis]))
+    axes = _check_axis_fits(axis, kernel.ndim, kernel.shape)
     return np.sqrt(np.sum(np.square(kernel), axis=axes)).reshape(-1)
 
 
@@ -66,6 +76,12 @@ class PerClassMaxNorm(keras.constraints.Constraint):
             for a Dense kernel `(features, classes)`; use `[0, 1, 2]` for a
             Conv2D kernel `(rows, cols, in, out)`.
 
+    Raises:
+        TypeError: when called on a kernel that is not floating point (the
+            projection needs fractional scales).
+        ValueError: when `axis` does not fit the kernel's rank, and in
+            `from_kernel` when the kernel holds NaN or infinity.
+
     Example:
 
     ```python
@@ -74,7 +90,7 @@ class PerClassMaxNorm(keras.constraints.Constraint):
     classifier.kernel.constraint = constraint   # projected after every step
     ```
 
-    >>> kernel = np.array([[3.0, 0.3], [4.0, 0.4]])  # class norms 5 and 0.5
+    >>> kernel = np.array([[3.0, 0.3], [4.0, 0.4]])  # class norms 5 and 0.5 (a float kernel)
     >>> PerClassMaxNorm(max_norm=1.0)(kernel).numpy().round(3)
     array([[0.6, 0.3],
            [0.8, 0.4]])
@@ -106,6 +122,10 @@ class PerClassMaxNorm(keras.constraints.Constraint):
         thresh = _validation.check_float("thresh", thresh, minimum=0.0, maximum=1.0)
         axis = _check_axis(axis)
         norms = _norms(kernel, axis)
+        if not np.all(np.isfinite(norms)):
+            raise ValueError(
+                "Expected a kernel with finite values to set `max_norm` from. "
+                f"Received per-class norms {norms.tolist()}")
         max_norm = float(norms.min() + thresh * (norms.max() - norms.min()))
         if not max_norm > 0.0:
             raise ValueError(
@@ -115,6 +135,11 @@ class PerClassMaxNorm(keras.constraints.Constraint):
 
     def __call__(self, w):
         w = ops.convert_to_tensor(w)
+        dtype = keras.backend.standardize_dtype(w.dtype)
+        if not keras.backend.is_float_dtype(dtype):
+            # An integer kernel would round the scale min(1, δ/‖θ_k‖) (< 1 outside the ball) to 0.
+            raise TypeError(f"Expected a floating-point kernel. Received: w with dtype={dtype}")
+        _check_axis_fits(self.axis, len(w.shape), w.shape)
         norms = ops.sqrt(ops.sum(ops.square(w), axis=self.axis, keepdims=True))
         scale = ops.minimum(1.0, self.max_norm / ops.maximum(norms, _TINY))
         return w * ops.cast(scale, w.dtype)

@@ -68,6 +68,11 @@ class CosineClassifier(keras.layers.Layer):
             regularizer=self.kernel_regularizer)
 
     def call(self, inputs):
+        num_features = self.kernel.shape[0]
+        if inputs.shape[-1] != num_features:
+            raise ValueError(
+                f"Expected features of size {num_features} in the last axis (the layer was built on "
+                f"{num_features}). Received: inputs with shape {tuple(inputs.shape)}")
         inputs = ops.cast(inputs, self.compute_dtype)
         features = inputs * ops.rsqrt(ops.maximum(ops.sum(ops.square(inputs), axis=-1, keepdims=True), EPSILON))
         kernel = ops.cast(self.kernel, self.compute_dtype)

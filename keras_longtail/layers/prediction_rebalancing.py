@@ -152,6 +152,11 @@ class PredictionRebalancing(keras.layers.Layer):
         return _assert_distribution(inputs, "inputs")
 
     def call(self, inputs):
+        num_classes = self.column_sums.shape[0]
+        if len(inputs.shape) != 2 or inputs.shape[-1] != num_classes:
+            raise ValueError(
+                f"Expected inputs of shape (batch, {num_classes}): the layer was built (or adapted) on "
+                f"{num_classes} classes. Received: inputs with shape {tuple(inputs.shape)}")
         probabilities = self._probabilities(inputs)
         if self.tau == 0.0:
             return probabilities

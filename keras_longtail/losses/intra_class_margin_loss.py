@@ -3,8 +3,8 @@
 import keras
 from keras import ops
 
-from keras_longtail import _checks
 from keras_longtail import _validation
+from keras_longtail.losses import _sparse_labels
 
 
 @keras.saving.register_keras_serializable(package="keras_longtail")
@@ -25,6 +25,10 @@ class IntraClassMarginLoss(keras.losses.Loss):
     score; `num_negatives=None` sums over all C − 1 other classes. In
     dual-phase training it is added to the cross-entropy of every example of
     the phase-II data (Eq. 9).
+
+    Labels outside `[0, num_classes)` raise `InvalidArgumentError` in eager and
+    graph execution; under `jit_compile=True` (XLA drops that check) their
+    examples get a NaN loss and no gradient, so the reported loss is NaN.
 
     Args:
         margin: m, >= 0. Defaults to `0.5`.
@@ -74,27 +78,24 @@ class IntraClassMarginLoss(keras.losses.Loss):
         scores = ops.convert_to_tensor(y_pred) / self.scale
         if len(scores.shape) != 2 or scores.shape[-1] is None or scores.shape[-1] < 2:
             raise ValueError(f"Expected `y_pred` to be logits of shape (batch, num_classes >= 2). "
-                             f"Received shape {scores.shape}")
+                             f"Received: y_pred with shape {tuple(scores.shape)}")
         num_classes = scores.shape[-1]
         if self.num_negatives is not None and self.num_negatives > num_classes - 1:
             raise ValueError(f"Expected `num_negatives` <= num_classes - 1 = {num_classes - 1}. "
                              f"Received: num_negatives={self.num_negatives}")
-        labels = ops.convert_to_tensor(y_true)
-        if len(labels.shape) == 2 and labels.shape[-1] == 1:
-            labels = ops.squeeze(labels, axis=-1)
-        if len(labels.shape) != 1:
-            raise ValueError("Expected `y_true` to be integer labels of shape (batch,) or (batch, 1). "
-                             f"Received shape {labels.shape}")
-        labels = _checks.labels_in_range(ops.cast(labels, "int32"), num_classes, argument="y_true")
+        labels = _sparse_labels.check_batch_sizes(_sparse_labels.squeeze_labels(y_true), scores)
+        labels, valid = _sparse_labels.labels_and_validity(labels, num_classes)
         one_hot = ops.one_hot(labels, num_classes, dtype=scores.dtype)
         positive = ops.sum(scores * one_hot, axis=-1, keepdims=True)
         hinge = ops.relu(self.margin - positive + scores)  # (batch, C); the positive column is masked below
         if self.num_negatives is None:
-            return ops.sum(hinge * (1.0 - one_hot), axis=-1)
-        # The K largest negative scores give the K largest hinges (the hinge grows with the score).
-        negatives = ops.where(one_hot > 0, ops.full_like(scores, -1e9), scores)
-        hardest, _ = ops.top_k(negatives, self.num_negatives, sorted=False)
-        return ops.sum(ops.relu(self.margin - positive + hardest), axis=-1)
+            per_example = ops.sum(hinge * (1.0 - one_hot), axis=-1)
+        else:
+            # The K largest negative scores give the K largest hinges (the hinge grows with the score).
+            negatives = ops.where(one_hot > 0, ops.full_like(scores, -1e9), scores)
+            hardest, _ = ops.top_k(negatives, self.num_negatives, sorted=False)
+            per_example = ops.sum(ops.relu(self.margin - positive + hardest), axis=-1)
+        return _sparse_labels.nan_where_invalid(per_example, valid)
 
     def get_config(self):
         return {

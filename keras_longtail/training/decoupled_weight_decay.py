@@ -36,7 +36,9 @@ def decoupled_weight_decay(weight_decay, momentum=0.0, learning_rate_ratio=1.0):
             Keras run's, > 0. Defaults to `1.0`.
 
     Returns:
-        The decoupled λ_d for `keras.optimizers.SGD(weight_decay=...)`.
+        The decoupled λ_d for `keras.optimizers.SGD(weight_decay=...)`, as the
+        float the formula gives (not rounded, so 0.05 may print as
+        0.05000000000000001).
 
     Example:
 
@@ -45,10 +47,12 @@ def decoupled_weight_decay(weight_decay, momentum=0.0, learning_rate_ratio=1.0):
     keras.optimizers.SGD(0.01, momentum=0.9, weight_decay=decoupled_weight_decay(5e-3, 0.9))
     ```
 
-    >>> decoupled_weight_decay(5e-3, momentum=0.9)  # 5e-3 / (1 - 0.9)
+    >>> print(f"{decoupled_weight_decay(5e-3, momentum=0.9):.6g}")  # 5e-3 / (1 - 0.9)
     0.05
-    >>> decoupled_weight_decay(5e-3, momentum=0.9, learning_rate_ratio=0.1)  # same shrink at lr 0.1
+    >>> print(f"{decoupled_weight_decay(5e-3, momentum=0.9, learning_rate_ratio=0.1):.6g}")  # same shrink at lr 0.1
     0.005
+    >>> decoupled_weight_decay(1e-13)  # not rounded: tiny values survive
+    1e-13
 
     References:
         - Loshchilov and Hutter, "Decoupled Weight Decay Regularization",
@@ -58,4 +62,4 @@ def decoupled_weight_decay(weight_decay, momentum=0.0, learning_rate_ratio=1.0):
     momentum = _validation.check_float("momentum", momentum, minimum=0.0, maximum=1.0, max_inclusive=False)
     learning_rate_ratio = _validation.check_float("learning_rate_ratio", learning_rate_ratio, minimum=0.0,
                                                   min_inclusive=False)
-    return round(weight_decay / (1.0 - momentum) * learning_rate_ratio, 12)
+    return weight_decay / (1.0 - momentum) * learning_rate_ratio

@@ -67,3 +67,31 @@ def test_bad_input():
         PerClassMaxNorm.from_kernel(np.ones((2, 2)), thresh=1.5)
     with pytest.raises(ValueError, match="max_norm"):
         PerClassMaxNorm.from_kernel(np.zeros((2, 3)))
+
+
+def test_integer_kernel_is_rejected_not_zeroed():
+    # Issue 21 item 11: the scale was cast to the kernel's integer dtype, so every vector outside the ball became 0.
+    with pytest.raises(TypeError, match="Expected a floating-point kernel. Received: w with dtype=int"):
+        PerClassMaxNorm(1.0)(np.array([[3, 0], [4, 1]], "int32"))
+    # Float kernels of any width keep working.
+    projected = PerClassMaxNorm(1.0)(np.array([[3.0, 0.0], [4.0, 1.0]], "float16")).numpy()
+    np.testing.assert_allclose(projected, [[0.6, 0.0], [0.8, 1.0]], rtol=1e-3)
+
+
+def test_axis_outside_the_kernel_and_nan_kernels_raise_our_errors():
+    # Issue 21 item 12: raw TensorFlow/numpy errors before.
+    with pytest.raises(ValueError, match=r"Expected `axis` within the 2 axes.*Received: axis=2"):
+        PerClassMaxNorm(1.0, axis=2)(np.ones((3, 2), "float32"))
+    with pytest.raises(ValueError, match=r"Expected `axis`.*Received: axis=\[0, 3\]"):
+        PerClassMaxNorm(1.0, axis=[0, 3])(np.ones((3, 3, 2), "float32"))
+    with pytest.raises(ValueError, match=r"Expected `axis`.*Received: axis=2"):
+        PerClassMaxNorm.from_kernel(np.ones((3, 2)), axis=2)
+    kernel = np.ones((3, 2))
+    kernel[1, 0] = np.nan
+    with pytest.raises(ValueError, match="Expected a kernel with finite values.*Received"):
+        PerClassMaxNorm.from_kernel(kernel)
+    kernel[1, 0] = np.inf
+    with pytest.raises(ValueError, match="finite"):
+        PerClassMaxNorm.from_kernel(kernel)
+    # Negative axes inside the rank stay valid.
+    np.testing.assert_allclose(PerClassMaxNorm(1.0, axis=-2)(np.full((4, 2), 1.0, "float32")).numpy(), 0.5)

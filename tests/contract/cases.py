@@ -41,6 +41,18 @@ def _gala_loss():
             "state": lambda model: [loss.theta.numpy(), loss.phi.numpy()]}
 
 
+def _gala_statistics():
+    from keras_longtail.callbacks import GALAAccumulator
+    from keras_longtail.layers import GALAStatistics
+    from keras_longtail.losses import GALALoss
+
+    statistics = GALAStatistics(name="gala_statistics")
+    loss = GALALoss(NUM_CLASSES, accumulation="official", statistics=statistics)
+    return {"model": classifier(statistics), "compile": {"loss": loss}, "callbacks": [GALAAccumulator()],
+            "obj": statistics, "state": lambda model: [statistics.theta.numpy(), statistics.phi.numpy(),
+                                                      statistics.running.numpy()]}
+
+
 def _gala_accumulator():
     case = _gala_loss()
     case.pop("obj")
@@ -229,6 +241,7 @@ CASES = {
     "constraints.PerClassMaxNorm": _per_class_max_norm,
     "gbg.ClassGrouping": _gbg_model("representation"),
     "layers.CosineClassifier": _cosine_classifier,
+    "layers.GALAStatistics": _gala_statistics,
     "layers.PredictionRebalancing": _prediction_rebalancing,
     "losses.ClassBalancedCrossentropy": _class_balanced_crossentropy,
     "losses.GALALoss": _gala_loss,

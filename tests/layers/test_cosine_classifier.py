@@ -61,3 +61,11 @@ def test_bad_input():
         CosineClassifier(3, scale=0.0)
     with pytest.raises(TypeError, match="units"):
         CosineClassifier(2.5)
+
+
+def test_wrong_feature_size_raises_our_error():
+    # Issue 21 item 12: a raw TensorFlow matmul error before.
+    layer = CosineClassifier(3)
+    layer(np.ones((2, 5), "float32"))
+    with pytest.raises(ValueError, match=r"Expected features of size 5.*Received: inputs with shape \(2, 4\)"):
+        layer(np.ones((2, 4), "float32"))

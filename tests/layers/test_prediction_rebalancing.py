@@ -144,3 +144,15 @@ def test_float32_under_mixed_precision():
     result = PredictionRebalancing(1.0, dtype="mixed_float16")(probabilities).numpy()
     assert np.all(np.isfinite(result))
     np.testing.assert_allclose(result[:2], np.full((2, 2), 0.5 / 70_000), rtol=1e-6)
+
+
+@pytest.mark.parametrize("adapted", [False, True])
+def test_other_number_of_classes_than_built_raises_our_error(adapted):
+    # Issue 21 item 12: a raw TensorFlow broadcasting error before.
+    layer = PredictionRebalancing(1.0)
+    if adapted:
+        layer.adapt(np.full((2, 4), 1 / 4, "float32"))
+    else:
+        layer(np.full((2, 4), 1 / 4, "float32"))
+    with pytest.raises(ValueError, match=r"Expected inputs of shape \(batch, 4\).*Received: inputs with shape \(2, 3\)"):
+        layer(np.full((2, 3), 1 / 3, "float32"))

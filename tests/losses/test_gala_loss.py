@@ -259,3 +259,107 @@ def test_save_and_load(tmp_path):
     assert reloaded.loss.get_config() == model.loss.get_config()
     reloaded.fit(X[:16], Y[:16], batch_size=16, verbose=0)  # trains with a fresh, zero state
     assert reloaded.loss.theta.numpy().sum() > 0
+
+
+# ---------------------------------------------------------------------------------------------- robustness (issue 21)
+CALLS = {"eager": lambda f: f, "graph": tf.function, "jit": lambda f: tf.function(f, jit_compile=True)}
+
+
+@pytest.mark.parametrize("accumulation", ["paper", "official"])
+@pytest.mark.parametrize("mode", sorted(CALLS))
+def test_nan_logits_of_a_masked_example_do_not_touch_the_statistics(accumulation, mode):
+    # Item 9: one NaN logit on an example with sample weight 0 made θ, φ NaN for every class, for good.
+    batches = _batches(seed=4)
+    loss = GALALoss(NUM_CLASSES, accumulation=accumulation)
+    call = CALLS[mode](lambda y, z, w: loss(y, z, sample_weight=w))
+    poisoned = [(logits.copy(), labels, weights.copy()) for logits, labels, weights in batches]
+    poisoned[1][0][3, 2] = np.nan
+    poisoned[1][2][3] = 0.0
+    for logits, labels, weights in poisoned:
+        call(labels, logits, weights)
+    # Same as the batch with that example's weight 0 and any finite logits.
+    clean = [(np.nan_to_num(logits), labels, weights) for logits, labels, weights in poisoned]
+    _, theta, phi = _reference(clean, NUM_CLASSES, accumulation=accumulation)
+    np.testing.assert_allclose(loss.theta.numpy(), theta, rtol=1e-5)
+    np.testing.assert_allclose(loss.phi.numpy(), phi, rtol=1e-5)
+
+
+@pytest.mark.parametrize("accumulation", ["paper", "official"])
+@pytest.mark.parametrize("mode", sorted(CALLS))
+def test_non_finite_update_is_skipped(accumulation, mode):
+    # Item 9: a weighted example with NaN (or infinite) logits: its batch's update is skipped, never stored.
+    batches = _batches(seed=5)
+    loss = GALALoss(NUM_CLASSES, accumulation=accumulation)
+    call = CALLS[mode](lambda y, z, w: loss(y, z, sample_weight=w))
+    poisoned = [(logits.copy(), labels, weights) for logits, labels, weights in batches]
+    poisoned[1][0][0, 1] = np.nan
+    poisoned[2][0][5, 0] = np.inf
+    values = [float(call(labels, logits, weights)) for logits, labels, weights in poisoned]
+    assert np.isnan(values[1]) and not np.isfinite(values[2])  # the loss shows it
+    expected, theta, phi = _reference([batches[0], batches[3]], NUM_CLASSES, accumulation=accumulation)
+    assert np.isfinite(values[3]) and values[3] == pytest.approx(expected[1], rel=1e-5)
+    np.testing.assert_allclose(loss.theta.numpy(), theta, rtol=1e-5)
+    np.testing.assert_allclose(loss.phi.numpy(), phi, rtol=1e-5)
+
+
+def test_out_of_range_labels_under_jit_give_nan_loss_and_no_statistics():
+    # Item 10: XLA drops the range assertion; before, the loss was finite and silently wrong.
+    logits, labels, weights = _batches(seed=6)[0]
+    bad = labels.copy()
+    bad[[2, 7]] = [NUM_CLASSES, -1]
+    loss = GALALoss(NUM_CLASSES, reduction=None)
+    values = tf.function(lambda y, z, w: loss(y, z, sample_weight=w), jit_compile=True)(bad, logits, weights).numpy()
+    assert np.isnan(values[[2, 7]]).all()
+    keep = np.setdiff1d(np.arange(len(labels)), [2, 7])
+    masked = weights.copy()
+    masked[[2, 7]] = 0.0
+    _, theta, phi = _reference([(logits, labels, masked)], NUM_CLASSES)
+    np.testing.assert_allclose(values[keep], (-np.log(_softmax(logits)[np.arange(len(labels)), labels]) * weights)[keep],
+                               rtol=1e-5)
+    np.testing.assert_allclose(loss.theta.numpy(), theta, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(loss.phi.numpy(), phi, rtol=1e-5, atol=1e-7)
+
+
+def _softmax(logits):
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def test_out_of_range_labels_in_fit():
+    # Item 10, in `fit`: eager/graph raise; under jit the logged loss is NaN and the bad example neither moves the
+    # weights nor the statistics (the same run as with that example weighted 0).
+    bad_y = Y[:16].copy()
+    bad_y[3] = NUM_CLASSES
+    with pytest.raises(tf.errors.InvalidArgumentError, match="y_true"):
+        _model_and_loss()[0].fit(X[:16], bad_y, batch_size=16, verbose=0)
+    model, loss = _model_and_loss(jit_compile=True)
+    history = model.fit(X[:16], bad_y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    assert np.isnan(history.history["loss"]).all()
+    reference, reference_loss = _model_and_loss(jit_compile=True)
+    good_y, weights = bad_y.copy(), np.ones(16, "float32")
+    good_y[3], weights[3] = 0, 0.0
+    reference.fit(X[:16], good_y, sample_weight=weights, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    for want, have in zip(reference.get_weights() + [reference_loss.theta.numpy()],
+                          model.get_weights() + [loss.theta.numpy()]):
+        assert np.all(np.isfinite(have))
+        np.testing.assert_allclose(have, want, rtol=1e-5, atol=1e-7)
+
+
+def _model_and_loss(jit_compile=False):
+    model, loss = _model(), GALALoss(NUM_CLASSES)
+    model.compile(keras.optimizers.SGD(0.5), loss=loss, jit_compile=jit_compile)
+    return model, loss
+
+
+def test_batch_size_mismatch_raises_our_error():
+    # Item 12: a raw TensorFlow error before.
+    logits = np.zeros((3, NUM_CLASSES), "float32")
+    with pytest.raises(ValueError, match=r"Expected `y_true` and `y_pred` to hold the same number of examples.*"
+                                         rf"Received: y_true with 2 labels, y_pred with shape \(3, {NUM_CLASSES}\)"):
+        GALALoss(NUM_CLASSES)([0, 1], logits)
+    loss = GALALoss(NUM_CLASSES)
+    dynamic = tf.function(lambda y, z: loss(y, z), input_signature=[
+        tf.TensorSpec([None], tf.int32), tf.TensorSpec([None, NUM_CLASSES], tf.float32)])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="same number of examples"):
+        dynamic(tf.constant([0, 1]), tf.constant(logits))
+    assert not loss.theta.numpy().any()

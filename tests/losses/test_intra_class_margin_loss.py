@@ -79,3 +79,27 @@ def test_mirrored_strategy_and_jit_equal_one_device():
     expected = _fit()
     for name, got in (("mirrored", helpers.run_mirrored(lambda strategy: _fit())), ("jit", _fit(jit_compile=True))):
         np.testing.assert_allclose(got[0], expected[0], rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_batch_size_mismatch_raises_our_error():
+    # Issue 21 item 12: a raw TensorFlow error before.
+    logits = np.zeros((3, 4), "float32")
+    with pytest.raises(ValueError, match=r"Expected `y_true` and `y_pred` to hold the same number of examples.*"
+                                         r"Received: y_true with 2 labels, y_pred with shape \(3, 4\)"):
+        IntraClassMarginLoss()([0, 1], logits)
+    dynamic = tf.function(lambda y, z: IntraClassMarginLoss()(y, z),
+                          input_signature=[tf.TensorSpec([None], tf.int32), tf.TensorSpec([None, 4], tf.float32)])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="same number of examples"):
+        dynamic(tf.constant([0, 1]), tf.constant(logits))
+
+
+def test_out_of_range_labels_give_nan_under_jit():
+    # Issue 21 item 10: XLA drops the range assertion; the examples with a bad label get NaN, the others are exact.
+    logits = np.random.default_rng(1).uniform(-16, 16, size=(4, 5)).astype("float32")
+    labels = np.array([0, 5, 2, -1], "int32")
+    loss = IntraClassMarginLoss(margin=0.3, reduction=None)
+    values = tf.function(lambda y, z: loss(y, z), jit_compile=True)(labels, logits).numpy()
+    assert np.isnan(values[1]) and np.isnan(values[3])
+    np.testing.assert_allclose(values[[0, 2]], _reference(labels[[0, 2]], logits[[0, 2]], 0.3, 16.0, 2), rtol=1e-5)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="y_true"):
+        tf.function(lambda y, z: loss(y, z))(labels, logits)  # graph without XLA: the assertion

@@ -35,6 +35,13 @@ def test_decoupled_weight_decay_and_tuning():
         decoupled_weight_decay(1e-3, momentum=1.0)
 
 
+def test_decoupled_weight_decay_is_not_rounded():
+    # Issue 21 item 13: rounding to 12 decimals turned 1e-13 into 0.0.
+    assert decoupled_weight_decay(1e-13) == 1e-13
+    assert decoupled_weight_decay(3e-14, momentum=0.5) == pytest.approx(6e-14, rel=1e-12)
+    assert decoupled_weight_decay(1e-12, learning_rate_ratio=0.3) == pytest.approx(3e-13, rel=1e-12)
+
+
 def test_projection_callback_caps_every_class_each_epoch():
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="classifier")])
