@@ -41,6 +41,7 @@ def test_stage_two_runs_load_the_stage_one_model_of_their_own_seed(tmp_path, mon
                                                      for s in (0, 1, 2)]
 
 
+@pytest.mark.slow
 def test_status_rerun_and_resume_after_an_interruption(tmp_path, monkeypatch):
     state = tmp_path / "state"
     args = dict(epochs=4, verbose=0, results_dir=tmp_path, state_dir=state)

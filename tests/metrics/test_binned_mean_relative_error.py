@@ -78,6 +78,7 @@ def test_graph_and_jit_update():
     np.testing.assert_allclose(_result(metric), _reference(y_true, y_pred), rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_under_mirrored_strategy_equals_numpy():
     y_true, y_pred = _maps(3, batch=8)
     strategy = helpers.mirrored_strategy()
