@@ -23,6 +23,7 @@ def test_default_job_prints_shot_table(tmp_path, capsys):
     assert len(results["per_class_accuracy"]) == 10
 
 
+@pytest.mark.slow
 def test_cifar_with_tiny_files(tmp_path, capsys):
     _write_cifar10_pickles(str(tmp_path), per_class=12)
     code = cli.main(["train", "--dataset", "cifar10-lt", "--data-dir", str(tmp_path), "--imbalance-factor", "4",
@@ -41,6 +42,7 @@ def test_errors_are_reported_not_raised(tmp_path, capsys):
         cli.main(["train", "--method", "nope"])
 
 
+@pytest.mark.slow
 def test_module_entry_point_help():
     done = subprocess.run([sys.executable, "-m", "keras_longtail", "train", "--help"],
                           capture_output=True, text=True, timeout=120)
@@ -65,6 +67,7 @@ def test_real_fashion_mnist_lt_one_short_epoch(fashion_mnist_dir, capsys):
     assert "absent" in out  # Fashion-MNIST-LT IF 100 has no Few class
 
 
+@pytest.mark.slow
 def test_gala_with_prediction_rebalancing(tmp_path, capsys):
     output = tmp_path / "gala.json"
     code = cli.main(["train", "--method", "gala", "--gala-accumulation", "official", "--rebalance-tau", "1",
@@ -77,6 +80,7 @@ def test_gala_with_prediction_rebalancing(tmp_path, capsys):
     assert len(results["rebalanced_per_class_accuracy"]) == 10
 
 
+@pytest.mark.slow
 def test_rebalance_tau_zero_changes_nothing():
     results = cli.run_training(epochs=2, rebalance_tau=0.0, verbose=0)
     assert results["rebalanced_accuracy"] == results["accuracy"]
@@ -90,6 +94,7 @@ def test_bad_gala_and_rebalance_arguments():
         cli.run_training(rebalance_tau=-1.0, epochs=1, verbose=0)
 
 
+@pytest.mark.slow
 def test_gradtail_method(tmp_path):
     results = cli.run_training(method="gradtail", gradtail_max_weight=5.0, epochs=2, verbose=0)
     assert results["method"] == "gradtail" and results["gradtail_max_weight"] == 5.0
@@ -99,6 +104,7 @@ def test_gradtail_method(tmp_path):
 
 
 @pytest.mark.parametrize("method, extra", [("gbg", {"num_groups": 2}), ("async", {})])
+@pytest.mark.slow
 def test_gbg_and_dual_phase_methods(method, extra, monkeypatch):
     from keras_longtail import data as lt_data
 
@@ -123,6 +129,7 @@ def test_gbg_and_dual_phase_methods(method, extra, monkeypatch):
         assert results["async_phase_one_classes"] == [0, 1, 2, 3, 4, 5]
 
 
+@pytest.mark.slow
 def test_gbg_solve_every_flag(tmp_path, capsys):
     output = tmp_path / "gbg.json"
     code = cli.main(["train", "--method", "gbg", "--num-groups", "2", "--gbg-solve-every", "3", "--epochs", "1",
@@ -157,6 +164,7 @@ def test_batch_norm_momentum_needs_a_resnet():
         cli.run_training(epochs=1, verbose=0, batch_norm_momentum=0.9)  # digits-LT trains an MLP
 
 
+@pytest.mark.slow
 def test_weight_balancing_from_a_saved_stage_one(tmp_path):
     stage_one = tmp_path / "stage1.keras"
     first = cli.run_training(epochs=2, verbose=0, save_model=str(stage_one))
@@ -167,6 +175,7 @@ def test_weight_balancing_from_a_saved_stage_one(tmp_path):
         cli.run_training(method="ce", stage_one_model=str(stage_one), verbose=0)
 
 
+@pytest.mark.slow
 def test_dual_phase_options_pass_through():
     results = cli.run_training(method="async", epochs=1, verbose=0, async_options={"retentive_temperature": 0.1})
     assert results["async_options"] == {"retentive_temperature": 0.1}
@@ -174,6 +183,7 @@ def test_dual_phase_options_pass_through():
         cli.run_training(method="async", epochs=1, verbose=0, async_options={"retentive_weight": -1.0})
 
 
+@pytest.mark.slow
 def test_dual_phase_learning_rate_of_phase_two(tmp_path):
     output = tmp_path / "async.json"
     assert cli.main(["train", "--method", "async", "--phase-two-lr", "0.005", "--epochs", "1", "--verbose", "0",
@@ -186,6 +196,7 @@ def test_dual_phase_learning_rate_of_phase_two(tmp_path):
         cli.run_training(method="async", epochs=1, verbose=0, phase_two_learning_rate=0)
 
 
+@pytest.mark.slow
 def test_depth_task_tiny_synthetic_gradtail_run(tmp_path, capsys):
     output = tmp_path / "depth.json"
     code = cli.main(["train", "--task", "depth", "--dataset", "synthetic-depth", "--method", "gradtail",

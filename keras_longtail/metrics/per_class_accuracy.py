@@ -11,7 +11,7 @@ from keras_longtail import _validation
 class PerClassAccuracy(keras.metrics.Metric):
     """Accuracy of each class, from per-class correct and total counts.
 
-    acc_k = sum_i w_i [y_i = k][argmax p_i = k] / sum_i w_i [y_i = k]
+    `acc_k = sum_i w_i [y_i = k][argmax p_i = k] / sum_i w_i [y_i = k]`
 
     The two count vectors are sum-aggregated variables, so the result is the same
     under `tf.distribute` as on one device. A class with no example so far has

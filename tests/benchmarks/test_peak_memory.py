@@ -5,6 +5,7 @@ import pytest
 from benchmarks import peak_memory
 
 
+@pytest.mark.slow
 def test_one_child_writes_peaks(tmp_path, capsys):
     """The plain-CE child alone, in its own subprocess, on the smallest batch that holds every class."""
     output = tmp_path / "peak_memory.json"

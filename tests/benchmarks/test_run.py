@@ -6,6 +6,7 @@ from benchmarks import run
 from keras_longtail import cli
 
 
+@pytest.mark.slow
 def test_suite_writes_json_and_table(tmp_path, capsys):
     run.run_suite("digits-lt", "short", ["ce-wd0", "ce"], seeds=[0, 1], epochs=1, verbose=0, results_dir=tmp_path)
     out_dir = tmp_path / "digits-lt-short"
@@ -40,6 +41,7 @@ def test_stage_two_runs_load_the_stage_one_model_of_their_own_seed(tmp_path, mon
                                                      for s in (0, 1, 2)]
 
 
+@pytest.mark.slow
 def test_status_rerun_and_resume_after_an_interruption(tmp_path, monkeypatch):
     state = tmp_path / "state"
     args = dict(epochs=4, verbose=0, results_dir=tmp_path, state_dir=state)

@@ -48,6 +48,7 @@ def _fit(jit_compile=False):
     return model.get_weights()
 
 
+@pytest.mark.slow
 def test_constraint_holds_under_mirrored_strategy_and_jit():
     expected = _fit()
     assert np.linalg.norm(expected[0], axis=0).max() <= 0.3 + 1e-6

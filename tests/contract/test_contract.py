@@ -76,6 +76,7 @@ def test_fit_serialize_and_save(name, tmp_path):
 
 
 @pytest.mark.parametrize("name", sorted(cases.CASES))
+@pytest.mark.slow
 def test_mirrored_and_jit_equal_one_device(name):
     _, _, history, expected = _train(name)
 

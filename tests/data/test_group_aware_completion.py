@@ -28,6 +28,7 @@ def test_probabilities_follow_the_class_balanced_formula():
     np.testing.assert_allclose(completion_probabilities(GROUPING, [4, 0, 40, 4, 2])[:2], [1.0, 0.0])
 
 
+@pytest.mark.slow
 def test_every_batch_holds_every_group_and_completions_are_class_balanced():
     batch_size = 20
     fill = 5  # ceil(0.25 * 20)

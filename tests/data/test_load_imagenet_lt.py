@@ -134,6 +134,7 @@ def test_file_sharding_per_input_pipeline_splits_the_files(tree):
         tf.data.experimental.AutoShardPolicy.DATA)
 
 
+@pytest.mark.slow
 def test_distribute_datasets_from_function_under_mirrored_strategy(tree):
     import keras
 

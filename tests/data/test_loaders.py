@@ -154,6 +154,7 @@ def test_digits_lt():
         load_digits_lt(imbalance_factor=0)
 
 
+@pytest.mark.slow
 def test_real_cifar10_lt(cifar10_jpeg_dir):
     data = load_cifar_lt("cifar10", imbalance_factor=100, data_dir=cifar10_jpeg_dir)
     assert data.class_counts == [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]

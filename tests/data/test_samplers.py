@@ -34,6 +34,7 @@ def test_progressive_probabilities_formula():
     assert half == pytest.approx([0.5 * n / 370 + 0.5 / 3 for n in counts])
 
 
+@pytest.mark.slow
 def test_progressive_sampler_follows_schedule():
     ds, counts = _imbalanced()
     epoch_size = 1500

@@ -20,6 +20,8 @@ import pytest
 
 from tests.distribute import multi_worker_job
 
+pytestmark = pytest.mark.slow  # starts worker processes
+
 TIMEOUT_SECONDS = 180  # per worker process; a worker needs 15-50 s on two busy cores
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 

@@ -38,6 +38,7 @@ def _fit(jit_compile=False):
     return model.get_weights()
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_and_jit_equal_one_device():
     expected = _fit()
     assert not np.allclose(expected[-1], _model().get_weights()[-1])

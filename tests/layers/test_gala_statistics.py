@@ -45,6 +45,7 @@ def _state(model, loss):
 
 
 @pytest.mark.parametrize("accumulation", ["paper", "official"])
+@pytest.mark.slow
 def test_same_losses_and_statistics_as_the_loss_only_path(accumulation):
     model, loss, history = _run(False, accumulation, validation=True)
     layer_model, layer_loss, layer_history = _run(True, accumulation, validation=True)
@@ -63,6 +64,7 @@ def test_same_losses_and_statistics_as_the_loss_only_path(accumulation):
 
 
 @pytest.mark.parametrize("accumulation", ["paper", "official"])
+@pytest.mark.slow
 def test_mirrored_strategy_and_jit_equal_the_loss_only_path(accumulation):
     model, loss, _ = _run(False, accumulation, epochs=1)
     expected = _state(model, loss)
@@ -117,6 +119,7 @@ def test_keras_save_load_keeps_the_statistics_and_training_continues(tmp_path, a
 
 @pytest.mark.parametrize("backup_class", [keras.callbacks.BackupAndRestore, BackupAndRestore])
 @pytest.mark.parametrize("accumulation", ["paper", "official"])
+@pytest.mark.slow
 def test_backup_and_restore_resumes_to_the_uninterrupted_state(tmp_path, backup_class, accumulation):
     # Killed mid-epoch, then resumed in fresh objects (a restarted process): Keras' own callback restores the
     # layer's statistics with the weights.
@@ -175,6 +178,7 @@ def test_mixed_precision_equals_the_loss_only_path():
         np.testing.assert_allclose(have, want, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_reloaded_model_continues_under_mirrored_strategy(tmp_path):
     # The loss rebuilt from the `.keras` config binds to the reloaded layer inside the replicas' step.
     model, loss, _ = _run(True, "official", epochs=1)

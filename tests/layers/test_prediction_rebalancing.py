@@ -127,6 +127,7 @@ def _strategy():
     return helpers.mirrored_strategy()  # one per process: see tests/losses/test_gala_loss.py
 
 
+@pytest.mark.slow
 def test_fitted_mode_under_mirrored_strategy_and_jit_equals_eager():
     expected = _serving_model(adapt_on=X)(X, training=False).numpy()
     with _strategy().scope():

@@ -208,6 +208,7 @@ def _fit(accumulation, jit_compile=False, validation=False):
 
 
 @pytest.mark.parametrize("accumulation", ["paper", "official"])
+@pytest.mark.slow
 def test_mirrored_strategy_and_jit_equal_one_device(accumulation):
     model, loss = _fit(accumulation)
     assert loss.theta.numpy().sum() > 0

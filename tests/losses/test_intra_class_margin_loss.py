@@ -74,6 +74,7 @@ def _fit(jit_compile=False):
     return model.get_weights()
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_and_jit_equal_one_device():
     expected = _fit()
     for name, got in (("mirrored", helpers.run_mirrored(lambda strategy: _fit())), ("jit", _fit(jit_compile=True))):

@@ -110,6 +110,7 @@ def _fit(strategy=None, jit_compile=False):
     return [w.numpy() if hasattr(w, "numpy") else np.asarray(w) for w in model.get_weights()], history.history["loss"]
 
 
+@pytest.mark.slow
 def test_fit_under_mirrored_strategy_equals_one_device():
     weights, losses = _fit()
     mirrored_weights, mirrored_losses = _fit(helpers.mirrored_strategy())

@@ -118,6 +118,7 @@ def _fit(reduction, jit_compile=False):
 
 
 @pytest.mark.parametrize("reduction", ["sum", "sum_over_batch_size"])
+@pytest.mark.slow
 def test_mirrored_strategy_and_jit_equal_one_device(reduction):
     expected = _fit(reduction)
     assert not np.allclose(expected[0], INITIAL[0])

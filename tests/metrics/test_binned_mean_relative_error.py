@@ -78,6 +78,7 @@ def test_graph_and_jit_update():
     np.testing.assert_allclose(_result(metric), _reference(y_true, y_pred), rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_under_mirrored_strategy_equals_numpy():
     y_true, y_pred = _maps(3, batch=8)
     strategy = helpers.mirrored_strategy()
@@ -95,6 +96,7 @@ def test_under_mirrored_strategy_equals_numpy():
     np.testing.assert_allclose(_result(metric), _reference(y_true, y_pred), rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_evaluate_under_mirrored_strategy_equals_one_device():
     y_true, _ = _maps(4, batch=8, shape=(8, 8))
     x = np.random.default_rng(5).normal(size=(8, 8, 8, 2)).astype(np.float32)

@@ -110,6 +110,7 @@ def _evaluate(model_fn, x, y, batch_size, **compile_kwargs):
     return model, model.evaluate(x, y, batch_size=batch_size, return_dict=True, verbose=0)
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_and_jit_equal_one_device():
     rng = np.random.default_rng(2)
     x = rng.normal(size=(96, 4)).astype(np.float32)

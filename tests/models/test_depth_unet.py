@@ -83,6 +83,7 @@ def _fit(strategy=None, jit_compile=False):
     return [np.asarray(w) for w in model.get_weights()]
 
 
+@pytest.mark.slow
 def test_training_under_mirrored_strategy_equals_one_device():
     single = _fit()
     mirrored = _fit(helpers.mirrored_strategy())
@@ -90,6 +91,7 @@ def test_training_under_mirrored_strategy_equals_one_device():
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_training_with_jit_compile():
     single = _fit()
     jit = _fit(jit_compile=True)

@@ -44,6 +44,7 @@ def test_zero_pad_shortcut_equals_the_reference_formula():
         ZeroPadShortcut(8)(x)
 
 
+@pytest.mark.slow
 def test_other_input_shape_and_save_load(tmp_path):
     model = resnet32(10, input_shape=(28, 28, 1))
     x = np.random.default_rng(0).uniform(size=(2, 28, 28, 1)).astype("float32")

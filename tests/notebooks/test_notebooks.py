@@ -17,6 +17,7 @@ def test_there_are_notebooks():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+@pytest.mark.slow  # executes each notebook in a kernel
 def test_notebook_executes(path, monkeypatch):
     # The kernel is a child process: it inherits these.
     monkeypatch.setenv("KERAS_LONGTAIL_NOTEBOOK_SMALL", "1")

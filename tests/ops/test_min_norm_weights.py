@@ -123,6 +123,7 @@ def test_list_of_variable_gradients_equals_matrix():
 
 
 @pytest.mark.parametrize("solver", ["active_set", "pgd", "frank_wolfe"])
+@pytest.mark.slow
 def test_runs_in_tf_function_and_under_jit(solver):
     gradients = _problem(6, seed=6).astype(np.float32)
     eager = min_norm_weights(gradients, solver=solver, mask=[True] * 5 + [False]).numpy()
@@ -168,6 +169,7 @@ def test_bad_input():
 
 @pytest.mark.parametrize("num", [2, 4, 16])
 @pytest.mark.parametrize("solver", ["active_set", "pgd", "frank_wolfe"])
+@pytest.mark.slow
 def test_float32_solve_used_on_tpu_matches_float64(monkeypatch, num, solver):
     # TPUs have no float64: under TPUStrategy the solver runs in float32 (solver_dtype); same optimum here.
     from keras_longtail.ops import _min_norm

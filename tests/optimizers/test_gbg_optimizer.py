@@ -53,6 +53,7 @@ def test_one_group_in_the_gbg_step_equals_the_inner_optimizer(mode):
 
 
 @pytest.mark.parametrize("mode", ["exact", "representation"])
+@pytest.mark.slow
 def test_settings_from_the_optimizer_equal_settings_on_the_model(mode):
     on_model, _ = _fit(GBGModel.from_model(_network(), GROUPING, mode=mode, normalization="l2"), _sgd())
     on_optimizer, _ = _fit(GBGModel.from_model(_network(), mode=mode),

@@ -85,6 +85,7 @@ def _phase_two_weights(jit_compile=False, reduction="sum_over_batch_size", tempe
 
 
 @pytest.mark.parametrize("reduction, temperature", [("sum_over_batch_size", 0.01), ("sum", 1.0)])
+@pytest.mark.slow
 def test_phase_two_step_under_mirrored_strategy_and_jit_equals_one_device(reduction, temperature):
     expected = _phase_two_weights(reduction=reduction, temperature=temperature)
     options = {"reduction": reduction, "temperature": temperature}
@@ -131,6 +132,7 @@ def test_bad_input():
         DualPhaseTraining(models.mlp(4, (2,)), counts, threshold=3, memory_size=13).build_memory_bank(dataset)
 
 
+@pytest.mark.slow
 def test_end_to_end_on_digits_lt(tmp_path):
     keras.utils.set_random_seed(0)
     loaded = data.load_digits_lt()
@@ -198,6 +200,7 @@ def _assert_same_run(reference, resumed):
 
 # In phase I; in phase II before its first checkpoint (phase II restarts from `load_phase_one` alone); after it.
 @pytest.mark.parametrize("phase,epoch", [(1, 1), (2, 0), (2, 1)])
+@pytest.mark.slow
 def test_a_run_killed_in_either_phase_resumes_as_if_uninterrupted(tmp_path, phase, epoch):
     reference = _dual_phase_script(tmp_path / "reference")
     with pytest.raises(RuntimeError, match="interrupted"):

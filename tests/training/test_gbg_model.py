@@ -129,6 +129,7 @@ def _schedule_fit(jit_compile=False):
 
 
 @pytest.mark.parametrize("mode", ["backbone", "exact", "representation"])
+@pytest.mark.slow
 def test_mirrored_strategy_and_jit_equal_one_device(mode):
     def fit(jit_compile=False):
         model = GBGModel.from_model(_network(), GROUPING, mode=mode)
@@ -257,6 +258,7 @@ def _amortized_reference(network, batches, grouping, every, lr):
     return [v.numpy() for v in network.weights], stored
 
 
+@pytest.mark.slow
 def test_solve_every_reuses_the_stored_alpha():
     every, lr = 3, 0.5
     batches = [(X[i:i + 8], Y[i:i + 8]) for i in range(0, 48, 8)]  # 6 steps: solves at 0 and 3
@@ -273,6 +275,7 @@ def test_solve_every_reuses_the_stored_alpha():
     assert not all(np.allclose(a, b, atol=1e-4) for a, b in zip(every_step, expected))
 
 
+@pytest.mark.slow
 def test_solve_every_under_mirrored_strategy_and_jit_equals_one_device():
     def fit(jit_compile=False):
         model = GBGModel.from_model(_network(), GROUPING, solve_every=2)

@@ -86,6 +86,7 @@ def test_bias_path_equals_one_tape_per_pseudo_example(patches):
     np.testing.assert_allclose(weights.numpy(), 1 + 2 * 14 / (1 + np.exp(2.0 * distance)), rtol=1e-3)
 
 
+@pytest.mark.slow
 def test_bias_path_trains_as_the_jacobian_path():
     results = []
     for path in ("bias", "jacobian"):
@@ -107,11 +108,13 @@ def _fit(path="bias", jit_compile=False):
     return [v.numpy() for v in model.trainable_weights + model.gradtail_mean_gradient] + [model.gradtail_sigma.numpy()]
 
 
+@pytest.mark.slow
 def test_bias_path_under_mirrored_strategy_equals_one_device():
     for have, want in zip(helpers.run_mirrored(lambda strategy: _fit()), _fit()):
         np.testing.assert_allclose(have, want, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_bias_path_compiles_with_xla_and_equals_the_jacobian_path_there():
     # XLA's numerics for this model differ from the graph's by ~4e-4 after one plain (q = 1) step on either path,
     # so the reference under jit_compile is the exact jacobian path under jit_compile.

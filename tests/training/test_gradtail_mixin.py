@@ -258,6 +258,7 @@ def _state(model):
 
 
 @pytest.mark.parametrize("variant", ["conv_bn", "strided_plain_bn", "dilated_no_bn"])
+@pytest.mark.slow
 def test_analytic_path_equals_jacobian_path_over_steps(variant):
     analytic, jacobian = _conv_model(variant, "auto"), _conv_model(variant, "jacobian")
     assert analytic.gradtail_resolved_path == "analytic"

@@ -44,6 +44,7 @@ def _fit(gradient_path, jit_compile=False, initial_scale=None):
 
 
 @pytest.mark.parametrize("gradient_path", ["dense", "analytic", "jacobian"])
+@pytest.mark.slow
 def test_mirrored_strategy_and_jit_equal_one_device(gradient_path):
     expected, logs = _fit(gradient_path)
     assert logs["gradtail_sigma"][-1] > 0 and logs["gradtail_mean_weight"][-1] > 1.0
@@ -143,6 +144,7 @@ def _conv_sync_fit(jit_compile=False):
     return [v.numpy() for v in model.weights] + state, history.history
 
 
+@pytest.mark.slow
 def test_analytic_path_with_synchronized_batch_norm_mirrored_and_jit_equal_one_device():
     expected, logs = _conv_sync_fit()
     assert logs["gradtail_mean_weight"][-1] > 1.0

@@ -58,6 +58,7 @@ def test_random_patches_cover_and_are_deterministic():
         RandomPatches(num_patches=0)
 
 
+@pytest.mark.slow
 def test_dense_regression_trains_and_ignores_masked_pixels():
     patches = RandomPatches(num_patches=3, min_size=3, max_size=6, seed=4)
     noisy = DEPTH + 50.0 * (1.0 - MASK[..., None]) * RNG.normal(size=DEPTH.shape).astype(np.float32)
@@ -93,6 +94,7 @@ def test_sigmoid_activation_formula_and_limits():
         GradTailSigmoid(sharpness=0.0)
 
 
+@pytest.mark.slow
 def test_scores_and_weight_logger():
     inputs = keras.Input((2,))
     logits = keras.layers.Dense(2, name="classifier")(keras.layers.Dense(5, activation="relu", name="h")(inputs))

@@ -55,6 +55,7 @@ def test_projection_callback_caps_every_class_each_epoch():
     assert monitor.history()[-1].max() <= 0.2 + 1e-6  # recorded after the projection
 
 
+@pytest.mark.slow
 def test_two_stages_on_digits_lt_change_only_the_classifier_and_help_the_tail():
     loaded = data.load_digits_lt(imbalance_factor=20)
     x, y = map(np.stack, zip(*loaded.train.as_numpy_iterator()))
@@ -93,6 +94,7 @@ def test_retrain_classifier_bad_input():
         retrain_classifier(model, x, y, projection="always")
 
 
+@pytest.mark.slow
 def test_an_interrupted_stage_two_leaves_the_model_as_it_was_and_reruns_identically(tmp_path):
     # Stage 2 writes into the model only when it completes: a restart re-runs it from the stage-1 model.
     rng = np.random.default_rng(0)
