@@ -358,7 +358,9 @@ class DualPhaseTraining:
         shares its layers) and adds L_intra and λ·L_dis to the compiled loss
         while training.
         """
-        old = keras.models.clone_model(self.phase_one_model)
+        # Rebuilt from the layer graph only: `clone_model` would also revive how phase I was compiled (its
+        # optimizer and schedule), which need not be serializable and plays no part in phase II.
+        old = type(self.phase_one_model).from_config(self.phase_one_model.get_config())
         old.set_weights(self.phase_one_model.get_weights())
         old_features = keras.Model(old.input, old.get_layer(self.feature_layer).output,
                                    name="phase_one_features")

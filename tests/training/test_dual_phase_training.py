@@ -283,3 +283,24 @@ def test_phase_two_step_in_mixed_precision_stays_close_to_float32(policy):
     for want, have in zip(expected, got):
         assert have.dtype == np.float32
         np.testing.assert_allclose(have, want, rtol=0, atol=tolerance)
+
+
+def test_phase_two_does_not_depend_on_how_phase_one_was_compiled():
+    # Issue 21.14: phase I compiled with a schedule Keras cannot deserialize (not registered) must not stop phase II.
+    class Unregistered(keras.optimizers.schedules.LearningRateSchedule):
+        def __call__(self, step):
+            return 0.1
+
+        def get_config(self):
+            return {}
+
+    keras.utils.set_random_seed(0)
+    counts, x, labels, dataset = _toy()
+    dual = DualPhaseTraining(models.mlp(4, (2,), hidden_units=(8,)), counts, threshold=2, memory_size=5)
+    dual.phase_one_model.compile(keras.optimizers.SGD(Unregistered()), loss=_cross_entropy())
+    dual.phase_one_model.fit(*map(np.asarray, (x[labels < 2], labels[labels < 2])), epochs=1, verbose=0)
+    dual.build_memory_bank(dataset)
+    model = dual.build_phase_two_model()
+    old = model.get_layer("phase_one_features")
+    np.testing.assert_array_equal(old(x[:4]), keras.Model(dual.phase_one_model.input, dual.phase_one_model.get_layer(
+        dual.feature_layer).output)(x[:4]))
