@@ -265,6 +265,8 @@ NOT_IN_FIT = {
     "data.StreamingLongTailedData": "a named tuple returned by the large-scale loaders",
     "dual_phase.ExemplarMemoryBank": "selects exemplars on the host between the two phases",
     "dual_phase.FrequencySplit": "a named tuple returned by split_by_frequency",
+    "optimizers.LinearWarmup": "a learning-rate schedule, not a fit component; its formula, serialization and "
+                               "the .keras round trip with its optimizer are in tests/optimizers/test_linear_warmup.py",
     "training.DualPhaseTraining": "runs two fits; its phase-II step (MemoryRetentiveLoss, IntraClassMarginLoss, "
                                   "CosineClassifier) is checked under MirroredStrategy and jit_compile in "
                                   "tests/training/test_dual_phase_training.py",
