@@ -189,10 +189,12 @@ def run_suite(suite, budget, runs, seeds, data_dir=None, epochs=None, verbose=2,
             if path.exists() and not rerun:
                 print(f"[benchmarks] {path.name} exists, skipped (--rerun replaces it)", flush=True)
                 continue
-            if rerun and run_state.exists() and not _is_partial_rerun(run_state, path):
-                shutil.rmtree(run_state)  # a rerun trains afresh; an interrupted rerun resumes
+            marker = run_state / "rerun"  # present while a --rerun is unfinished, so that it resumes
+            if rerun and run_state.exists() and not marker.exists():
+                shutil.rmtree(run_state)  # a rerun trains afresh
             run_state.mkdir(parents=True, exist_ok=True)
-            (run_state / "rerun").write_text("") if rerun else None
+            if rerun:
+                marker.write_text("")
             start = time.time()
             MODELS.mkdir(parents=True, exist_ok=True)
             kwargs = dict(RUNS[label][0])  # afresh for every seed: the stage-one path below is per seed
@@ -216,7 +218,7 @@ def run_suite(suite, budget, runs, seeds, data_dir=None, epochs=None, verbose=2,
             temporary = path.with_suffix(".json.tmp")
             temporary.write_text(json.dumps(results, indent=2))
             os.replace(temporary, path)  # never half a result
-            (run_state / "rerun").unlink(missing_ok=True)
+            marker.unlink(missing_ok=True)
             print(cli.format_shot_table(results), flush=True)
     table = write_table(out_dir)
     print(table)
@@ -275,11 +277,6 @@ def run_parallel(suite, budget, runs, seeds, parallel, results_dir=RESULTS, stat
         if running:
             time.sleep(poll_seconds)
     return codes
-
-
-def _is_partial_rerun(run_state, path):
-    """True when `run_state` holds an interrupted `--rerun` of `path` (so it resumes rather than restarts)."""
-    return (run_state / "rerun").exists()
 
 
 def run_status(suite, budget, runs, seeds, results_dir=RESULTS, state_dir=STATE):

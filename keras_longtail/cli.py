@@ -454,8 +454,7 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
     ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     shot_metric = lt_metrics.ShotAccuracy(loaded.class_counts)
     extra = {}
-    progress = _Progress(state_dir)
-    start = time.perf_counter()
+    progress = _Progress(state_dir)  # also the clock of train_seconds and train_cpu_seconds
     if stage_one_model is not None:
         if method != "wb":
             raise ValueError(f"`stage_one_model` is for method='wb'. Received: method={method!r}")
@@ -564,12 +563,9 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
         history = lt_training.retrain_classifier(network, loaded.train, class_counts=loaded.class_counts,
                                                  verbose=verbose)
         extra["stage_two_max_norm"] = round(float(history.history["max_norm"][-1]), 5)
-    train_seconds = time.perf_counter() - start
     if state_dir is not None:
         extra.update(resumed_from=progress.resumed_from)
-        train_seconds = progress.wall_seconds + (train_seconds - progress.session_wall_seconds)
-    train_cpu_seconds = progress.cpu_seconds + (time.process_time() - progress.process_start
-                                                - progress.session_cpu_seconds)
+    train_seconds, train_cpu_seconds = progress.totals()
     if save_model:
         network.save(save_model)
 
@@ -903,25 +899,32 @@ class _Progress:
 
     Each `fit` of the run (a phase) gets its own `BackupAndRestore` sub-folder, kept after
     the phase ends so that a later interruption can still resume the run from there, and
-    `progress.json` records the epochs done per phase and the wall and CPU seconds spent.
+    `progress.json` records the epochs done per phase and the wall and CPU seconds of the
+    finished epochs. The run's totals are the earlier calls' recorded seconds plus this
+    call's own clock.
     """
 
     def __init__(self, state_dir):
         self.state_dir = state_dir
-        self.process_start = time.process_time()
-        self.session_wall_seconds = self.session_cpu_seconds = 0.0  # time spent before this call, in this call
         self.state = {"phases": {}, "wall_seconds": 0.0, "cpu_seconds": 0.0}
         if state_dir is not None:
-            os.makedirs(state_dir, exist_ok=True)
-            if os.path.exists(self.path):
-                with open(self.path) as file:
-                    self.state = json.load(file)
+            from keras_longtail import _files
+
+            _files.makedirs(state_dir)
+            if _files.exists(self.path):
+                self.state = json.loads(_files.read_bytes(self.path))
         self.resumed_from = dict(self.state["phases"])
-        self.wall_seconds, self.cpu_seconds = self.state["wall_seconds"], self.state["cpu_seconds"]
+        self.earlier_wall, self.earlier_cpu = self.state["wall_seconds"], self.state["cpu_seconds"]
+        self.wall_start, self.cpu_start = time.perf_counter(), time.process_time()
 
     @property
     def path(self):
         return os.path.join(self.state_dir, "progress.json")
+
+    def totals(self):
+        """(wall, CPU) seconds of the run so far, interrupted calls included."""
+        return (self.earlier_wall + time.perf_counter() - self.wall_start,
+                self.earlier_cpu + time.process_time() - self.cpu_start)
 
     def callbacks(self, phase, epochs):
         if self.state_dir is None:
@@ -933,28 +936,19 @@ class _Progress:
         progress = self
 
         class _Record(keras.callbacks.Callback):
-            def on_train_begin(self, logs=None):
-                self.wall, self.cpu = time.perf_counter(), time.process_time()
-
             def on_epoch_end(self, epoch, logs=None):
-                wall, cpu = time.perf_counter(), time.process_time()
-                progress.record(phase, epoch + 1, epochs, wall - self.wall, cpu - self.cpu)
-                self.wall, self.cpu = wall, cpu
+                progress.record(phase, epoch + 1, epochs)
 
         backup = lt_callbacks.BackupAndRestore(os.path.join(self.state_dir, phase), delete_checkpoint=False)
         return [backup, _Record()]
 
-    def record(self, phase, epoch, epochs, wall, cpu):
+    def record(self, phase, epoch, epochs):
+        from keras_longtail import _files
+
+        wall, cpu = self.totals()
         self.state["phases"][phase] = {"epoch": epoch, "epochs": epochs}
-        self.state["wall_seconds"] = round(self.state["wall_seconds"] + wall, 2)
-        self.state["cpu_seconds"] = round(self.state["cpu_seconds"] + cpu, 2)
-        self.session_wall_seconds += wall
-        self.session_cpu_seconds += cpu
-        self.wall_seconds, self.cpu_seconds = self.state["wall_seconds"], self.state["cpu_seconds"]
-        temporary = self.path + ".tmp"
-        with open(temporary, "w") as file:
-            json.dump(self.state, file, indent=1)
-        os.replace(temporary, self.path)
+        self.state["wall_seconds"], self.state["cpu_seconds"] = round(wall, 2), round(cpu, 2)
+        _files.write_bytes(self.path, json.dumps(self.state, indent=1).encode())  # never half a file
 
 
 def _training_pipeline(dataset, num_examples, batch_size, augment, seed):

@@ -49,8 +49,8 @@ def test_status_rerun_and_resume_after_an_interruption(tmp_path, monkeypatch):
         "digits-lt-short ce seed 0: pending"]
     record = cli._Progress.record
 
-    def interrupted(self, phase, epoch, *rest):
-        record(self, phase, epoch, *rest)
+    def interrupted(self, phase, epoch, epochs):
+        record(self, phase, epoch, epochs)
         if epoch == 2:
             raise KeyboardInterrupt  # a kill just after the epoch-2 checkpoint
 
