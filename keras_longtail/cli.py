@@ -360,7 +360,7 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
     import keras
 
     import keras_longtail
-    from keras_longtail import _validation
+    from keras_longtail._internal import validation as _validation
     from keras_longtail import data as lt_data
     from keras_longtail import metrics as lt_metrics
     from keras_longtail import models as lt_models
@@ -685,7 +685,7 @@ def run_depth_training(dataset="synthetic-depth", method="ce", data_dir=None, ep
     import tensorflow as tf
 
     import keras_longtail
-    from keras_longtail import _validation
+    from keras_longtail._internal import validation as _validation
     from keras_longtail import data as lt_data
     from keras_longtail import losses as lt_losses
     from keras_longtail import metrics as lt_metrics
@@ -908,7 +908,7 @@ class _Progress:
         self.state_dir = state_dir
         self.state = {"phases": {}, "wall_seconds": 0.0, "cpu_seconds": 0.0}
         if state_dir is not None:
-            from keras_longtail import _files
+            from keras_longtail._internal import files as _files
 
             _files.makedirs(state_dir)
             if _files.exists(self.path):
@@ -943,7 +943,7 @@ class _Progress:
         return [backup, _Record()]
 
     def record(self, phase, epoch, epochs):
-        from keras_longtail import _files
+        from keras_longtail._internal import files as _files
 
         wall, cpu = self.totals()
         self.state["phases"][phase] = {"epoch": epoch, "epochs": epochs}

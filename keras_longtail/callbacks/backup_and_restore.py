@@ -6,7 +6,7 @@ import os
 import keras
 import numpy as np
 
-from keras_longtail import _files
+from keras_longtail._internal import files as _files
 
 STATE_FILE = "loss_state.npz"
 

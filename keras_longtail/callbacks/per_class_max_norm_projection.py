@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_longtail import _validation
+from keras_longtail._internal import validation as _validation
 from keras_longtail.constraints.per_class_max_norm import PerClassMaxNorm
 from keras_longtail.constraints.per_class_max_norm import _check_axis
 

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_longtail import _validation
+from keras_longtail._internal import validation as _validation
 
 # Norms below this are treated as zero (the vector is left as it is: it lies inside any ball).
 _TINY = 1e-12

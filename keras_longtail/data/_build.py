@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from keras_longtail import _backend
+from keras_longtail._internal import backend as _backend
 from keras_longtail.data.imbalance_profile import imbalance_profile
 from keras_longtail.data.long_tailed import long_tailed
 from keras_longtail.data.long_tailed_data import LongTailedData

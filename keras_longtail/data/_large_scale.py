@@ -12,8 +12,8 @@ import re
 
 import numpy as np
 
-from keras_longtail import _backend
-from keras_longtail import _validation
+from keras_longtail._internal import backend as _backend
+from keras_longtail._internal import validation as _validation
 from keras_longtail.data.shot_splits import shot_splits
 from keras_longtail.data.streaming_long_tailed_data import StreamingLongTailedData
 

@@ -1,6 +1,6 @@
 """Per-class views of a labelled dataset, shared by the samplers."""
 
-from keras_longtail import _backend
+from keras_longtail._internal import backend as _backend
 from keras_longtail.data import _elements
 
 

@@ -4,8 +4,8 @@ import math
 
 import numpy as np
 
-from keras_longtail import _backend
-from keras_longtail import _validation
+from keras_longtail._internal import backend as _backend
+from keras_longtail._internal import validation as _validation
 from keras_longtail.data import _elements
 from keras_longtail.data import _per_class
 

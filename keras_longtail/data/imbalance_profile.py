@@ -1,6 +1,6 @@
 """Per-class counts of a long-tailed data set."""
 
-from keras_longtail import _validation
+from keras_longtail._internal import validation as _validation
 
 
 def imbalance_profile(num_classes, max_count, imbalance_factor, kind="exp"):

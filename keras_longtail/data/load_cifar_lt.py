@@ -2,7 +2,7 @@
 
 import os
 
-from keras_longtail import _validation
+from keras_longtail._internal import validation as _validation
 from keras_longtail.data import _build
 from keras_longtail.data import _sources
 

@@ -1,7 +1,7 @@
 """Subsample a labelled `tf.data.Dataset` to given per-class counts."""
 
-from keras_longtail import _backend
-from keras_longtail import _validation
+from keras_longtail._internal import backend as _backend
+from keras_longtail._internal import validation as _validation
 from keras_longtail.data import _elements
 
 

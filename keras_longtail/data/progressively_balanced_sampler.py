@@ -1,7 +1,7 @@
 """Progressively-balanced sampling on tf.data."""
 
-from keras_longtail import _backend
-from keras_longtail import _validation
+from keras_longtail._internal import backend as _backend
+from keras_longtail._internal import validation as _validation
 from keras_longtail.data import _per_class
 
 

@@ -2,7 +2,7 @@
 
 import collections
 
-from keras_longtail import _validation
+from keras_longtail._internal import validation as _validation
 
 ShotSplits = collections.namedtuple("ShotSplits", ["many", "medium", "few"])
 ShotSplits.__doc__ = """Class indices of each shot split: `many`, `medium` and `few` (lists of ints)."""

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from keras_longtail import _validation
+from keras_longtail._internal import validation as _validation
 
 
 def two_gaussians(num_common=10000, num_rare=400, rare_mean=(2.2, 2.2), rare_variance=0.5, seed=0):

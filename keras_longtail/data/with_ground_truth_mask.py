@@ -1,6 +1,6 @@
 """Adds the ground-truth mask of depth maps as a per-pixel sample weight."""
 
-from keras_longtail import _backend
+from keras_longtail._internal import backend as _backend
 
 
 def with_ground_truth_mask(dataset):

@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_longtail import _backend
+from keras_longtail._internal import backend as _backend
 
 # Keras' TensorFlow trainer method that averages one distributed input batch across replicas before `fit` and
 # `evaluate` start (docs/multi_worker.md, defect 1). Reading it by name is the one place this module relies on

@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 
-from keras_longtail import _validation
+from keras_longtail._internal import validation as _validation
 from keras_longtail.dual_phase import _similarity
 
 

@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 
-from keras_longtail import _validation
+from keras_longtail._internal import validation as _validation
 
 
 def expand_classifier(model, num_classes, layer_name="classifier", class_ids=None):

@@ -4,7 +4,7 @@ import collections
 
 import numpy as np
 
-from keras_longtail import _validation
+from keras_longtail._internal import validation as _validation
 from keras_longtail.data import shot_splits
 
 FrequencySplit = collections.namedtuple("FrequencySplit", ["phase_one", "phase_two", "phase_one_labels"])

@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 
-from keras_longtail import _backend
+from keras_longtail._internal import backend as _backend
 
 # Refuse to hold more than this many floats for the exact per-class gradients (512 MB).
 MAX_EXACT_ENTRIES = 2 ** 27

@@ -5,7 +5,7 @@ import json
 import keras
 import numpy as np
 
-from keras_longtail import _validation
+from keras_longtail._internal import validation as _validation
 
 
 @keras.saving.register_keras_serializable(package="keras_longtail")

@@ -1,7 +1,7 @@
 """Gradient-balancing grouping (GBG Algorithm 1) of a model's classes."""
 
-from keras_longtail import _backend
-from keras_longtail import _validation
+from keras_longtail._internal import backend as _backend
+from keras_longtail._internal import validation as _validation
 from keras_longtail.gbg import _class_gradients
 from keras_longtail.gbg.group_by_similarity import group_by_similarity
 

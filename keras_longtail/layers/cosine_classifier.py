@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_longtail import _validation
+from keras_longtail._internal import validation as _validation
 
 # Added to squared norms before the inverse square root, so all-zero features give zero logits.
 EPSILON = 1e-12

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_longtail import _validation
+from keras_longtail._internal import validation as _validation
 
 # Rows of a probability matrix must sum to 1 within this tolerance.
 ROW_SUM_TOLERANCE = 1e-3

@@ -3,7 +3,7 @@
 import numpy as np
 from keras import ops
 
-from keras_longtail import _validation
+from keras_longtail._internal import validation as _validation
 from keras_longtail.layers.prediction_rebalancing import PredictionRebalancing
 from keras_longtail.layers.prediction_rebalancing import _as_probability_matrix
 

@@ -9,7 +9,7 @@ reported loss is NaN instead of a silently finite number, on every path.
 import keras
 from keras import ops
 
-from keras_longtail import _checks
+from keras_longtail._internal import checks as _checks
 
 
 def squeeze_labels(y_true):

@@ -4,8 +4,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_longtail import _checks
-from keras_longtail import _validation
+from keras_longtail._internal import checks as _checks
+from keras_longtail._internal import validation as _validation
 from keras_longtail.losses.class_balanced_weights import class_balanced_weights
 
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from keras_longtail import _validation
+from keras_longtail._internal import validation as _validation
 
 
 def class_balanced_weights(class_counts, beta=0.9999):

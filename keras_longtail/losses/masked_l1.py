@@ -3,8 +3,8 @@
 import keras
 from keras import ops
 
-from keras_longtail._dense import standardize_depth_maps
-from keras_longtail._dense import valid_pixels
+from keras_longtail._internal.dense import standardize_depth_maps
+from keras_longtail._internal.dense import valid_pixels
 
 
 @keras.saving.register_keras_serializable(package="keras_longtail")

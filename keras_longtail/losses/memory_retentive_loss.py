@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_longtail import _validation
+from keras_longtail._internal import validation as _validation
 from keras_longtail.dual_phase import _similarity
 
 # Added to squared distances under the square root: finite gradients when a new feature equals an old one.

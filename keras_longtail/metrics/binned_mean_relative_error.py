@@ -6,8 +6,8 @@ import numbers
 import keras
 from keras import ops
 
-from keras_longtail._dense import standardize_depth_maps
-from keras_longtail._dense import valid_pixels
+from keras_longtail._internal.dense import standardize_depth_maps
+from keras_longtail._internal.dense import valid_pixels
 
 
 def _edge(value):

@@ -3,8 +3,8 @@
 import keras
 from keras import ops
 
-from keras_longtail import _checks
-from keras_longtail import _validation
+from keras_longtail._internal import checks as _checks
+from keras_longtail._internal import validation as _validation
 
 
 @keras.saving.register_keras_serializable(package="keras_longtail")

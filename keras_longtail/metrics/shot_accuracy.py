@@ -4,7 +4,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_longtail import _validation
+from keras_longtail._internal import validation as _validation
 from keras_longtail.data.shot_splits import shot_splits
 from keras_longtail.metrics.per_class_accuracy import PerClassAccuracy
 

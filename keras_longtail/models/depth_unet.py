@@ -3,7 +3,7 @@
 import keras
 from keras import layers
 
-from keras_longtail import _validation
+from keras_longtail._internal import validation as _validation
 
 ENCODER_FILTERS = (16, 24, 40, 80, 160)
 DECODER_FILTERS = (80, 40, 24, 16, 16)

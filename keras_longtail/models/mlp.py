@@ -3,7 +3,7 @@
 import keras
 from keras import layers
 
-from keras_longtail import _validation
+from keras_longtail._internal import validation as _validation
 
 
 def mlp(num_classes, input_shape, hidden_units=(5,), activation="relu", name="mlp"):

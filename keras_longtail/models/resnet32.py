@@ -4,7 +4,7 @@ import keras
 from keras import layers
 from keras import ops
 
-from keras_longtail import _validation
+from keras_longtail._internal import validation as _validation
 
 SHORTCUTS = ("zero_pad", "projection")
 

@@ -3,7 +3,7 @@
 import keras
 from keras import layers
 
-from keras_longtail import _validation
+from keras_longtail._internal import validation as _validation
 
 
 def resnet50(num_classes, input_shape=(224, 224, 3), name="resnet50", batch_norm_momentum=0.99):

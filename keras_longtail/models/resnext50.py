@@ -3,7 +3,7 @@
 import keras
 from keras import layers
 
-from keras_longtail import _validation
+from keras_longtail._internal import validation as _validation
 
 _STAGES = ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2))  # (planes, blocks, stride of the first block)
 _CARDINALITY = 32

@@ -8,9 +8,9 @@ constants below follow the dtype of M.
 
 import numpy as np
 
-from keras_longtail import _backend
-from keras_longtail import _distribute
-from keras_longtail import _validation
+from keras_longtail._internal import backend as _backend
+from keras_longtail._internal import distribute as _distribute
+from keras_longtail._internal import validation as _validation
 
 SOLVERS = ("active_set", "pgd", "frank_wolfe", "cvxopt")
 NORMALIZATIONS = ("none", "l2", "loss", "loss+")

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from keras_longtail import _backend
-from keras_longtail import _validation
+from keras_longtail._internal import backend as _backend
+from keras_longtail._internal import validation as _validation
 from keras_longtail.ops import _min_norm
 
 

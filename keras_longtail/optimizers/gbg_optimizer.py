@@ -4,7 +4,7 @@ import copy
 
 import keras
 
-from keras_longtail import _backend
+from keras_longtail._internal import backend as _backend
 from keras_longtail.gbg.class_grouping import as_grouping
 from keras_longtail.ops import _min_norm
 

@@ -20,7 +20,7 @@ work this path does, for the same numbers.
 
 import keras
 
-from keras_longtail import _backend
+from keras_longtail._internal import backend as _backend
 
 _BIAS_LAYERS = (keras.layers.Dense, keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D,
                 keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose, keras.layers.Conv3DTranspose,

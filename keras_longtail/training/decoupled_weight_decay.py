@@ -1,6 +1,6 @@
 """Converting PyTorch-style (coupled) weight decay to Keras' decoupled `weight_decay`."""
 
-from keras_longtail import _validation
+from keras_longtail._internal import validation as _validation
 
 
 def decoupled_weight_decay(weight_decay, momentum=0.0, learning_rate_ratio=1.0):

@@ -7,10 +7,10 @@ import os
 import keras
 import numpy as np
 
-from keras_longtail import _backend
-from keras_longtail import _layers
-from keras_longtail import _files
-from keras_longtail import _validation
+from keras_longtail._internal import backend as _backend
+from keras_longtail._internal import layers as _layers
+from keras_longtail._internal import files as _files
+from keras_longtail._internal import validation as _validation
 from keras_longtail.dual_phase import ExemplarMemoryBank
 from keras_longtail.dual_phase import expand_classifier
 from keras_longtail.dual_phase import split_by_frequency

@@ -3,10 +3,10 @@
 import keras
 import numpy as np
 
-from keras_longtail import _backend
-from keras_longtail import _checks
-from keras_longtail import _distribute
-from keras_longtail import _validation
+from keras_longtail._internal import backend as _backend
+from keras_longtail._internal import checks as _checks
+from keras_longtail._internal import distribute as _distribute
+from keras_longtail._internal import validation as _validation
 from keras_longtail.gbg.class_grouping import ClassGrouping
 from keras_longtail.gbg.class_grouping import as_grouping
 from keras_longtail.ops import _min_norm

@@ -1,6 +1,6 @@
 """GradTail for monocular depth: the paper's configuration on a depth network's decoder biases."""
 
-from keras_longtail import _validation
+from keras_longtail._internal import validation as _validation
 from keras_longtail.training.gradtail_model import GradTailModel
 from keras_longtail.training.gradtail_sigmoid import GradTailSigmoid
 from keras_longtail.training.patch_strategy import PatchStrategy

@@ -5,10 +5,10 @@ import types
 import keras
 from keras import ops
 
-from keras_longtail import _backend
-from keras_longtail import _distribute
-from keras_longtail import _layers
-from keras_longtail import _validation
+from keras_longtail._internal import backend as _backend
+from keras_longtail._internal import distribute as _distribute
+from keras_longtail._internal import layers as _layers
+from keras_longtail._internal import validation as _validation
 from keras_longtail.training import _bias_gradients
 from keras_longtail.training.gradtail_activation import GradTailActivation
 from keras_longtail.training.gradtail_sigmoid import GradTailSigmoid

@@ -4,7 +4,7 @@ import numpy as np
 
 import keras
 
-from keras_longtail import _backend
+from keras_longtail._internal import backend as _backend
 
 
 def gradtail_scores(model, data, batch_size=256, training=False, return_weights=False):

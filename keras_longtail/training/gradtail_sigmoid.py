@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_longtail import _validation
+from keras_longtail._internal import validation as _validation
 from keras_longtail.training.gradtail_activation import GradTailActivation
 
 

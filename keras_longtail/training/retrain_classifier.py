@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 
-from keras_longtail import _validation
+from keras_longtail._internal import validation as _validation
 from keras_longtail.callbacks.per_class_max_norm_projection import PerClassMaxNormProjection
 from keras_longtail.constraints.per_class_max_norm import PerClassMaxNorm
 from keras_longtail.losses.class_balanced_crossentropy import ClassBalancedCrossentropy

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_longtail import _validation
+from keras_longtail._internal import validation as _validation
 from keras_longtail.constraints.per_class_max_norm import _check_axis
 
 _TINY = 1e-12

@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from keras_longtail import _validation
+from keras_longtail._internal import validation as _validation
 
 
 def tune_weight_decay(fit_and_score, candidates=None, num_trials=8, low=1e-5, high=1e-1, seed=0):

@@ -309,7 +309,7 @@ def test_steps_between_solves_all_reduce_nothing_of_parameter_size(monkeypatch):
     # Issue 19.3: the amortized step all-reduced G x parameters zeros between solves. Now the per-group
     # gradients cross the replicas as one flat tensor whose length the step's cond decides (zero between
     # solves): at trace time it has no static length; everything else all-reduced is G numbers.
-    from keras_longtail import _distribute
+    from keras_longtail._internal import distribute as _distribute
 
     recorded = []
     original = _distribute.cross_replica_sum
@@ -379,7 +379,7 @@ def test_static_shape_path_for_xla_replicas_equals_one_device(monkeypatch):
     # Replicas compiled by XLA (TPUStrategy; jit_compile=True under a strategy) need static shapes, so there
     # the amortized step all-reduces the per-group gradients (zeros between solves) at every step. The TPU
     # branch is taken here by its float32 solve (solver_dtype), under MirroredStrategy on two CPUs.
-    from keras_longtail import _distribute
+    from keras_longtail._internal import distribute as _distribute
     from keras_longtail.ops import _min_norm
 
     monkeypatch.setattr(_min_norm, "solver_dtype", lambda: tf.float32)

@@ -2,7 +2,7 @@
 
 import contextlib
 
-from keras_longtail import _backend
+from keras_longtail._internal import backend as _backend
 
 
 def num_replicas():
