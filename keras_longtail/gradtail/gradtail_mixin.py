@@ -9,10 +9,10 @@ from keras_longtail._internal import backend as _backend
 from keras_longtail._internal import distribute as _distribute
 from keras_longtail._internal import layers as _layers
 from keras_longtail._internal import validation as _validation
-from keras_longtail.training import _bias_gradients
-from keras_longtail.training.gradtail_activation import GradTailActivation
-from keras_longtail.training.gradtail_sigmoid import GradTailSigmoid
-from keras_longtail.training.patch_strategy import PatchStrategy
+from keras_longtail.gradtail import _bias_gradients
+from keras_longtail.gradtail.gradtail_activation import GradTailActivation
+from keras_longtail.gradtail.gradtail_sigmoid import GradTailSigmoid
+from keras_longtail.gradtail.patch_strategy import PatchStrategy
 
 GRADIENT_PATHS = ("auto", "analytic", "dense", "bias", "jacobian")
 _TINY = 1e-12

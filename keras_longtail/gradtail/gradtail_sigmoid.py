@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from keras_longtail._internal import validation as _validation
-from keras_longtail.training.gradtail_activation import GradTailActivation
+from keras_longtail.gradtail.gradtail_activation import GradTailActivation
 
 
 @keras.saving.register_keras_serializable(package="keras_longtail")

@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_longtail.training.gradtail_mixin import GradTailMixin
+from keras_longtail.gradtail.gradtail_mixin import GradTailMixin
 
 _GRADTAIL_KEYS = ("gradient_layers", "gradient_variables", "pivot", "decay", "activation", "gradient_path",
                   "patches")
@@ -38,7 +38,7 @@ class GradTailModel(GradTailMixin, keras.Model):
     Example:
 
     >>> import numpy as np
-    >>> from keras_longtail.training import GradTailSigmoid
+    >>> from keras_longtail.gradtail import GradTailSigmoid
     >>> inputs = keras.Input((2,))
     >>> hidden = keras.layers.Dense(5, activation="relu", name="hidden")(inputs)
     >>> logits = keras.layers.Dense(2, name="classifier")(hidden)

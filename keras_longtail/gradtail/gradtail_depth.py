@@ -1,10 +1,10 @@
 """GradTail for monocular depth: the paper's configuration on a depth network's decoder biases."""
 
 from keras_longtail._internal import validation as _validation
-from keras_longtail.training.gradtail_model import GradTailModel
-from keras_longtail.training.gradtail_sigmoid import GradTailSigmoid
-from keras_longtail.training.patch_strategy import PatchStrategy
-from keras_longtail.training.random_patches import RandomPatches
+from keras_longtail.gradtail.gradtail_model import GradTailModel
+from keras_longtail.gradtail.gradtail_sigmoid import GradTailSigmoid
+from keras_longtail.gradtail.patch_strategy import PatchStrategy
+from keras_longtail.gradtail.random_patches import RandomPatches
 
 DECODER_BIAS_LAYERS = ("decoder_up_1", "decoder_up_2")
 

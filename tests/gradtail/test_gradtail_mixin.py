@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_longtail.training import GradTailMixin
-from keras_longtail.training import GradTailModel
-from keras_longtail.training import GradTailSigmoid
+from keras_longtail.gradtail import GradTailMixin
+from keras_longtail.gradtail import GradTailModel
+from keras_longtail.gradtail import GradTailSigmoid
 
 NUM_CLASSES = 3
 RNG = np.random.default_rng(0)
@@ -283,7 +283,7 @@ def test_analytic_path_equals_jacobian_path_over_steps(variant):
 
 def test_analytic_gradients_need_the_batch_norm_correction():
     """The tolerances above discriminate: dropping the BN coupling terms moves ∇_i by far more."""
-    from keras_longtail.training import gradtail_mixin
+    from keras_longtail.gradtail import gradtail_mixin
 
     model = _conv_model("conv_bn", "analytic")
     model.train_on_batch(IMAGES[:10], LABELS[:10])
