@@ -283,7 +283,7 @@ def test_analytic_path_equals_jacobian_path_over_steps(variant):
 
 def test_analytic_gradients_need_the_batch_norm_correction():
     """The tolerances above discriminate: dropping the BN coupling terms moves ∇_i by far more."""
-    from keras_longtail.gradtail import gradtail_mixin
+    from keras_longtail.gradtail import _kernels
 
     model = _conv_model("conv_bn", "analytic")
     model.train_on_batch(IMAGES[:10], LABELS[:10])
@@ -294,8 +294,8 @@ def test_analytic_gradients_need_the_batch_norm_correction():
         values = model._gradtail_loss_values(LABELS[10:20], outputs[0])
     at_bn, at_conv = tape.gradient(values, [outputs[entry.bn_output_index], outputs[entry.output_index]])
     conv_input, conv_output = outputs[entry.input_index], outputs[entry.output_index]
-    exact = gradtail_mixin._conv_per_example_gradients(entry, conv_input, conv_output, at_bn, coupled=True)
-    naive = gradtail_mixin._conv_per_example_gradients(entry, conv_input, conv_output, at_conv, coupled=False)
+    exact = _kernels.conv_per_example_gradients(entry, conv_input, conv_output, at_bn, coupled=True)
+    naive = _kernels.conv_per_example_gradients(entry, conv_input, conv_output, at_conv, coupled=False)
     kernel, bias = tape.jacobian(values, [entry.layer.kernel, entry.layer.bias])
     want = np.concatenate([kernel.numpy().reshape(10, -1, 4), bias.numpy()[:, None, :]], axis=1)
     np.testing.assert_allclose(exact.numpy(), want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
