@@ -18,8 +18,14 @@ pseudo-examples (`PatchStrategy`, `RandomPatches`, `gradtail_depth`).
   weights' histogram per epoch.
 - `gradtail_depth` wraps a depth network as in the paper's §4.3.
 
-Every name is also exported by `keras_longtail.training`.
+Every name is also exported by `keras_longtail.training`. The paper's maximum
+weights are constants here: `GRADTAIL_MAX_WEIGHT` (3.0, ImageNet-LT; the default
+of `GradTailSigmoid`) and `GRADTAIL_TOY_AND_DEPTH_MAX_WEIGHT` (15.0, the toy
+example and depth; the default of `gradtail_depth`).
 """
+
+from keras_longtail._internal.defaults import GRADTAIL_MAX_WEIGHT
+from keras_longtail._internal.defaults import GRADTAIL_TOY_AND_DEPTH_MAX_WEIGHT
 
 from keras_longtail.gradtail.gradtail_activation import GradTailActivation
 from keras_longtail.gradtail.gradtail_depth import gradtail_depth
