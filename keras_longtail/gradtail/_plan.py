@@ -24,13 +24,13 @@ from keras_longtail.gradtail import _bias_gradients
 GRADIENT_PATHS = ("auto", "analytic", "dense", "bias", "jacobian")
 
 
-def as_list(name, value):
+def as_list(value):
+    """`gradient_layers` / `gradient_variables` as a list: `None` is empty, one item is a list of one."""
     if value is None:
         return []
     if isinstance(value, (list, tuple)):
         return list(value)
     return [value]
-
 
 
 def resolve_plan(model, layers_spec, variables_spec, gradient_path, patches):

@@ -194,8 +194,8 @@ class GradTailMixin(TrainStepMixin):
             patches = keras.saving.deserialize_keras_object(patches)
         if patches is not None and not isinstance(patches, PatchStrategy):
             raise TypeError(f"Expected `patches` to be a PatchStrategy or None. Received: patches={patches!r}")
-        layers_spec = _plan.as_list("gradient_layers", gradient_layers)
-        variables_spec = _plan.as_list("gradient_variables", gradient_variables)
+        layers_spec = _plan.as_list(gradient_layers)
+        variables_spec = _plan.as_list(gradient_variables)
         super().__init__(*args, **kwargs)
         self.pivot = pivot
         self.decay = decay

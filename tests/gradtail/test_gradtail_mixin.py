@@ -1,5 +1,7 @@
 """GradTail's train step against a numpy reference of Algorithm 1, both gradient paths."""
 
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -302,3 +304,17 @@ def test_analytic_gradients_need_the_batch_norm_correction():
     assert np.linalg.norm(naive.numpy() - want) > 0.5 * np.linalg.norm(want)
     # with a batch norm right after it, the conv bias has an exactly zero per-example gradient
     assert np.abs(want[:, -1]).max() < 1e-5 * np.abs(want).max()
+
+
+def test_subclassed_mixin_config_round_trip():
+    """The train-step contract gives a subclassed GradTail model a get_config with GradTail's arguments."""
+    model = SubclassedMLP(gradient_layers=["classifier"], pivot=PIVOT, decay=DECAY,
+                          activation=GradTailSigmoid(MAX_WEIGHT, SHARPNESS), gradient_path="jacobian")
+    model(X[:2])
+    config = model.get_config()
+    assert config["gradient_layers"] == ["classifier"] and config["pivot"] == PIVOT and config["decay"] == DECAY
+    revived = SubclassedMLP.from_config(json.loads(json.dumps(config)))
+    revived(X[:2])
+    assert (revived.pivot, revived.decay, revived.gradient_path) == (PIVOT, DECAY, "jacobian")
+    assert revived.activation.get_config() == model.activation.get_config()
+    assert [v.path for v in revived.gradtail_variables] == [v.path for v in model.gradtail_variables]
