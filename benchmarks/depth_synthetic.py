@@ -33,13 +33,15 @@ import keras
 
 from keras_longtail import cli
 from keras_longtail import metrics as lt_metrics
+from keras_longtail.gradtail import GRADTAIL_TOY_AND_DEPTH_MAX_WEIGHT
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results" / "depth_synthetic.json"
 
 # name -> run_depth_training arguments besides the shared budget.
 VARIANTS = {
     "baseline": {"method": "ce"},
-    "gradtail": {"method": "gradtail", "gradtail_pivot": -0.5, "gradtail_max_weight": 15.0},
+    "gradtail": {"method": "gradtail", "gradtail_pivot": -0.5,
+                 "gradtail_max_weight": GRADTAIL_TOY_AND_DEPTH_MAX_WEIGHT},
     # Control: GradTail's patch objective with every weight q = 1 (max weight 1), same step otherwise.
     "patches_q1": {"method": "gradtail", "gradtail_pivot": -0.5, "gradtail_max_weight": 1.0},
 }

@@ -53,6 +53,7 @@ import tensorflow as tf
 from scipy.spatial import cKDTree
 
 from keras_longtail.data import two_gaussians
+from keras_longtail.gradtail import GRADTAIL_TOY_AND_DEPTH_MAX_WEIGHT
 from keras_longtail.models import mlp
 from keras_longtail.training import GradTailModel
 from keras_longtail.training import GradTailSigmoid
@@ -64,7 +65,7 @@ CONFIGS = {
     "paper_sum": {"steps": 10000, "batch_size": 128, "learning_rate": 128 * 1e-4},
 }
 OPTIMIZER = {"momentum": 0.9, "nesterov": True}
-GRADTAIL = {"max_weight": 15.0, "sharpness": 5.0, "pivot": 0.0, "decay": 0.99}
+GRADTAIL = {"max_weight": GRADTAIL_TOY_AND_DEPTH_MAX_WEIGHT, "sharpness": 5.0, "pivot": 0.0, "decay": 0.99}
 RARE_MEAN, RARE_VARIANCE, BAND = np.array([2.2, 2.2]), 0.5, 0.07
 BAYES_CENTER = 2.0 * RARE_MEAN  # only for RARE_VARIANCE = 0.5: |x|²/2 − |x − m|² + ln 2 = 0
 BAYES_RADIUS = math.sqrt(2.0 * float(RARE_MEAN @ RARE_MEAN) + 2.0 * math.log(2.0))

@@ -18,6 +18,9 @@ import os
 import sys
 import time
 
+from keras_longtail._internal.defaults import GRADTAIL_MAX_WEIGHT
+from keras_longtail._internal.defaults import GRADTAIL_TOY_AND_DEPTH_MAX_WEIGHT
+
 DATASETS = {
     # name: (loader, default imbalance factor, default model, default epochs, default batch size)
     "digits-lt": ("digits", 20, "mlp", 40, 32),
@@ -299,7 +302,8 @@ def main(argv=None):
 def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model="auto", epochs=None,
                  batch_size=None, learning_rate=None, weight_decay=None, steps_per_epoch=None,
                  data_dir=None, seed=0, verbose=2, save_model=None, gala_accumulation="paper",
-                 rebalance_tau=None, gradtail_max_weight=3.0, gradtail_layers="classifier", num_groups=4,
+                 rebalance_tau=None, gradtail_max_weight=GRADTAIL_MAX_WEIGHT, gradtail_layers="classifier",
+                 num_groups=4,
                  gbg_mode="backbone", async_threshold=None, stage_one_model=None, async_options=None,
                  gbg_options=None, batch_norm_momentum=None, phase_two_learning_rate=None, state_dir=None):
     """Trains one model as `keras-longtail train` does and returns the results dict.
@@ -629,7 +633,8 @@ def _classification_options(options):
         gbg_options["solve_every"] = solve_every
     if gbg_options:
         options["gbg_options"] = gbg_options
-    options["gradtail_max_weight"] = 3.0 if options["gradtail_max_weight"] is None else options["gradtail_max_weight"]
+    options["gradtail_max_weight"] = (GRADTAIL_MAX_WEIGHT if options["gradtail_max_weight"] is None
+                                      else options["gradtail_max_weight"])
     return options
 
 
@@ -651,7 +656,7 @@ def _depth_options(options):
 def run_depth_training(dataset="synthetic-depth", method="ce", data_dir=None, epochs=None, batch_size=10,
                        learning_rate=None, steps_per_epoch=None, image_size=None, width_multiplier=None,
                        train_scenes=600, test_scenes=200, far_probability=0.15, gradtail_pivot=-0.5,
-                       gradtail_max_weight=15.0, seed=0, verbose=2, save_model=None):
+                       gradtail_max_weight=GRADTAIL_TOY_AND_DEPTH_MAX_WEIGHT, seed=0, verbose=2, save_model=None):
     """Trains `depth_unet` on monocular depth as `keras-longtail train --task depth` does; returns the results.
 
     `dataset="waymo"` reads the Waymo Open Dataset v2 Parquet components of

@@ -273,7 +273,7 @@ NOT_IN_FIT = {
     "training.GBGMixin": "the mixin behind GBGModel (the case)",
     "training.GradTailActivation": "abstract base of GradTail activations (GradTailSigmoid is the case)",
     "training.GradTailMixin": "the mixin behind GradTailModel (the case); the subclassed form is tested in "
-                              "tests/training/test_gradtail_mixin.py",
+                              "tests/gradtail/test_gradtail_mixin.py",
     "training.PatchStrategy": "abstract base of patch strategies",
-    "training.RandomPatches": "dense outputs only; tested with patches in tests/training/test_patches_and_analysis.py",
+    "training.RandomPatches": "dense outputs only; tested with patches in tests/gradtail/test_patches_and_analysis.py",
 }

@@ -2,10 +2,7 @@
 
 import keras
 
-from keras_longtail.training.gradtail_mixin import GradTailMixin
-
-_GRADTAIL_KEYS = ("gradient_layers", "gradient_variables", "pivot", "decay", "activation", "gradient_path",
-                  "patches")
+from keras_longtail.gradtail.gradtail_mixin import GradTailMixin
 
 
 @keras.saving.register_keras_serializable(package="keras_longtail")
@@ -16,8 +13,8 @@ class GradTailModel(GradTailMixin, keras.Model):
     `GradTailMixin` for the algorithm, the state and the metrics);
     `GradTailModel.from_model(model, ...)` wraps an existing functional model,
     sharing its layers. TensorFlow backend only. Saves and reloads as `.keras`
-    with the GradTail state. Inference (`predict`, `evaluate`) is the plain
-    model's.
+    with the GradTail state (`get_config()` is the functional graph plus
+    `method_config()`). Inference (`predict`, `evaluate`) is the plain model's.
 
     Args:
         inputs, outputs: as for `keras.Model`.
@@ -38,7 +35,7 @@ class GradTailModel(GradTailMixin, keras.Model):
     Example:
 
     >>> import numpy as np
-    >>> from keras_longtail.training import GradTailSigmoid
+    >>> from keras_longtail.gradtail import GradTailSigmoid
     >>> inputs = keras.Input((2,))
     >>> hidden = keras.layers.Dense(5, activation="relu", name="hidden")(inputs)
     >>> logits = keras.layers.Dense(2, name="classifier")(hidden)
@@ -67,17 +64,3 @@ class GradTailModel(GradTailMixin, keras.Model):
         """Wraps the functional `model` (sharing its layers and weights) with GradTail arguments `kwargs`."""
         kwargs.setdefault("name", model.name)
         return cls(model.input, model.output, **kwargs)
-
-    def get_config(self):
-        # Keras serializes the graph only for constructors shaped like `Model(inputs, outputs)`: take it
-        # from a plain functional view of the same layers, then add GradTail's arguments.
-        config = keras.Model(self.input, self.output, name=self.name, trainable=self.trainable).get_config()
-        config.update(self.gradtail_config())
-        return config
-
-    @classmethod
-    def from_config(cls, config, custom_objects=None):
-        config = dict(config)
-        gradtail = {key: config.pop(key) for key in _GRADTAIL_KEYS if key in config}
-        functional = keras.Model.from_config(config, custom_objects=custom_objects)
-        return cls(functional.input, functional.output, name=functional.name, **gradtail)

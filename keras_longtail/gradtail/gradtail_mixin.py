@@ -1,4 +1,10 @@
-"""GradTail: gradient-agreement sample weighting as a `train_step` mixin (TensorFlow backend)."""
+"""GradTail: gradient-agreement sample weighting as a `train_step` mixin (TensorFlow backend).
+
+The step (Algorithm 1, the state and the metrics). The plan (layer selection,
+path choice) is in `_plan`, the per-example gradient kernels in `_kernels`, the
+weight histogram in `_weight_histogram`; gradients, loss scaling, loss logging
+and serialization follow the train-step contract (`_internal.train_step`).
+"""
 
 import types
 
@@ -7,42 +13,19 @@ from keras import ops
 
 from keras_longtail._internal import backend as _backend
 from keras_longtail._internal import distribute as _distribute
-from keras_longtail._internal import layers as _layers
 from keras_longtail._internal import validation as _validation
-from keras_longtail.training import _bias_gradients
-from keras_longtail.training.gradtail_activation import GradTailActivation
-from keras_longtail.training.gradtail_sigmoid import GradTailSigmoid
-from keras_longtail.training.patch_strategy import PatchStrategy
+from keras_longtail._internal.train_step import TrainStepMixin
+from keras_longtail.gradtail import _kernels
+from keras_longtail.gradtail import _plan
+from keras_longtail.gradtail._weight_histogram import WeightHistogram
+from keras_longtail.gradtail.gradtail_activation import GradTailActivation
+from keras_longtail.gradtail.gradtail_sigmoid import GradTailSigmoid
+from keras_longtail.gradtail.patch_strategy import PatchStrategy
 
-GRADIENT_PATHS = ("auto", "analytic", "dense", "bias", "jacobian")
 _TINY = 1e-12
-HISTOGRAM_BINS = 10
 
 
-class _WeightHistogram(keras.metrics.Metric):
-    """Counts of the GradTail weights in `HISTOGRAM_BINS` equal bins over [1, max_weight]."""
-
-    def __init__(self, max_weight, name="gradtail_weight_histogram"):
-        super().__init__(name=name)
-        self.max_weight = max_weight
-        self.counts = self.add_variable(shape=(HISTOGRAM_BINS,), initializer="zeros", name="counts")
-
-    def update_state(self, weights, sample_weight):
-        span = max(self.max_weight - 1.0, _TINY)
-        index = ops.cast(ops.floor((weights - 1.0) / span * HISTOGRAM_BINS), "int32")
-        index = ops.clip(index, 0, HISTOGRAM_BINS - 1)
-        one_hot = ops.one_hot(index, HISTOGRAM_BINS, dtype="float32") * sample_weight[:, None]
-        self.counts.assign_add(ops.sum(one_hot, axis=0))
-
-    def result(self):
-        return ops.convert_to_tensor(self.counts)
-
-    def bin_edges(self):
-        span = self.max_weight - 1.0
-        return [1.0 + span * i / HISTOGRAM_BINS for i in range(HISTOGRAM_BINS + 1)]
-
-
-class GradTailMixin:
+class GradTailMixin(TrainStepMixin):
     """GradTail dynamic sample weighting for any `keras.Model` (TensorFlow backend).
 
     Mix it in before `keras.Model` (`class M(GradTailMixin, keras.Model)`); it
@@ -148,6 +131,12 @@ class GradTailMixin:
     and `gradtail_sigma` (mean σ over the epoch's steps). A histogram of the
     weights per epoch is read by `GradTailWeightLogger`.
 
+    Serialization: `get_config()` is Keras' config of the model plus
+    `method_config()` (the arguments below, as plain JSON), and `from_config`
+    rebuilds the model from it (`keras_longtail._internal.train_step`). A
+    subclass with constructor arguments of its own adds them to `get_config()`,
+    and passes GradTail's on through `**kwargs`.
+
     Args (keyword-only, before the model's own arguments):
         gradient_layers: layers (objects or names) whose trainable weights are
             selected. Defaults to `None`: with `gradient_variables` also
@@ -200,13 +189,13 @@ class GradTailMixin:
         if not isinstance(activation, GradTailActivation):
             raise TypeError("Expected `activation` to be a GradTailActivation (e.g. GradTailSigmoid(max_weight=3.0)). "
                             f"Received: activation={activation!r}")
-        gradient_path = _validation.check_choice("gradient_path", gradient_path, GRADIENT_PATHS)
+        gradient_path = _validation.check_choice("gradient_path", gradient_path, _plan.GRADIENT_PATHS)
         if isinstance(patches, dict):
             patches = keras.saving.deserialize_keras_object(patches)
         if patches is not None and not isinstance(patches, PatchStrategy):
             raise TypeError(f"Expected `patches` to be a PatchStrategy or None. Received: patches={patches!r}")
-        layers_spec = _as_list("gradient_layers", gradient_layers)
-        variables_spec = _as_list("gradient_variables", gradient_variables)
+        layers_spec = _plan.as_list(gradient_layers)
+        variables_spec = _plan.as_list(gradient_variables)
         super().__init__(*args, **kwargs)
         self.pivot = pivot
         self.decay = decay
@@ -219,13 +208,23 @@ class GradTailMixin:
         self.gradtail_mean_weight = keras.metrics.Mean(name="gradtail_mean_weight")
         self.gradtail_upweighted = keras.metrics.Mean(name="gradtail_upweighted")
         self.gradtail_sigma_metric = keras.metrics.Mean(name="gradtail_sigma")
-        self.gradtail_weight_histogram = _WeightHistogram(float(activation.max_weight or 1.0))
+        self.gradtail_weight_histogram = WeightHistogram(float(activation.max_weight or 1.0))
         if self.built:
             self.gradtail_build()
 
     # ------------------------------------------------------------------ configuration
+    method_config_keys = ("gradient_layers", "gradient_variables", "pivot", "decay", "activation", "gradient_path",
+                          "patches")
+
     def gradtail_config(self):
-        """The GradTail arguments as plain JSON (layer names, variable paths, serialized objects)."""
+        """The GradTail arguments as plain JSON: `method_config()` (kept for earlier callers)."""
+        return self.method_config()
+
+    def method_config(self):
+        """The GradTail arguments as plain JSON (layer names, variable paths, serialized objects).
+
+        Part of `get_config()` (the train-step contract); needs a built model.
+        """
         self.gradtail_build()
         plan = self._gradtail.plan
         return {
@@ -290,7 +289,8 @@ class GradTailMixin:
         if not (self.built or _building):
             raise ValueError(f"{type(self).__name__} must be built (called on data or `build()`) before "
                              "GradTail can select its variables.")
-        plan = _resolve_plan(self)
+        spec = self._gradtail
+        plan = _plan.resolve_plan(self, spec.layers_spec, spec.variables_spec, self.gradient_path, self.patches)
         with _distribute.model_scope(self):  # the variables must belong to the model's strategy
             state = types.SimpleNamespace()
             state.mean_gradient = [
@@ -330,16 +330,12 @@ class GradTailMixin:
             if self.losses:
                 extra = tf.add_n([tf.reduce_sum(tf.cast(v, tf.float32)) for v in self.losses])
                 loss = loss + extra / _distribute.num_replicas()
-            scaled = self.optimizer.scale_loss(loss) if self.optimizer is not None else loss
+            scaled = self.step_scale_loss(loss)
         gradients = tape.gradient(scaled, trainable)
-        self.optimizer.apply(gradients, trainable)
+        self.step_apply_gradients(gradients, trainable)
 
         # Metrics: the logged loss is the global objective (not a per-replica share).
-        global_loss = _distribute.cross_replica_sum(loss)
-        batch = tf.shape(tf.nest.flatten(x)[0])[0]
-        for metric in super().metrics:
-            if metric.name == "loss":
-                metric.update_state(global_loss, sample_weight=batch)
+        self.step_log_loss(loss, x)
         valid = tf.cast(pseudo_weights > 0, tf.float32)
         midpoint = 0.5 * (1.0 + float(self.activation.max_weight or 1.0))
         self.gradtail_mean_weight.update_state(weights, sample_weight=valid)
@@ -424,30 +420,10 @@ class GradTailMixin:
     def _gradtail_statistics(self, inner, values, pseudo_weights, captures):
         """Per-example ⟨∇_i, w̃⟩, ‖∇_i‖² and the s-weighted sums Σ_i s_i ∇_i (one per selected variable)."""
         tf = _backend.import_tensorflow()
-        plan, state = self._gradtail.plan, self._gradtail.state
-        mean_gradient = [tf.convert_to_tensor(v) for v in state.mean_gradient]
-        if plan.path in ("dense", "analytic"):
-            dots, squared, sums = _analytic_statistics(plan, inner, values, pseudo_weights, captures,
-                                                       mean_gradient)
-        elif plan.path == "bias":  # see _bias_gradients
-            dots, squared, sums = tf.zeros_like(values), tf.zeros_like(values), [None] * len(plan.variables)
-            per_example = _bias_gradients.per_example_gradients(
-                inner, values, captures.outputs, plan.bias_owners, plan.bias_indices,
-                1 if self.patches is None else self.patches.num_masks)
-            for index, gradient in enumerate(per_example):
-                dots += tf.linalg.matvec(gradient, mean_gradient[index])
-                squared += tf.reduce_sum(tf.square(gradient), axis=-1)
-                sums[index] = tf.linalg.matvec(gradient, pseudo_weights, transpose_a=True)
-        else:
-            dots, squared, sums = tf.zeros_like(values), tf.zeros_like(values), [None] * len(plan.variables)
-            jacobians = inner.jacobian(values, plan.variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-            for index, jacobian in enumerate(jacobians):
-                flat = tf.reshape(tf.cast(jacobian, tf.float32), [tf.shape(values)[0], -1])
-                dots += tf.linalg.matvec(flat, tf.reshape(mean_gradient[index], [-1]))
-                squared += tf.reduce_sum(tf.square(flat), axis=-1)
-                sums[index] = tf.reshape(tf.linalg.matvec(flat, pseudo_weights, transpose_a=True),
-                                         plan.variables[index].shape)
-        return dots, squared, sums
+        mean_gradient = [tf.convert_to_tensor(v) for v in self._gradtail.state.mean_gradient]
+        num_masks = 1 if self.patches is None else self.patches.num_masks
+        return _kernels.statistics(self._gradtail.plan, inner, values, pseudo_weights, captures, mean_gradient,
+                                   num_masks)
 
     def _gradtail_weights(self, inner, values, pseudo_weights, captures, update):
         """(q, θ) for the batch; with `update`, applies Algorithm 1's state update first."""
@@ -497,339 +473,3 @@ class GradTailMixin:
         inner, _, values, pseudo_weights, captures = self._gradtail_record(x, y, sample_weight, training)
         weights, theta = self._gradtail_weights(inner, values, pseudo_weights, captures, update=False)
         return theta, weights
-
-
-def _as_list(name, value):
-    if value is None:
-        return []
-    if isinstance(value, (list, tuple)):
-        return list(value)
-    return [value]
-
-
-def _through_activation(layer, a, delta):
-    """δ with respect to a Dense layer's pre-activation output, from δ with respect to its output."""
-    tf = _backend.import_tensorflow()
-    activation = layer.activation
-    if activation is None or activation is keras.activations.linear:
-        return delta
-    z = tf.matmul(a, tf.cast(tf.convert_to_tensor(layer.kernel), tf.float32))
-    if layer.bias is not None:
-        z = z + tf.cast(tf.convert_to_tensor(layer.bias), tf.float32)
-    with tf.GradientTape() as tape:
-        tape.watch(z)
-        out = activation(z)
-    return tape.gradient(out, z, output_gradients=delta)
-
-
-def _resolve_plan(model):
-    """Selected variables, their layers, and the per-example gradient path."""
-    spec = model._gradtail
-    layers = _layers.flat_layers(model)
-    trainable_ids = {id(v) for v in model.trainable_variables}
-    variables, owners, layer_names, extra_paths = [], [], [], []
-
-    def add(variable, owner, argument):
-        if id(variable) not in trainable_ids:
-            raise ValueError(f"Expected every GradTail variable to be trainable. Received in `{argument}`: "
-                             f"{variable.path!r} (trainable={variable.trainable}, or not part of the model)")
-        if all(v is not variable for v in variables):
-            variables.append(variable)
-            owners.append(owner)
-
-    def find_layer(item):
-        if isinstance(item, str):
-            for layer in layers:
-                if layer.name == item:
-                    return layer
-            raise ValueError(f"Expected `gradient_layers` to name layers of the model. Received: {item!r}; "
-                             f"layers: {[layer.name for layer in layers]}")
-        if isinstance(item, keras.layers.Layer):
-            if all(layer is not item for layer in layers):
-                raise ValueError(f"Expected `gradient_layers` to hold layers of the model. Received: {item.name!r}")
-            return item
-        raise TypeError(f"Expected `gradient_layers` to hold layers or layer names. Received: {item!r}")
-
-    chosen_layers = [find_layer(item) for item in spec.layers_spec]
-    if not spec.layers_spec and not spec.variables_spec:
-        with_kernel = [layer for layer in layers
-                       if getattr(layer, "kernel", None) is not None and layer.trainable_weights]
-        chosen_layers = with_kernel[-2:]
-        if not chosen_layers:
-            raise ValueError("GradTail found no layer with a trainable kernel to select by default: pass "
-                             "`gradient_layers` or `gradient_variables`. Received: gradient_layers=None, "
-                             "gradient_variables=None")
-    for layer in chosen_layers:
-        if not spec.layers_spec:
-            chosen = [v for v in (getattr(layer, "kernel", None), getattr(layer, "bias", None)) if v is not None]
-        else:
-            chosen = list(layer.weights)
-        if not chosen or not any(id(v) in trainable_ids for v in chosen):
-            raise ValueError(f"Expected every layer in `gradient_layers` to have trainable weights. "
-                             f"Received: {layer.name!r} (trainable weights: {[v.path for v in layer.trainable_weights]})")
-        for variable in chosen:
-            if id(variable) in trainable_ids:
-                add(variable, layer, "gradient_layers")
-        layer_names.append(layer.name)
-    by_path = {v.path: v for v in model.variables}
-    for item in spec.variables_spec:
-        if isinstance(item, str):
-            if item not in by_path:
-                raise ValueError(f"Expected `gradient_variables` to hold variable paths of the model. "
-                                 f"Received: {item!r}")
-            item = by_path[item]
-        if not isinstance(item, keras.Variable):
-            raise TypeError(f"Expected `gradient_variables` to hold variables or their paths. Received: {item!r}")
-        owner = next((layer for layer in layers if any(v is item for v in layer.weights)), None)
-        add(item, owner, "gradient_variables")
-        extra_paths.append(item.path)
-    if not variables:
-        raise ValueError("Expected a non-empty GradTail variable selection. Received: "
-                         f"gradient_layers={spec.layers_spec!r}, gradient_variables={spec.variables_spec!r}")
-    if not spec.layers_spec:
-        layer_names = []  # the default selection is re-derived from the model
-    dense_reason = _dense_path_problem(model, layers, variables, owners)
-    analytic_reason = _analytic_path_problem(model, layers, variables, owners)
-    path = model.gradient_path
-    for candidate, reason in (("dense", dense_reason), ("analytic", analytic_reason)):
-        if path == candidate and reason:
-            raise ValueError(f"gradient_path={candidate!r} cannot be used: {reason}. "
-                             "Use gradient_path='jacobian' or 'auto'.")
-    needs_bias = path == "bias" or (path == "auto" and dense_reason and analytic_reason)
-    bias_reason = _bias_gradients.path_problem(model, layers, variables, owners) if needs_bias else ""
-    if path == "bias" and bias_reason:
-        raise ValueError(f"gradient_path='bias' cannot be used: {bias_reason}. Use gradient_path='jacobian' or 'auto'.")
-    if path == "auto":
-        path = ("dense" if not dense_reason else "analytic" if not analytic_reason
-                else "bias" if not bias_reason else "jacobian")
-    plan = types.SimpleNamespace(variables=variables, layer_names=layer_names, extra_paths=extra_paths,
-                                 path=path, layers=[], aux=None)
-    if path == "jacobian":
-        return plan
-    if path == "bias":
-        plan.bias_owners = owners
-        plan.aux, plan.bias_indices = _bias_gradients.capture_model(model, owners)
-        return plan
-    entries, tensors = [], []
-    for layer in dict.fromkeys(owners):
-        entry = types.SimpleNamespace(
-            layer=layer, bn=_own_batch_norm(layers, layer)[0],
-            kernel_index=next((i for i, v in enumerate(variables) if v is layer.kernel), None),
-            bias_index=next((i for i, v in enumerate(variables) if layer.bias is not None and v is layer.bias),
-                            None))
-        entry.input_index, entry.output_index = len(tensors), len(tensors) + 1
-        tensors += [layer.input, layer.output]
-        if entry.bn is not None:
-            entry.bn_output_index = len(tensors)
-            tensors.append(entry.bn.output)
-        entries.append(entry)
-    plan.aux, indices = _capture_model(model, tensors)
-    for entry in entries:
-        for name in ("input_index", "output_index", "bn_output_index"):
-            if hasattr(entry, name):
-                setattr(entry, name, indices[getattr(entry, name)])
-    plan.layers = entries
-    return plan
-
-
-def _capture_model(model, tensors):
-    """A functional model sharing `model`'s layers that also returns `tensors` (from the same forward pass).
-
-    Returns the model and, for each tensor, its index among the outputs. A tensor that is already an
-    output is taken from there (a duplicated output tensor would be a copy, disconnected from the loss).
-    """
-    outputs, indices = list(model.outputs), []
-    for tensor in tensors:
-        index = next((i for i, t in enumerate(outputs) if t is tensor), None)
-        if index is None:
-            outputs.append(tensor)
-            index = len(outputs) - 1
-        indices.append(index)
-    return keras.Model(model.input, outputs, name=f"{model.name}_gradtail_capture"), indices
-
-
-def _functional_problem(model):
-    """Why the layer inputs and outputs of `model` cannot be captured per example ("" when they can)."""
-    if model.patches is not None:
-        return "patches give several pseudo-examples per input example"
-    try:
-        inputs, outputs = model.inputs, model.outputs
-    except (AttributeError, ValueError):
-        inputs = outputs = None
-    if not inputs or not outputs:
-        return "the model is not functional (its layer inputs cannot be captured)"
-    if len(outputs) != 1:
-        return "the model has several outputs"
-    return ""
-
-
-def _layer_problem(variable, layer, rank):
-    """Why `variable` of a Dense / Conv2D `layer` has no analytic per-example form ("" when it has)."""
-    if variable is not layer.kernel and variable is not layer.bias:
-        return f"{variable.path!r} is neither the kernel nor the bias of its {type(layer).__name__} layer"
-    if getattr(layer, "lora_enabled", False) or getattr(layer, "quantization_mode", None):
-        return f"layer {layer.name!r} uses LoRA or quantization"
-    try:
-        if len(layer.input.shape) != rank:
-            return f"layer {layer.name!r} takes inputs of rank {len(layer.input.shape)}, not {rank}"
-    except (AttributeError, ValueError):
-        return f"layer {layer.name!r} has no unique functional input (shared layer?)"
-    return ""
-
-
-def _dense_path_problem(model, layers, variables, owners):
-    """Why the Dense-only path does not apply ("" when it does): the analytic path's conditions, Dense only."""
-    for variable, layer in zip(variables, owners):
-        if type(layer) is not keras.layers.Dense:
-            return _functional_problem(model) or f"{variable.path!r} does not belong to a keras.layers.Dense layer"
-    return _analytic_path_problem(model, layers, variables, owners)
-
-
-def _analytic_path_problem(model, layers, variables, owners):
-    """Why the analytic path does not apply (empty string when it does)."""
-    problem = _functional_problem(model)
-    if problem:
-        return problem
-    for variable, layer in zip(variables, owners):
-        if type(layer) is keras.layers.Dense:
-            problem = _layer_problem(variable, layer, rank=2)
-        elif type(layer) is keras.layers.Conv2D:
-            problem = _layer_problem(variable, layer, rank=4)
-            if not problem and layer.groups != 1:
-                problem = f"layer {layer.name!r} is a grouped convolution (groups={layer.groups})"
-            if not problem and layer.data_format != "channels_last":
-                problem = f"layer {layer.name!r} uses data_format={layer.data_format!r}, not 'channels_last'"
-            if not problem and layer.activation not in (None, keras.activations.linear):
-                problem = f"Conv2D layer {layer.name!r} has an activation (use a separate activation layer)"
-        else:
-            problem = (f"{variable.path!r} belongs to a {type(layer).__name__} layer (the analytic path has "
-                       "per-example gradients for keras.layers.Dense and keras.layers.Conv2D only)")
-        if problem:
-            return problem
-    for layer in dict.fromkeys(owners):
-        own, problem = _own_batch_norm(layers, layer)
-        if problem:
-            return problem
-        for later in layers[_position(layers, layer) + 1:]:
-            if isinstance(later, keras.layers.BatchNormalization) and later is not own:
-                return (f"batch normalization ({later.name!r}) after the selected layer {layer.name!r} couples "
-                        "the examples (only a batch norm that alone consumes a selected Conv2D's output is "
-                        "handled)")
-    return ""
-
-
-def _position(layers, layer):
-    return next(i for i, candidate in enumerate(layers) if candidate is layer)
-
-
-def _own_batch_norm(layers, layer):
-    """(batch norm, problem): the BatchNormalization that alone consumes Conv2D `layer`'s output, if any."""
-    if type(layer) is not keras.layers.Conv2D:
-        return None, ""
-    consumers = []
-    for candidate in layers:
-        try:
-            inputs = keras.tree.flatten(candidate.input)
-        except (AttributeError, ValueError):
-            continue
-        if any(t is layer.output for t in inputs):
-            consumers.append(candidate)
-    norms = [c for c in consumers if isinstance(c, keras.layers.BatchNormalization)]
-    if not norms:
-        return None, ""
-    bn = norms[0]
-    if len(consumers) > 1:
-        return None, (f"the output of {layer.name!r} feeds batch normalization ({bn.name!r}) and other layers "
-                      f"({[c.name for c in consumers if c is not bn]})")
-    if type(bn) is not keras.layers.BatchNormalization or bn.renorm:
-        return None, f"batch normalization {bn.name!r} after {layer.name!r} is a subclass or uses renorm"
-    if bn.axis not in (-1, 3):
-        return None, f"batch normalization {bn.name!r} normalizes axis {bn.axis}, not the channels"
-    return bn, ""
-
-
-def _analytic_statistics(plan, inner, values, pseudo_weights, captures, mean_gradient):
-    """⟨∇_i, w̃⟩, ‖∇_i‖² and Σ_i s_i ∇_i from each selected layer's per-example gradient (see `GradTailMixin`)."""
-    tf = _backend.import_tensorflow()
-    outputs = captures.outputs
-    coupled = [e.bn is not None and captures.training and e.bn.trainable for e in plan.layers]
-    sources = [outputs[e.bn_output_index if c else e.output_index] for e, c in zip(plan.layers, coupled)]
-    # One backward pass of Σ_i L_i (`values` is the last op the tape recorded): row i of each gradient is
-    # ∂L_i/∂(source_i), the tail treating examples independently.
-    gradients = inner.gradient(values, sources, output_gradients=tf.ones_like(values),
-                               unconnected_gradients=tf.UnconnectedGradients.ZERO)
-    dots, squared, sums = tf.zeros_like(values), tf.zeros_like(values), [None] * len(plan.variables)
-    for entry, is_coupled, gradient in zip(plan.layers, coupled, gradients):
-        a = tf.cast(outputs[entry.input_index], tf.float32)
-        gradient = tf.cast(gradient, tf.float32)
-        kernel, bias = entry.kernel_index, entry.bias_index
-        if type(entry.layer) is keras.layers.Dense:
-            # ∇_i = a_i δ_iᵀ (kernel) and δ_i (bias), never materialized.
-            delta = _through_activation(entry.layer, a, gradient)
-            delta_squared = tf.reduce_sum(tf.square(delta), axis=-1)
-            if kernel is not None:
-                dots += tf.reduce_sum(tf.matmul(a, mean_gradient[kernel]) * delta, axis=-1)
-                squared += tf.reduce_sum(tf.square(a), axis=-1) * delta_squared
-                sums[kernel] = tf.matmul(a, pseudo_weights[:, None] * delta, transpose_a=True)
-            if bias is not None:
-                dots += tf.linalg.matvec(delta, mean_gradient[bias])
-                squared += delta_squared
-                sums[bias] = tf.linalg.matvec(delta, pseudo_weights, transpose_a=True)
-            continue
-        output = tf.cast(outputs[entry.output_index], tf.float32)
-        per_example = _conv_per_example_gradients(entry, a, output, gradient, is_coupled)  # (N, K, C)
-        rows = [tf.reshape(mean_gradient[kernel], [-1, entry.layer.filters])] if kernel is not None else []
-        rows += [mean_gradient[bias][None, :]] if bias is not None else []
-        dots += tf.einsum("nkc,kc->n", per_example, tf.concat(rows, axis=0) if len(rows) > 1 else rows[0])
-        squared += tf.reduce_sum(tf.square(per_example), axis=[1, 2])
-        total = tf.einsum("n,nkc->kc", pseudo_weights, per_example)
-        if kernel is not None:
-            sums[kernel] = tf.reshape(total[:-1] if bias is not None else total, plan.variables[kernel].shape)
-        if bias is not None:
-            sums[bias] = total[-1]
-    return dots, squared, sums
-
-
-def _conv_per_example_gradients(entry, inputs, output, gradient, coupled):
-    """Per-example gradients (N, K, C) of a Conv2D layer's selected kernel rows (and a last bias row).
-
-    From im2col patches P_i (N, positions, K) and `gradient`, the gradient of Σ L at the conv output, or,
-    when `coupled`, at the output of the training-mode batch norm consuming the conv output; the
-    batch-norm coupling terms are then added exactly (formula in `GradTailMixin`).
-    """
-    tf = _backend.import_tensorflow()
-    layer = entry.layer
-    batch, channels = tf.shape(inputs)[0], layer.filters
-    columns = []
-    if entry.kernel_index is not None:
-        height, width = layer.kernel_size
-        patches = tf.image.extract_patches(
-            inputs, sizes=[1, height, width, 1], strides=[1, *layer.strides, 1],
-            rates=[1, *layer.dilation_rate, 1], padding=layer.padding.upper())
-        columns.append(tf.reshape(patches, [batch, -1, height * width * inputs.shape[-1]]))
-    if entry.bias_index is not None:
-        columns.append(tf.ones_like(tf.reshape(output[..., :1], [batch, -1, 1])))
-    patches = tf.concat(columns, axis=-1) if len(columns) > 1 else columns[0]      # P: (N, positions, K)
-    gradient = tf.reshape(gradient, [batch, -1, channels])                          # G: (N, positions, C)
-    per_example = tf.einsum("npk,npc->nkc", patches, gradient)
-    if not coupled:
-        return per_example
-    bn = entry.bn
-    mean, variance = ops.moments(output, axes=[0, 1, 2], synchronized=bn.synchronized)
-    inverse = tf.math.rsqrt(tf.cast(variance, tf.float32) + bn.epsilon)
-    normalized = tf.reshape((output - mean) * inverse, [batch, -1, channels])       # x̂
-    count = tf.cast(tf.shape(patches)[0] * tf.shape(patches)[1], tf.float32)       # M
-    patch_sum = tf.reduce_sum(patches, axis=[0, 1])                                  # S: (K,)
-    patch_normalized = tf.einsum("npk,npc->kc", patches, normalized)                 # A: (K, C)
-    if bn.synchronized:  # the batch norm's statistics span the replicas: so do M, S and A
-        size = tf.size(patch_sum)
-        packed = _distribute.cross_replica_sum(tf.concat(
-            [count[None], patch_sum, tf.reshape(patch_normalized, [-1])], axis=0))
-        count, patch_sum = packed[0], packed[1:1 + size]
-        patch_normalized = tf.reshape(packed[1 + size:], tf.shape(patch_normalized))
-    first = tf.reduce_sum(gradient, axis=1) / count                                   # c1: (N, C)
-    second = tf.reduce_sum(gradient * normalized, axis=1) / count                     # c2: (N, C)
-    per_example = (per_example - patch_sum[None, :, None] * first[:, None, :]
-                   - patch_normalized[None] * second[:, None, :])
-    scale = inverse if not bn.scale else inverse * tf.cast(tf.convert_to_tensor(bn.gamma), tf.float32)
-    return per_example * scale[None, None, :]

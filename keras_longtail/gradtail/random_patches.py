@@ -4,7 +4,7 @@ import keras
 
 from keras_longtail._internal import backend as _backend
 from keras_longtail._internal import validation as _validation
-from keras_longtail.training.patch_strategy import PatchStrategy
+from keras_longtail.gradtail.patch_strategy import PatchStrategy
 
 
 @keras.saving.register_keras_serializable(package="keras_longtail")

@@ -1,16 +1,17 @@
 """GradTail for monocular depth: the paper's configuration on a depth network's decoder biases."""
 
 from keras_longtail._internal import validation as _validation
-from keras_longtail.training.gradtail_model import GradTailModel
-from keras_longtail.training.gradtail_sigmoid import GradTailSigmoid
-from keras_longtail.training.patch_strategy import PatchStrategy
-from keras_longtail.training.random_patches import RandomPatches
+from keras_longtail._internal.defaults import GRADTAIL_TOY_AND_DEPTH_MAX_WEIGHT
+from keras_longtail.gradtail.gradtail_model import GradTailModel
+from keras_longtail.gradtail.gradtail_sigmoid import GradTailSigmoid
+from keras_longtail.gradtail.patch_strategy import PatchStrategy
+from keras_longtail.gradtail.random_patches import RandomPatches
 
 DECODER_BIAS_LAYERS = ("decoder_up_1", "decoder_up_2")
 
 
-def gradtail_depth(network, bias_layers=DECODER_BIAS_LAYERS, pivot=-0.5, max_weight=15.0, decay=0.99,
-                   patches=None, seed=0):
+def gradtail_depth(network, bias_layers=DECODER_BIAS_LAYERS, pivot=-0.5,
+                   max_weight=GRADTAIL_TOY_AND_DEPTH_MAX_WEIGHT, decay=0.99, patches=None, seed=0):
     """Wraps a functional depth network in GradTail with the paper's dense-regression configuration.
 
     GradTail §4.3 and App. B.3: the gradient agreement θ is computed on the

@@ -68,24 +68,12 @@ def path_problem(model, layers, variables, owners):
     return ""
 
 
-def capture_model(model, owners):
-    """(auxiliary model returning [model output, owner outputs...], owner output index per variable)."""
-    outputs = list(model.outputs)
-    indices = []
-    for layer in owners:
-        index = next((i for i, t in enumerate(outputs) if t is layer.output), None)
-        if index is None:
-            outputs.append(layer.output)
-            index = len(outputs) - 1
-        indices.append(index)
-    return keras.Model(model.input, outputs, name=f"{model.name}_gradtail_bias_capture"), indices
-
-
 def per_example_gradients(inner, values, captures, owners, indices, num_masks):
     """Per-(pseudo-)example gradients of the selected biases: a list of (N, channels) tensors.
 
     `values` are the N = B·K pseudo-example losses in example-major order (the last
-    op `inner` recorded), `captures` the auxiliary model's outputs.
+    op `inner` recorded), `captures` the outputs of the plan's capture model
+    (`_plan.capture_model`); `indices` says which of them are the owners' outputs.
     """
     tf = _backend.import_tensorflow()
     layer_outputs = [captures[index] for index in indices]

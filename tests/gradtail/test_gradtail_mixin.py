@@ -1,13 +1,15 @@
 """GradTail's train step against a numpy reference of Algorithm 1, both gradient paths."""
 
+import json
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_longtail.training import GradTailMixin
-from keras_longtail.training import GradTailModel
-from keras_longtail.training import GradTailSigmoid
+from keras_longtail.gradtail import GradTailMixin
+from keras_longtail.gradtail import GradTailModel
+from keras_longtail.gradtail import GradTailSigmoid
 
 NUM_CLASSES = 3
 RNG = np.random.default_rng(0)
@@ -283,7 +285,7 @@ def test_analytic_path_equals_jacobian_path_over_steps(variant):
 
 def test_analytic_gradients_need_the_batch_norm_correction():
     """The tolerances above discriminate: dropping the BN coupling terms moves ∇_i by far more."""
-    from keras_longtail.training import gradtail_mixin
+    from keras_longtail.gradtail import _kernels
 
     model = _conv_model("conv_bn", "analytic")
     model.train_on_batch(IMAGES[:10], LABELS[:10])
@@ -294,11 +296,25 @@ def test_analytic_gradients_need_the_batch_norm_correction():
         values = model._gradtail_loss_values(LABELS[10:20], outputs[0])
     at_bn, at_conv = tape.gradient(values, [outputs[entry.bn_output_index], outputs[entry.output_index]])
     conv_input, conv_output = outputs[entry.input_index], outputs[entry.output_index]
-    exact = gradtail_mixin._conv_per_example_gradients(entry, conv_input, conv_output, at_bn, coupled=True)
-    naive = gradtail_mixin._conv_per_example_gradients(entry, conv_input, conv_output, at_conv, coupled=False)
+    exact = _kernels.conv_per_example_gradients(entry, conv_input, conv_output, at_bn, coupled=True)
+    naive = _kernels.conv_per_example_gradients(entry, conv_input, conv_output, at_conv, coupled=False)
     kernel, bias = tape.jacobian(values, [entry.layer.kernel, entry.layer.bias])
     want = np.concatenate([kernel.numpy().reshape(10, -1, 4), bias.numpy()[:, None, :]], axis=1)
     np.testing.assert_allclose(exact.numpy(), want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
     assert np.linalg.norm(naive.numpy() - want) > 0.5 * np.linalg.norm(want)
     # with a batch norm right after it, the conv bias has an exactly zero per-example gradient
     assert np.abs(want[:, -1]).max() < 1e-5 * np.abs(want).max()
+
+
+def test_subclassed_mixin_config_round_trip():
+    """The train-step contract gives a subclassed GradTail model a get_config with GradTail's arguments."""
+    model = SubclassedMLP(gradient_layers=["classifier"], pivot=PIVOT, decay=DECAY,
+                          activation=GradTailSigmoid(MAX_WEIGHT, SHARPNESS), gradient_path="jacobian")
+    model(X[:2])
+    config = model.get_config()
+    assert config["gradient_layers"] == ["classifier"] and config["pivot"] == PIVOT and config["decay"] == DECAY
+    revived = SubclassedMLP.from_config(json.loads(json.dumps(config)))
+    revived(X[:2])
+    assert (revived.pivot, revived.decay, revived.gradient_path) == (PIVOT, DECAY, "jacobian")
+    assert revived.activation.get_config() == model.activation.get_config()
+    assert [v.path for v in revived.gradtail_variables] == [v.path for v in model.gradtail_variables]

@@ -4,11 +4,11 @@ import keras
 import numpy as np
 import pytest
 
-from keras_longtail.training import GradTailModel
-from keras_longtail.training import GradTailSigmoid
-from keras_longtail.training import GradTailWeightLogger
-from keras_longtail.training import RandomPatches
-from keras_longtail.training import gradtail_scores
+from keras_longtail.gradtail import GradTailModel
+from keras_longtail.gradtail import GradTailSigmoid
+from keras_longtail.gradtail import GradTailWeightLogger
+from keras_longtail.gradtail import RandomPatches
+from keras_longtail.gradtail import gradtail_scores
 from tests import helpers
 
 RNG = np.random.default_rng(11)

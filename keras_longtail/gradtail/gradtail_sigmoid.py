@@ -4,7 +4,8 @@ import keras
 from keras import ops
 
 from keras_longtail._internal import validation as _validation
-from keras_longtail.training.gradtail_activation import GradTailActivation
+from keras_longtail._internal.defaults import GRADTAIL_MAX_WEIGHT
+from keras_longtail.gradtail.gradtail_activation import GradTailActivation
 
 
 @keras.saving.register_keras_serializable(package="keras_longtail")
@@ -43,7 +44,7 @@ class GradTailSigmoid(GradTailActivation):
           Gradient-based Sample Weighting", arXiv:2201.05938 (2022).
     """
 
-    def __init__(self, max_weight=3.0, sharpness=5.0):
+    def __init__(self, max_weight=GRADTAIL_MAX_WEIGHT, sharpness=5.0):
         self.max_weight = _validation.check_float("max_weight", max_weight, minimum=1.0)
         self.sharpness = _validation.check_float("sharpness", sharpness, minimum=0.0, min_inclusive=False)
 

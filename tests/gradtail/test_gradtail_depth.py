@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from keras_longtail import models
-from keras_longtail.training import RandomPatches
-from keras_longtail.training import gradtail_depth
+from keras_longtail.gradtail import RandomPatches
+from keras_longtail.gradtail import gradtail_depth
 from tests import helpers
 
 

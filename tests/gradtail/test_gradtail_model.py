@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_longtail.training import GradTailModel
-from keras_longtail.training import GradTailSigmoid
-from keras_longtail.training import RandomPatches
+from keras_longtail.gradtail import GradTailModel
+from keras_longtail.gradtail import GradTailSigmoid
+from keras_longtail.gradtail import RandomPatches
 from tests import helpers
 
 RNG = np.random.default_rng(3)
