@@ -9,7 +9,7 @@ from keras_longtail._internal import distribute as _distribute
 from keras_longtail._internal import validation as _validation
 from keras_longtail.gbg.class_grouping import ClassGrouping
 from keras_longtail.gbg.class_grouping import as_grouping
-from keras_longtail.ops import _min_norm
+from keras_longtail.gbg import _min_norm
 
 MODES = ("backbone", "exact", "representation")
 SOLVER_DEFAULTS = {"normalization": "loss+", "solver": "active_set", "max_iterations": 250, "tolerance": 1e-6}
@@ -271,7 +271,7 @@ class GBGMixin:
         differs raises `ValueError`. Returns a dict with `grouping`, `normalization`,
         `solver`, `max_iterations` and `tolerance`.
         """
-        from keras_longtail.optimizers.gbg_optimizer import GBGOptimizer
+        from keras_longtail.gbg.gbg_optimizer import GBGOptimizer
 
         optimizer = getattr(self, "optimizer", None)
         if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):  # mixed_float16 wraps it in compile

@@ -380,7 +380,7 @@ def test_static_shape_path_for_xla_replicas_equals_one_device(monkeypatch):
     # the amortized step all-reduces the per-group gradients (zeros between solves) at every step. The TPU
     # branch is taken here by its float32 solve (solver_dtype), under MirroredStrategy on two CPUs.
     from keras_longtail._internal import distribute as _distribute
-    from keras_longtail.ops import _min_norm
+    from keras_longtail.gbg import _min_norm
 
     monkeypatch.setattr(_min_norm, "solver_dtype", lambda: tf.float32)
     recorded = []

@@ -6,7 +6,7 @@ import keras
 
 from keras_longtail._internal import backend as _backend
 from keras_longtail.gbg.class_grouping import as_grouping
-from keras_longtail.ops import _min_norm
+from keras_longtail.gbg import _min_norm
 
 @keras.saving.register_keras_serializable(package="keras_longtail")
 class GBGOptimizer(keras.optimizers.Optimizer):

@@ -2,8 +2,8 @@
 
 import keras
 
-from keras_longtail.training.gbg_mixin import _GBG_KEYS
-from keras_longtail.training.gbg_mixin import GBGMixin
+from keras_longtail.gbg.gbg_mixin import _GBG_KEYS
+from keras_longtail.gbg.gbg_mixin import GBGMixin
 
 
 @keras.saving.register_keras_serializable(package="keras_longtail")
