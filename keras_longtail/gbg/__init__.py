@@ -37,6 +37,7 @@ and `GBGMixin`, `keras_longtail.optimizers.GBGOptimizer`,
 """
 
 from keras_longtail.gbg.class_grouping import ClassGrouping
+from keras_longtail.gbg.gbg_config import GBGConfig
 from keras_longtail.gbg.gbg_mixin import GBGMixin
 from keras_longtail.gbg.gbg_model import GBGModel
 from keras_longtail.gbg.gbg_optimizer import GBGOptimizer
@@ -48,6 +49,7 @@ from keras_longtail.gbg.min_norm_weights import min_norm_weights
 
 __all__ = [
     "ClassGrouping",
+    "GBGConfig",
     "GBGMixin",
     "GBGModel",
     "GBGOptimizer",

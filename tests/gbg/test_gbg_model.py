@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from keras_longtail import models
 from keras_longtail.gbg import ClassGrouping
+from keras_longtail.gbg import GBGConfig
 from keras_longtail.ops import min_norm_weights
 from keras_longtail.training import GBGModel
 from tests import helpers
@@ -170,7 +171,9 @@ def test_defaults_are_the_official_codes():
     settings = model.gbg_settings()
     assert (model.mode, settings["normalization"], model.solve_every, model.head_layer) == (
         "backbone", "loss+", 1, "classifier")
-    assert model.get_config()["normalization"] is None  # resolved at the step (a GBGOptimizer may set it)
+    # the model owns its configuration: GBGConfig's defaults, written out in its config
+    assert model.gbg_config == GBGConfig(GROUPING)
+    assert model.get_config()["normalization"] == "loss+"
 
 
 def test_backbone_mode_solves_without_the_classifier():
