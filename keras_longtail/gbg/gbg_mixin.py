@@ -6,6 +6,7 @@ import numpy as np
 from keras_longtail._internal import backend as _backend
 from keras_longtail._internal import checks as _checks
 from keras_longtail._internal import distribute as _distribute
+from keras_longtail._internal.train_step import TrainStepMixin
 from keras_longtail._internal import validation as _validation
 from keras_longtail.gbg import _min_norm
 from keras_longtail.gbg.class_grouping import ClassGrouping
@@ -19,7 +20,7 @@ _GBG_KEYS = ("grouping", "mode", "normalization", "solver", "head_layer", "max_i
              "solve_every")
 
 
-class GBGMixin:
+class GBGMixin(TrainStepMixin):
     """Mixin giving a Keras model GBG's multi-objective train step (Algorithm 2).
 
     Put it before `keras.Model` in the bases of a model class (or use `GBGModel`,
@@ -335,31 +336,22 @@ class GBGMixin:
         config = self._gbg_config_in_force()
         return {"grouping": config.grouping, **config.solver_settings()}
 
-    def _gbg_arguments(self):
+    method_config_keys = _GBG_KEYS
+
+    def method_config(self):
         """The GBG constructor arguments as plain JSON (the solver settings `None` when the optimizer owns them)."""
         own = self._gbg_own_config
         return {"grouping": None if own is None else self.grouping.get_config(), "mode": self.mode,
                 "head_layer": self.head_layer, "solve_every": self.solve_every,
                 **{key: None if own is None else getattr(own, key) for key in SOLVER_SETTINGS}}
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(self._gbg_arguments())
-        return config
-
     # ------------------------------------------------------------------ the step
     def train_step(self, data):
         tf = _backend.import_tensorflow()
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         gradients, _, y_pred, batch_loss = self.gbg_gradients(x, y, sample_weight)
-        variables = self.trainable_weights
-        self.optimizer.apply_gradients(zip(gradients, variables))
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        for metric in self.metrics:
-            if metric.name == "loss":  # the built-in step's loss tracker, fed the unscaled batch loss
-                metric.update_state(batch_loss * replicas,
-                                    sample_weight=tf.shape(tf.nest.flatten(x)[0])[0])
-                break
+        self.step_apply_gradients(gradients, self.trainable_weights)  # the train-step contract
+        self.step_log_loss(batch_loss, x)
         logs = self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
         logs["gbg_solver_gap"] = tf.convert_to_tensor(self._gbg_solver_gap())
         return logs
@@ -409,7 +401,7 @@ class GBGMixin:
                 weights = base * membership[:, g] * factors[g]
                 group_losses.append(self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=weights,
                                                       training=True))
-            scaled = [self.optimizer.scale_loss(loss) for loss in group_losses]
+            scaled = [self.step_scale_loss(loss) for loss in group_losses]
         if self.mode != "representation" and self.solve_every > 1:
             gradients, alpha, gap = self._gbg_amortized(tape, scaled, group_losses, present, variables, settings)
         elif self.mode != "representation":
