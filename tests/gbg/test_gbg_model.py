@@ -134,14 +134,17 @@ def _schedule_fit(jit_compile=False):
 def test_mirrored_strategy_and_jit_equal_one_device(mode):
     def fit(jit_compile=False):
         model = GBGModel.from_model(_network(), GROUPING, mode=mode)
-        return _fit(model, jit_compile=jit_compile, batch_size=16)[0]
+        model, history = _fit(model, jit_compile=jit_compile, batch_size=16)
+        return model.get_weights(), history.history["loss"]
 
-    expected = fit().get_weights()
-    mirrored = helpers.run_mirrored(lambda strategy: fit().get_weights())
-    jit = fit(jit_compile=True).get_weights()
-    for name, got in (("mirrored", mirrored), ("jit", jit)):
+    expected, expected_loss = fit()
+    mirrored = helpers.run_mirrored(lambda strategy: fit())
+    jit = fit(jit_compile=True)
+    for name, (got, loss) in (("mirrored", mirrored), ("jit", jit)):
         for want, have in zip(expected, got):
             np.testing.assert_allclose(have, want, rtol=1e-5, atol=1e-6, err_msg=name)
+        # the logged loss is the global batch loss (the train-step contract), not a replica's share
+        np.testing.assert_allclose(loss, expected_loss, rtol=1e-5, err_msg=name)
 
 
 def test_schedules_pass_through_and_training_moves_weights():
