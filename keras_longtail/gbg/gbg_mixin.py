@@ -210,7 +210,8 @@ class GBGMixin(TrainStepMixin):
         if grouping is None and any(value is not None for value in given.values()):
             raise ValueError(
                 "Without `grouping` the GBG configuration (grouping and solver settings) is the compiled "
-                "GBGOptimizer's: give the solver settings to it, or give the model its grouping. Received: grouping=None, "
+                "GBGOptimizer's: give the solver settings to it, or give the model its grouping. "
+                "Received: grouping=None, "
                 + ", ".join(f"{key}={value!r}" for key, value in given.items() if value is not None))
         # The model's own configuration (validated here; None: the compiled GBGOptimizer's).
         config = None if grouping is None else GBGConfig.from_arguments(
@@ -406,7 +407,8 @@ class GBGMixin(TrainStepMixin):
             gradients, alpha, gap = self._gbg_amortized(tape, scaled, group_losses, present, variables, settings)
         elif self.mode != "representation":
             per_group = [self._dense(tape.gradient(loss, variables), variables) for loss in scaled]
-            alpha, gap = _min_norm.group_weights(self._gbg_solve_part(per_group), group_losses, present, return_gap=True, **settings)
+            alpha, gap = _min_norm.group_weights(self._gbg_solve_part(per_group), group_losses, present,
+                                                 return_gap=True, **settings)
             gradients = _min_norm.combine(alpha, per_group)
         else:
             head = self.get_layer(self.head_layer).trainable_weights
@@ -445,8 +447,8 @@ class GBGMixin(TrainStepMixin):
             # No synchronization: the whole solve sits in the cond.
             def solve():
                 gradients = per_group()
-                alpha, gap = _min_norm.solve_group_weights(self._gbg_solve_part(gradients), group_losses, present, return_gap=True,
-                                                           **settings)
+                alpha, gap = _min_norm.solve_group_weights(self._gbg_solve_part(gradients), group_losses, present,
+                                                           return_gap=True, **settings)
                 return [tf.convert_to_tensor(g) for g in _min_norm.combine(alpha, gradients)], alpha, gap
 
             gradients, alpha, gap = tf.cond(solve_now, solve, lambda: (reuse(), reused, tf.zeros([], tf.float32)))
@@ -460,7 +462,8 @@ class GBGMixin(TrainStepMixin):
                                                                 settings["normalization"])
 
             def solve():
-                alpha, gap = _min_norm.solve_group_weights(self._gbg_solve_part(reduced), losses, present, return_gap=True, **settings)
+                alpha, gap = _min_norm.solve_group_weights(self._gbg_solve_part(reduced), losses, present,
+                                                           return_gap=True, **settings)
                 return [tf.convert_to_tensor(g) for g in _min_norm.combine(alpha, per_group_or_zeros)], alpha, gap
 
             gradients, alpha, gap = tf.cond(solve_now, solve, lambda: (reuse(), reused, tf.zeros([], tf.float32)))
@@ -487,8 +490,8 @@ class GBGMixin(TrainStepMixin):
                         for g in range(len(scaled))]
 
             def solve():
-                alpha, gap = _min_norm.solve_group_weights(self._gbg_solve_part(unflatten(summed)), losses, present, return_gap=True,
-                                                           **settings)
+                alpha, gap = _min_norm.solve_group_weights(self._gbg_solve_part(unflatten(summed)), losses, present,
+                                                           return_gap=True, **settings)
                 gradients = _min_norm.combine(alpha, unflatten(local))
                 return [tf.cast(g, v.dtype) for g, v in zip(gradients, variables)], alpha, gap
 
