@@ -24,7 +24,7 @@ import tensorflow as tf
 from sklearn.metrics import adjusted_rand_score
 
 from keras_longtail.gbg import group_by_similarity
-from keras_longtail.ops import _min_norm
+from keras_longtail.gbg import _min_norm
 from keras_longtail.ops import min_norm_weights
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"

@@ -218,7 +218,7 @@ def step_study(official, seed, tight=False):
     import torch
 
     from keras_longtail.gbg import ClassGrouping
-    from keras_longtail.ops import _min_norm
+    from keras_longtail.gbg import _min_norm
     from keras_longtail.training import GBGModel
 
     prototypes = np.random.default_rng(seed + 1).normal(0.0, 0.7, size=(NUM_CLASSES, 8, 8, 3))

@@ -1,8 +1,8 @@
 """Long-tailed data: profiles, subsampling, loaders, shot splits and samplers."""
 
 from keras_longtail.data.class_balanced_sampler import class_balanced_sampler
-from keras_longtail.data.group_aware_completion import completion_probabilities
-from keras_longtail.data.group_aware_completion import group_aware_completion
+from keras_longtail.gbg.group_aware_completion import completion_probabilities
+from keras_longtail.gbg.group_aware_completion import group_aware_completion
 from keras_longtail.data.imbalance_profile import imbalance_profile
 from keras_longtail.data.load_cifar_lt import load_cifar_lt
 from keras_longtail.data.load_digits_lt import load_digits_lt

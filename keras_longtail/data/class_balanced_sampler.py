@@ -2,7 +2,7 @@
 
 from keras_longtail._internal import backend as _backend
 from keras_longtail._internal import validation as _validation
-from keras_longtail.data import _per_class
+from keras_longtail._internal import per_class as _per_class
 
 
 def class_balanced_sampler(dataset, num_classes, *, seed=None, shuffle_buffer=1024):

@@ -2,7 +2,7 @@
 
 from keras_longtail._internal import backend as _backend
 from keras_longtail._internal import validation as _validation
-from keras_longtail.data import _elements
+from keras_longtail._internal import elements as _elements
 
 
 def long_tailed(dataset, class_counts, seed=None):

@@ -2,8 +2,8 @@
 
 from keras_longtail.training.decoupled_weight_decay import decoupled_weight_decay
 from keras_longtail.training.dual_phase_training import DualPhaseTraining
-from keras_longtail.training.gbg_mixin import GBGMixin
-from keras_longtail.training.gbg_model import GBGModel
+from keras_longtail.gbg.gbg_mixin import GBGMixin
+from keras_longtail.gbg.gbg_model import GBGModel
 from keras_longtail.gradtail import GradTailActivation
 from keras_longtail.gradtail import gradtail_depth
 from keras_longtail.gradtail import GradTailMixin

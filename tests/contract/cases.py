@@ -265,6 +265,11 @@ NOT_IN_FIT = {
     "data.StreamingLongTailedData": "a named tuple returned by the large-scale loaders",
     "dual_phase.ExemplarMemoryBank": "selects exemplars on the host between the two phases",
     "dual_phase.FrequencySplit": "a named tuple returned by split_by_frequency",
+    "gbg.GBGConfig": "settings, not a fit component: GBGModel and GBGOptimizer (the cases) hold one; its "
+                     "serialization is in tests/gbg/test_gbg_config.py",
+    "gbg.GBGMixin": "the same class as training.GBGMixin (re-exported there)",
+    "gbg.GBGModel": "the same class as training.GBGModel (the case; re-exported there)",
+    "gbg.GBGOptimizer": "the same class as optimizers.GBGOptimizer (the case; re-exported there)",
     "optimizers.LinearWarmup": "a learning-rate schedule, not a fit component; its formula, serialization and "
                                "the .keras round trip with its optimizer are in tests/optimizers/test_linear_warmup.py",
     "training.DualPhaseTraining": "runs two fits; its phase-II step (MemoryRetentiveLoss, IntraClassMarginLoss, "

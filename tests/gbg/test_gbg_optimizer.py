@@ -137,5 +137,5 @@ def test_bad_input():
     model = GBGModel.from_model(_network(), GROUPING, normalization="l2")
     model.compile(GBGOptimizer(keras.optimizers.SGD(), normalization="none"),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    with pytest.raises(ValueError, match="normalization.*both"):
+    with pytest.raises(ValueError, match="model normalization='l2', optimizer normalization='none'"):
         model.train_on_batch(X[:16], Y[:16])

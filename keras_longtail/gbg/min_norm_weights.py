@@ -4,7 +4,7 @@ import numpy as np
 
 from keras_longtail._internal import backend as _backend
 from keras_longtail._internal import validation as _validation
-from keras_longtail.ops import _min_norm
+from keras_longtail.gbg import _min_norm
 
 
 def min_norm_weights(gradients, *, solver="active_set", normalization="none", losses=None, mask=None,

@@ -6,18 +6,21 @@ import numpy as np
 from keras_longtail._internal import backend as _backend
 from keras_longtail._internal import checks as _checks
 from keras_longtail._internal import distribute as _distribute
+from keras_longtail._internal.train_step import TrainStepMixin
 from keras_longtail._internal import validation as _validation
+from keras_longtail.gbg import _min_norm
 from keras_longtail.gbg.class_grouping import ClassGrouping
 from keras_longtail.gbg.class_grouping import as_grouping
-from keras_longtail.ops import _min_norm
+from keras_longtail.gbg.gbg_config import SOLVER_SETTINGS
+from keras_longtail.gbg.gbg_config import GBGConfig
+from keras_longtail.gbg.gbg_config import describe
 
 MODES = ("backbone", "exact", "representation")
-SOLVER_DEFAULTS = {"normalization": "loss+", "solver": "active_set", "max_iterations": 250, "tolerance": 1e-6}
 _GBG_KEYS = ("grouping", "mode", "normalization", "solver", "head_layer", "max_iterations", "tolerance",
              "solve_every")
 
 
-class GBGMixin:
+class GBGMixin(TrainStepMixin):
     """Mixin giving a Keras model GBG's multi-objective train step (Algorithm 2).
 
     Put it before `keras.Model` in the bases of a model class (or use `GBGModel`,
@@ -123,37 +126,41 @@ class GBGMixin:
 
     Args:
         grouping: a `keras_longtail.gbg.ClassGrouping` (or a list of group ids,
-            one per class), or `None` to take it from a compiled
-            `keras_longtail.optimizers.GBGOptimizer`. Defaults to `None`.
+            one per class), or `None` when the model is compiled with a
+            `keras_longtail.optimizers.GBGOptimizer` that holds the grouping and
+            the solver settings. Defaults to `None`.
         mode: `"backbone"`, `"exact"` or `"representation"` (see above). Defaults
             to `"backbone"`, what the GBG code runs (`cifar_Group_full.py:train`
             solves on `get_group_g_grad_on_backbone`'s gradients).
         normalization: gradient normalizer before the solve: `"none"`, `"l2"`,
             `"loss"` or `"loss+"` (c_g = L_g ||grad L_g||, the norm over the
-            weights alpha is solved on). `None` (the default) takes the
-            GBGOptimizer's, else `"loss+"`: what the GBG code runs
-            (`utils.py:get_MGDA_weights` hard-codes `'loss+'`; the script's
-            `--norm_st l2` flag is never read). `"none"` is the paper's Eq. 11 as
+            weights alpha is solved on). `None` (the default): `GBGConfig`'s
+            default, `"loss+"` (the GBG code's). `"none"` is the paper's Eq. 11 as
             printed, which on a short budget let the head group take alpha and
             starved tail classes (see benchmarks/README.md).
         solver: `"active_set"`, `"pgd"` or `"frank_wolfe"` (see
-            `keras_longtail.ops.min_norm_weights`). `None` (the default): the
-            GBGOptimizer's, else `"active_set"`.
+            `keras_longtail.ops.min_norm_weights`). `None` (the default):
+            `GBGConfig`'s default, `"active_set"`.
         head_layer: name of the classifier layer: the weights `"backbone"` leaves
             out of the solve and `"representation"` solves on. Defaults to
             `"classifier"`.
-        max_iterations: iteration bound of the solver. `None` (the default): the
-            GBGOptimizer's, else 250.
+        max_iterations: iteration bound of the solver. `None` (the default):
+            `GBGConfig`'s default, 250.
         tolerance: relative duality-gap tolerance of the solver. `None` (the
-            default): the GBGOptimizer's, else `1e-6`.
+            default): `GBGConfig`'s default, `1e-6`.
         solve_every: re-solve alpha every this many steps (see above; backbone or
             exact mode, with the grouping on the model). Defaults to `1` (every
             step, as the code).
 
-    Compiled with a `GBGOptimizer`, the step takes the grouping and the solver
-    settings left at `None` here from it and applies d through it (it delegates to
-    its inner optimizer); a setting given on both the model and the optimizer with
-    different values raises `ValueError` at the first step.
+    One owner for the configuration: the grouping and the four solver settings
+    form one `keras_longtail.gbg.GBGConfig` (`gbg_config`). Given a `grouping`,
+    the model owns it; without one, it is the compiled `GBGOptimizer`'s (then the
+    solver settings go to the optimizer too, and giving them to the model raises).
+    A `GBGOptimizer` compiled into a model with its own configuration must agree
+    with it: the step raises `ValueError` naming the settings otherwise, when it is
+    traced (the first step); it reads the configuration in force and merges
+    nothing. `mode`,
+    `head_layer` and `solve_every` shape the step and are the model's only.
 
     Example:
 
@@ -198,8 +205,17 @@ class GBGMixin:
             raise ValueError("`solve_every` > 1 keeps alpha in a variable sized by the grouping: give `grouping` to "
                              f"the model, not only to a GBGOptimizer. Received: solve_every={solve_every}, "
                              "grouping=None")
-        normalization, solver, max_iterations, tolerance = _min_norm.check_step_settings(
-            normalization, solver, max_iterations, tolerance, optional=True)
+        given = {"normalization": normalization, "solver": solver, "max_iterations": max_iterations,
+                 "tolerance": tolerance}
+        if grouping is None and any(value is not None for value in given.values()):
+            raise ValueError(
+                "Without `grouping` the GBG configuration (grouping and solver settings) is the compiled "
+                "GBGOptimizer's: give the solver settings to it, or give the model its grouping. "
+                "Received: grouping=None, "
+                + ", ".join(f"{key}={value!r}" for key, value in given.items() if value is not None))
+        # The model's own configuration (validated here; None: the compiled GBGOptimizer's).
+        config = None if grouping is None else GBGConfig.from_arguments(
+            ClassGrouping(grouping.groups, grouping.num_groups), **given)
         super().__init__(*args, **kwargs)
         if grouping is not None:
             self._gbg_check_grouping(grouping)
@@ -213,7 +229,7 @@ class GBGMixin:
                                  f"The model's layers are {[l.name for l in self.layers]}") from None
             if mode == "backbone":
                 self._gbg_backbone_positions(head_layer)
-        self._gbg_grouping = None if grouping is None else ClassGrouping(grouping.groups, grouping.num_groups)
+        self._gbg_own_config = config
         if grouping is not None:
             # The group ids live in a variable, saved with the weights: a checkpoint restores the grouping
             # of the run that wrote it (a restarted process need not re-compute the same one). A grouping
@@ -236,23 +252,75 @@ class GBGMixin:
             self._gbg_gap_holder = _Holder(keras.Variable(0.0, dtype="float32", trainable=False,
                                                           aggregation="only_first_replica", name="gbg_solver_gap"))
         self.mode = mode
-        self.normalization = normalization
-        self.solver = solver
         self.head_layer = head_layer
-        self.max_iterations = max_iterations
-        self.tolerance = tolerance
         self.solve_every = solve_every
 
     @property
     def grouping(self):
         """The model's `ClassGrouping`: the group ids held in `gbg_groups` (restored with the weights), or
         `None` when the grouping comes from a compiled `GBGOptimizer`."""
-        if self._gbg_grouping is None:
+        if self._gbg_own_config is None:
             return None
+        own = self._gbg_own_config.grouping
         groups = [int(g) for g in keras.ops.convert_to_numpy(self.gbg_groups)]
-        if groups == self._gbg_grouping.groups:
-            return self._gbg_grouping
-        return ClassGrouping(groups, self._gbg_grouping.num_groups)  # raises if the ids do not fit num_groups
+        if groups == own.groups:
+            return own
+        return ClassGrouping(groups, own.num_groups)  # raises if the ids do not fit num_groups
+
+    @property
+    def gbg_config(self):
+        """The `keras_longtail.gbg.GBGConfig` in force: the model's own (its grouping read from `gbg_groups`),
+        else the compiled `GBGOptimizer`'s, else `None`."""
+        config = self._gbg_config_in_force(required=False)
+        if config is not None and config is self._gbg_own_config:
+            return config.replace(grouping=self.grouping)
+        return config
+
+    # The solver settings in force, read from `gbg_config` (None while there is none); not settable.
+    normalization = property(lambda self: self._gbg_setting("normalization"))
+    solver = property(lambda self: self._gbg_setting("solver"))
+    max_iterations = property(lambda self: self._gbg_setting("max_iterations"))
+    tolerance = property(lambda self: self._gbg_setting("tolerance"))
+
+    def _gbg_setting(self, key):
+        config = self._gbg_config_in_force(required=False)
+        return None if config is None else getattr(config, key)
+
+    def _gbg_optimizer(self):
+        """The compiled `GBGOptimizer` (unwrapped from the `LossScaleOptimizer` of mixed_float16), or None."""
+        from keras_longtail.gbg.gbg_optimizer import GBGOptimizer
+
+        optimizer = getattr(self, "optimizer", None)
+        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):  # mixed_float16 wraps it in compile
+            optimizer = optimizer.inner_optimizer
+        return optimizer if isinstance(optimizer, GBGOptimizer) else None
+
+    def _gbg_config_in_force(self, required=True):
+        """The configuration the step uses: the model's own, else the compiled GBGOptimizer's.
+
+        Pure Python, run when the step is traced (no host read: the model's own group ids are read from
+        `gbg_groups` by the step). A GBGOptimizer compiled into a model that owns its configuration must agree
+        with it; the two are compared here, never merged.
+        """
+        own = self._gbg_own_config
+        optimizer = self._gbg_optimizer()
+        if own is not None and optimizer is not None:
+            differences = own.differences(optimizer.gbg_config)
+            if differences:
+                raise ValueError(
+                    "The model has its own GBG configuration (it was given a grouping), and the compiled "
+                    "GBGOptimizer's differs: give the settings once, to the model or to the optimizer. Received: "
+                    + "; ".join(f"model {key}={describe(mine)}, optimizer {key}={describe(theirs)}"
+                                for key, (mine, theirs) in differences.items()))
+        config = own if own is not None else None if optimizer is None else optimizer.gbg_config
+        if config is None or config.grouping is None:
+            if not required:
+                return config
+            raise ValueError(f"{type(self).__name__} needs `grouping` (a ClassGrouping), on the model or on a "
+                             "compiled keras_longtail.optimizers.GBGOptimizer. Received: grouping=None")
+        if config is not own:
+            self._gbg_check_grouping(config.grouping)
+        return config
 
     def _gbg_check_grouping(self, grouping):
         outputs = getattr(self, "outputs", None)
@@ -264,60 +332,27 @@ class GBGMixin:
                     f"Received a grouping of {grouping.num_classes} classes")
 
     def gbg_settings(self):
-        """The grouping and solver settings in force: the model's, else the optimizer's, else the defaults.
+        """The configuration in force as a dict: `grouping`, `normalization`, `solver`, `max_iterations`
+        and `tolerance` (see `gbg_config`)."""
+        config = self._gbg_config_in_force()
+        return {"grouping": config.grouping, **config.solver_settings()}
 
-        With a `keras_longtail.optimizers.GBGOptimizer` compiled in, arguments left
-        at `None` on the model come from the optimizer; a value given on both that
-        differs raises `ValueError`. Returns a dict with `grouping`, `normalization`,
-        `solver`, `max_iterations` and `tolerance`.
-        """
-        from keras_longtail.optimizers.gbg_optimizer import GBGOptimizer
+    method_config_keys = _GBG_KEYS
 
-        optimizer = getattr(self, "optimizer", None)
-        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):  # mixed_float16 wraps it in compile
-            optimizer = optimizer.inner_optimizer
-        wrapper = optimizer if isinstance(optimizer, GBGOptimizer) else None
-        settings = {}
-        for key in ("grouping",) + tuple(SOLVER_DEFAULTS):
-            mine = self._gbg_grouping if key == "grouping" else getattr(self, key)  # static: no host read
-            theirs = None if wrapper is None else getattr(wrapper, key)
-            if mine is not None and theirs is not None and (
-                    mine.get_config() != theirs.get_config() if key == "grouping" else mine != theirs):
-                raise ValueError(
-                    f"`{key}` is set on both the model and its GBGOptimizer, differently: give it once. "
-                    f"Received: model {key}={_plain(mine)}, optimizer {key}={_plain(theirs)}")
-            settings[key] = mine if mine is not None else theirs if theirs is not None else SOLVER_DEFAULTS.get(key)
-        if settings["grouping"] is None:
-            raise ValueError(f"{type(self).__name__} needs `grouping` (a ClassGrouping), on the model or on a "
-                             "compiled keras_longtail.optimizers.GBGOptimizer. Received: grouping=None")
-        self._gbg_check_grouping(settings["grouping"])
-        return settings
-
-    def gbg_config(self):
-        """The GBG arguments as plain JSON."""
-        return {"grouping": None if self.grouping is None else self.grouping.get_config(), "mode": self.mode,
-                "normalization": self.normalization,
-                "solver": self.solver, "head_layer": self.head_layer, "max_iterations": self.max_iterations,
-                "tolerance": self.tolerance, "solve_every": self.solve_every}
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(self.gbg_config())
-        return config
+    def method_config(self):
+        """The GBG constructor arguments as plain JSON (the solver settings `None` when the optimizer owns them)."""
+        own = self._gbg_own_config
+        return {"grouping": None if own is None else self.grouping.get_config(), "mode": self.mode,
+                "head_layer": self.head_layer, "solve_every": self.solve_every,
+                **{key: None if own is None else getattr(own, key) for key in SOLVER_SETTINGS}}
 
     # ------------------------------------------------------------------ the step
     def train_step(self, data):
         tf = _backend.import_tensorflow()
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         gradients, _, y_pred, batch_loss = self.gbg_gradients(x, y, sample_weight)
-        variables = self.trainable_weights
-        self.optimizer.apply_gradients(zip(gradients, variables))
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        for metric in self.metrics:
-            if metric.name == "loss":  # the built-in step's loss tracker, fed the unscaled batch loss
-                metric.update_state(batch_loss * replicas,
-                                    sample_weight=tf.shape(tf.nest.flatten(x)[0])[0])
-                break
+        self.step_apply_gradients(gradients, self.trainable_weights)  # the train-step contract
+        self.step_log_loss(batch_loss, x)
         logs = self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
         logs["gbg_solver_gap"] = tf.convert_to_tensor(self._gbg_solver_gap())
         return logs
@@ -341,11 +376,12 @@ class GBGMixin:
         the predictions and the ordinary batch loss.
         """
         tf = _backend.import_tensorflow()
-        settings = self.gbg_settings()
-        grouping = settings.pop("grouping")
+        config = self._gbg_config_in_force()
+        settings = config.solver_settings()
+        grouping = config.grouping
         num_groups = grouping.num_groups
         labels = self._gbg_labels(y, grouping.num_classes)
-        if self._gbg_grouping is not None:
+        if config is self._gbg_own_config:
             # A checkpoint of a model with more groups could have loaded ids >= num_groups into `gbg_groups`.
             groups = _checks.labels_in_range(tf.gather(tf.convert_to_tensor(self.gbg_groups), labels), num_groups,
                                              argument="gbg_groups")
@@ -366,12 +402,13 @@ class GBGMixin:
                 weights = base * membership[:, g] * factors[g]
                 group_losses.append(self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=weights,
                                                       training=True))
-            scaled = [self.optimizer.scale_loss(loss) for loss in group_losses]
+            scaled = [self.step_scale_loss(loss) for loss in group_losses]
         if self.mode != "representation" and self.solve_every > 1:
             gradients, alpha, gap = self._gbg_amortized(tape, scaled, group_losses, present, variables, settings)
         elif self.mode != "representation":
             per_group = [self._dense(tape.gradient(loss, variables), variables) for loss in scaled]
-            alpha, gap = _min_norm.group_weights(self._gbg_solve_part(per_group), group_losses, present, return_gap=True, **settings)
+            alpha, gap = _min_norm.group_weights(self._gbg_solve_part(per_group), group_losses, present,
+                                                 return_gap=True, **settings)
             gradients = _min_norm.combine(alpha, per_group)
         else:
             head = self.get_layer(self.head_layer).trainable_weights
@@ -410,8 +447,8 @@ class GBGMixin:
             # No synchronization: the whole solve sits in the cond.
             def solve():
                 gradients = per_group()
-                alpha, gap = _min_norm.solve_group_weights(self._gbg_solve_part(gradients), group_losses, present, return_gap=True,
-                                                           **settings)
+                alpha, gap = _min_norm.solve_group_weights(self._gbg_solve_part(gradients), group_losses, present,
+                                                           return_gap=True, **settings)
                 return [tf.convert_to_tensor(g) for g in _min_norm.combine(alpha, gradients)], alpha, gap
 
             gradients, alpha, gap = tf.cond(solve_now, solve, lambda: (reuse(), reused, tf.zeros([], tf.float32)))
@@ -425,7 +462,8 @@ class GBGMixin:
                                                                 settings["normalization"])
 
             def solve():
-                alpha, gap = _min_norm.solve_group_weights(self._gbg_solve_part(reduced), losses, present, return_gap=True, **settings)
+                alpha, gap = _min_norm.solve_group_weights(self._gbg_solve_part(reduced), losses, present,
+                                                           return_gap=True, **settings)
                 return [tf.convert_to_tensor(g) for g in _min_norm.combine(alpha, per_group_or_zeros)], alpha, gap
 
             gradients, alpha, gap = tf.cond(solve_now, solve, lambda: (reuse(), reused, tf.zeros([], tf.float32)))
@@ -452,8 +490,8 @@ class GBGMixin:
                         for g in range(len(scaled))]
 
             def solve():
-                alpha, gap = _min_norm.solve_group_weights(self._gbg_solve_part(unflatten(summed)), losses, present, return_gap=True,
-                                                           **settings)
+                alpha, gap = _min_norm.solve_group_weights(self._gbg_solve_part(unflatten(summed)), losses, present,
+                                                           return_gap=True, **settings)
                 gradients = _min_norm.combine(alpha, unflatten(local))
                 return [tf.cast(g, v.dtype) for g, v in zip(gradients, variables)], alpha, gap
 
@@ -499,6 +537,3 @@ class _Holder:
     def __init__(self, value):
         self.value = value
 
-
-def _plain(value):
-    return value.get_config() if isinstance(value, ClassGrouping) else repr(value)

@@ -10,7 +10,6 @@ import numpy as np
 
 from keras_longtail._internal import backend as _backend
 from keras_longtail._internal import distribute as _distribute
-from keras_longtail._internal import validation as _validation
 
 SOLVERS = ("active_set", "pgd", "frank_wolfe", "cvxopt")
 NORMALIZATIONS = ("none", "l2", "loss", "loss+")
@@ -25,15 +24,6 @@ def solver_dtype():
 
 
 STEP_SOLVERS = ("active_set", "pgd", "frank_wolfe")  # the in-graph ones, usable inside a train step
-
-
-def check_step_settings(normalization, solver, max_iterations, tolerance, optional=False):
-    """Validated (normalization, solver, max_iterations, tolerance) of a GBG step; `None` kept if `optional`."""
-    checks = (("normalization", normalization, lambda n, v: _validation.check_choice(n, v, NORMALIZATIONS) or v),
-              ("solver", solver, lambda n, v: _validation.check_choice(n, v, STEP_SOLVERS) or v),
-              ("max_iterations", max_iterations, lambda n, v: _validation.check_int(n, v, minimum=1)),
-              ("tolerance", tolerance, lambda n, v: _validation.check_float(n, v, minimum=0.0)))
-    return tuple(None if value is None and optional else check(name, value) for name, value, check in checks)
 
 
 def gram_matrix(gradients, dtype=None):
@@ -74,8 +64,7 @@ def normalizers(gram, losses, normalization):
     return tf.where(scale > 0.0, scale, tf.ones_like(scale))
 
 
-def group_weights(gradients, losses=None, present=None, normalization="loss+", solver="active_set",
-                  max_iterations=250, tolerance=1e-6, return_gap=False):
+def group_weights(gradients, losses, present, normalization, solver, max_iterations, tolerance, return_gap=False):
     """GBG's alpha (Eq. 11) from each replica's share of G gradients and losses; float32 (G,).
 
     `gradients` is a list of G gradient lists (one per group), `losses` the G group
@@ -110,8 +99,8 @@ def all_reduce_group_inputs(gradients, losses, normalization):
     return gradients, losses
 
 
-def solve_group_weights(gradients, losses=None, present=None, normalization="loss+", solver="active_set",
-                        max_iterations=250, tolerance=1e-6, return_gap=False):
+def solve_group_weights(gradients, losses, present, normalization, solver, max_iterations, tolerance,
+                        return_gap=False):
     """Alpha (and with `return_gap` its relative gap) from global (already all-reduced) G gradients and
     losses; no synchronization."""
     tf = _backend.import_tensorflow()
@@ -122,8 +111,7 @@ def solve_group_weights(gradients, losses=None, present=None, normalization="los
                               tolerance, return_gap)
 
 
-def solve_gram_weights(gram, losses=None, present=None, normalization="loss+", solver="active_set",
-                       max_iterations=250, tolerance=1e-6, return_gap=False):
+def solve_gram_weights(gram, losses, present, normalization, solver, max_iterations, tolerance, return_gap=False):
     """`solve_group_weights` from the (G, G) Gram matrix of the global gradients."""
     tf = _backend.import_tensorflow()
     if present is None:
@@ -172,7 +160,7 @@ def _gap(gram, x, mask):
 _COMPILED = {}
 
 
-def solve_gram(gram, mask=None, solver="active_set", max_iterations=250, tolerance=1e-6, return_gap=False):
+def solve_gram(gram, mask, solver, max_iterations, tolerance, return_gap=False):
     """Like `_solve_gram`; eager calls run a cached `tf.function` (a while_loop op by op is slow).
 
     Solves in `solver_dtype()`: float64, float32 under `TPUStrategy`. Returns alpha,
@@ -223,7 +211,7 @@ def _ratio(f, gap, scale):
     return bound / tf.where(floor > 0.0, floor, tf.ones_like(floor))
 
 
-def _solve_gram(gram, mask=None, solver="active_set", max_iterations=250, tolerance=1e-6):
+def _solve_gram(gram, mask, solver, max_iterations, tolerance):
     """(alpha, relative_gap): alpha on the (masked) simplex minimizing alpha' M alpha, a (G,) tensor of
     `solver_dtype()`, and its certified relative duality gap (`relative_gap`).
 

@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from keras_longtail import models
 from keras_longtail.gbg import ClassGrouping
+from keras_longtail.gbg import GBGConfig
 from keras_longtail.ops import min_norm_weights
 from keras_longtail.training import GBGModel
 from tests import helpers
@@ -133,14 +134,17 @@ def _schedule_fit(jit_compile=False):
 def test_mirrored_strategy_and_jit_equal_one_device(mode):
     def fit(jit_compile=False):
         model = GBGModel.from_model(_network(), GROUPING, mode=mode)
-        return _fit(model, jit_compile=jit_compile, batch_size=16)[0]
+        model, history = _fit(model, jit_compile=jit_compile, batch_size=16)
+        return model.get_weights(), history.history["loss"]
 
-    expected = fit().get_weights()
-    mirrored = helpers.run_mirrored(lambda strategy: fit().get_weights())
-    jit = fit(jit_compile=True).get_weights()
-    for name, got in (("mirrored", mirrored), ("jit", jit)):
+    expected, expected_loss = fit()
+    mirrored = helpers.run_mirrored(lambda strategy: fit())
+    jit = fit(jit_compile=True)
+    for name, (got, loss) in (("mirrored", mirrored), ("jit", jit)):
         for want, have in zip(expected, got):
             np.testing.assert_allclose(have, want, rtol=1e-5, atol=1e-6, err_msg=name)
+        # the logged loss is the global batch loss (the train-step contract), not a replica's share
+        np.testing.assert_allclose(loss, expected_loss, rtol=1e-5, err_msg=name)
 
 
 def test_schedules_pass_through_and_training_moves_weights():
@@ -170,7 +174,9 @@ def test_defaults_are_the_official_codes():
     settings = model.gbg_settings()
     assert (model.mode, settings["normalization"], model.solve_every, model.head_layer) == (
         "backbone", "loss+", 1, "classifier")
-    assert model.get_config()["normalization"] is None  # resolved at the step (a GBGOptimizer may set it)
+    # the model owns its configuration: GBGConfig's defaults, written out in its config
+    assert model.gbg_config == GBGConfig(GROUPING)
+    assert model.get_config()["normalization"] == "loss+"
 
 
 def test_backbone_mode_solves_without_the_classifier():
@@ -380,7 +386,7 @@ def test_static_shape_path_for_xla_replicas_equals_one_device(monkeypatch):
     # the amortized step all-reduces the per-group gradients (zeros between solves) at every step. The TPU
     # branch is taken here by its float32 solve (solver_dtype), under MirroredStrategy on two CPUs.
     from keras_longtail._internal import distribute as _distribute
-    from keras_longtail.ops import _min_norm
+    from keras_longtail.gbg import _min_norm
 
     monkeypatch.setattr(_min_norm, "solver_dtype", lambda: tf.float32)
     recorded = []

@@ -2,8 +2,7 @@
 
 import keras
 
-from keras_longtail.training.gbg_mixin import _GBG_KEYS
-from keras_longtail.training.gbg_mixin import GBGMixin
+from keras_longtail.gbg.gbg_mixin import GBGMixin
 
 
 @keras.saving.register_keras_serializable(package="keras_longtail")
@@ -56,10 +55,3 @@ class GBGModel(GBGMixin, keras.Model):
         """Wraps a functional `model` (its layers and weights are shared)."""
         kwargs.setdefault("name", model.name)
         return cls(model.inputs, model.outputs, grouping=grouping, **kwargs)
-
-    @classmethod
-    def from_config(cls, config, custom_objects=None):
-        config = dict(config)
-        gbg = {key: config.pop(key) for key in _GBG_KEYS if key in config}
-        base = keras.Model.from_config(config, custom_objects=custom_objects)
-        return cls(base.inputs, base.outputs, name=base.name, **gbg)

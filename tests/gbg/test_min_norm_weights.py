@@ -172,7 +172,7 @@ def test_bad_input():
 @pytest.mark.slow
 def test_float32_solve_used_on_tpu_matches_float64(monkeypatch, num, solver):
     # TPUs have no float64: under TPUStrategy the solver runs in float32 (solver_dtype); same optimum here.
-    from keras_longtail.ops import _min_norm
+    from keras_longtail.gbg import _min_norm
 
     solve = tf.function(lambda g: min_norm_weights(g, solver=solver, max_iterations=2000, tolerance=1e-6),
                         jit_compile=True)  # traced once, in float32
@@ -189,7 +189,7 @@ def test_float32_solve_used_on_tpu_matches_float64(monkeypatch, num, solver):
 
 
 def test_solver_dtype_is_float64_off_tpu():
-    from keras_longtail.ops import _min_norm
+    from keras_longtail.gbg import _min_norm
 
     assert _min_norm.solver_dtype() == tf.float64
 

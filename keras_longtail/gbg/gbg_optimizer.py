@@ -5,8 +5,8 @@ import copy
 import keras
 
 from keras_longtail._internal import backend as _backend
-from keras_longtail.gbg.class_grouping import as_grouping
-from keras_longtail.ops import _min_norm
+from keras_longtail.gbg import _min_norm
+from keras_longtail.gbg.gbg_config import GBGConfig
 
 @keras.saving.register_keras_serializable(package="keras_longtail")
 class GBGOptimizer(keras.optimizers.Optimizer):
@@ -15,7 +15,10 @@ class GBGOptimizer(keras.optimizers.Optimizer):
     A Keras optimizer only ever sees one gradient list, so the per-group losses and
     gradients come from a train step that knows the groups: compile a model with the
     GBG train step (`keras_longtail.training.GBGModel` or a `GBGMixin` subclass) with
-    this optimizer, and the step takes `grouping` and the solver settings from it.
+    this optimizer and no grouping on the model, and the step takes its
+    configuration (`gbg_config`, a `keras_longtail.gbg.GBGConfig`: the grouping and
+    the solver settings) from the optimizer; a model given its own grouping owns
+    the configuration instead, and the step checks that the two agree.
     The optimizer then does two things:
 
     - `apply_group_gradients(group_gradients, variables, losses, present)`: solves
@@ -43,16 +46,18 @@ class GBGOptimizer(keras.optimizers.Optimizer):
     Args:
         inner_optimizer: the `keras.optimizers.Optimizer` that applies d.
         grouping: a `keras_longtail.gbg.ClassGrouping` (or a list of group ids, one
-            per class) for the train step; optional when the model has its own.
-            Defaults to `None`.
-        normalization: `"none"`, `"l2"`, `"loss"` or `"loss+"`. Defaults to
-            `"loss+"`, what the GBG code runs (`utils.py:get_MGDA_weights`
-            hard-codes `'loss+'`; the `--norm_st l2` flag of
-            `cifar_Group_full.py` is never read). `"none"` is Eq. 11 as printed.
+            per class) for the train step; `None` when the model has its own (then
+            the model owns the configuration, see `GBGMixin`). Defaults to `None`.
+        normalization: `"none"`, `"l2"`, `"loss"` or `"loss+"`. `None` (the
+            default): `GBGConfig`'s default, `"loss+"`, what the GBG code runs.
+            `"none"` is Eq. 11 as printed.
         solver: `"active_set"`, `"pgd"` or `"frank_wolfe"` (see
-            `keras_longtail.ops.min_norm_weights`). Defaults to `"active_set"`.
-        max_iterations: iteration bound of the solver. Defaults to 250.
-        tolerance: relative duality-gap tolerance of the solver. Defaults to `1e-6`.
+            `keras_longtail.ops.min_norm_weights`). `None` (the default):
+            `GBGConfig`'s default, `"active_set"`.
+        max_iterations: iteration bound of the solver. `None` (the default):
+            `GBGConfig`'s default, 250.
+        tolerance: relative duality-gap tolerance of the solver. `None` (the
+            default): `GBGConfig`'s default, `1e-6`.
         name: optimizer name. Defaults to `None`.
 
     Example:
@@ -92,8 +97,8 @@ class GBGOptimizer(keras.optimizers.Optimizer):
         NeurIPS 2018, https://arxiv.org/abs/1810.04650.
     """
 
-    def __init__(self, inner_optimizer, grouping=None, normalization="loss+", solver="active_set", max_iterations=250,
-                 tolerance=1e-6, name=None, **kwargs):
+    def __init__(self, inner_optimizer, grouping=None, normalization=None, solver=None, max_iterations=None,
+                 tolerance=None, name=None, **kwargs):
         _backend.require_tensorflow_backend(type(self).__name__)
         if kwargs:
             raise TypeError(f"GBGOptimizer got unexpected keyword arguments {sorted(kwargs)}: set learning rate, "
@@ -104,16 +109,23 @@ class GBGOptimizer(keras.optimizers.Optimizer):
         if not isinstance(inner_optimizer, keras.optimizers.Optimizer):
             raise TypeError("Expected `inner_optimizer` to be a keras.optimizers.Optimizer. "
                             f"Received: inner_optimizer={inner_optimizer!r}")
-        grouping = None if grouping is None else as_grouping(grouping)
-        normalization, solver, max_iterations, tolerance = _min_norm.check_step_settings(
-            normalization, solver, max_iterations, tolerance)
+        config = GBGConfig.from_arguments(grouping, normalization=normalization, solver=solver,
+                                          max_iterations=max_iterations, tolerance=tolerance)
         super().__init__(learning_rate=0.0, name=name)
         self.inner_optimizer = inner_optimizer
-        self.grouping = grouping
-        self.normalization = normalization
-        self.solver = solver
-        self.max_iterations = max_iterations
-        self.tolerance = tolerance
+        self._gbg_config = config
+
+    @property
+    def gbg_config(self):
+        """The optimizer's `keras_longtail.gbg.GBGConfig` (grouping and solver settings)."""
+        return self._gbg_config
+
+    # The settings, read from `gbg_config` (not settable).
+    grouping = property(lambda self: self._gbg_config.grouping)
+    normalization = property(lambda self: self._gbg_config.normalization)
+    solver = property(lambda self: self._gbg_config.solver)
+    max_iterations = property(lambda self: self._gbg_config.max_iterations)
+    tolerance = property(lambda self: self._gbg_config.tolerance)
 
     # ------------------------------------------------------------ delegation
     def build(self, var_list):
@@ -168,8 +180,8 @@ class GBGOptimizer(keras.optimizers.Optimizer):
             raise ValueError(f"normalization={self.normalization!r} needs the group `losses`. Received: losses=None")
         if present is not None:
             present = tf.cast(tf.reshape(present, [-1]), tf.bool)
-        return _min_norm.group_weights(list(group_gradients), losses, present, self.normalization, self.solver,
-                                       self.max_iterations, self.tolerance, return_gap=return_gap)
+        return _min_norm.group_weights(list(group_gradients), losses, present, return_gap=return_gap,
+                                       **self._gbg_config.solver_settings())
 
     def apply_group_gradients(self, group_gradients, trainable_variables=None, losses=None, present=None):
         """Applies d = sum_g alpha_g grad_g through the inner optimizer and returns alpha.
@@ -188,11 +200,7 @@ class GBGOptimizer(keras.optimizers.Optimizer):
         return {
             "name": self.name,
             "inner_optimizer": keras.saving.serialize_keras_object(self.inner_optimizer),
-            "grouping": None if self.grouping is None else self.grouping.get_config(),
-            "normalization": self.normalization,
-            "solver": self.solver,
-            "max_iterations": self.max_iterations,
-            "tolerance": self.tolerance,
+            **self._gbg_config.get_config(),
         }
 
     @classmethod

@@ -1,7 +1,7 @@
 """Per-class views of a labelled dataset, shared by the samplers."""
 
 from keras_longtail._internal import backend as _backend
-from keras_longtail.data import _elements
+from keras_longtail._internal import elements as _elements
 
 
 def per_class_datasets(dataset, num_classes, seed=None, shuffle_buffer=None):

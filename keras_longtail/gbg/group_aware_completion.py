@@ -6,8 +6,8 @@ import numpy as np
 
 from keras_longtail._internal import backend as _backend
 from keras_longtail._internal import validation as _validation
-from keras_longtail.data import _elements
-from keras_longtail.data import _per_class
+from keras_longtail._internal import elements as _elements
+from keras_longtail._internal import per_class as _per_class
 
 
 def group_aware_completion(dataset, grouping, class_counts, batch_size, *, min_fraction=0.1, beta=0.9999,
