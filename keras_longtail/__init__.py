@@ -19,7 +19,7 @@ import sys as _sys
 
 __version__ = "0.1.0"
 
-_NAMESPACES = ("callbacks", "constraints", "data", "distribute", "dual_phase", "gbg", "layers", "losses", "metrics", "models",
+_NAMESPACES = ("callbacks", "constraints", "data", "distribute", "dual_phase", "gala", "gbg", "layers", "losses", "metrics", "models",
                "ops", "optimizers", "training")
 
 __all__ = [*_NAMESPACES, "__version__"]

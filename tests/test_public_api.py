@@ -11,7 +11,8 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 FORBIDDEN = re.compile(r"^\s*(from|import)\s+(keras\.src|tensorflow\.python|tf_keras)\b|"
                        r"\b(keras\.src|tensorflow\.python|tf_keras)\.", re.MULTILINE)
 NAMESPACES = ["keras_longtail.data", "keras_longtail.metrics", "keras_longtail.models"]
-for optional in ("losses", "layers", "constraints", "callbacks", "training", "optimizers", "ops", "dual_phase", "gbg", "distribute"):
+for optional in ("losses", "layers", "constraints", "callbacks", "training", "optimizers", "ops", "dual_phase", "gbg", "distribute",
+                 "gala", "weight_balancing"):
     if (REPO / "keras_longtail" / optional / "__init__.py").is_file():
         NAMESPACES.append(f"keras_longtail.{optional}")
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_longtail.layers import PredictionRebalancing
+from keras_longtail.gala import PredictionRebalancing
 from tests import helpers
 
 NUM_CLASSES = 5
