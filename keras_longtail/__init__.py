@@ -20,7 +20,7 @@ import sys as _sys
 __version__ = "0.1.0"
 
 _NAMESPACES = ("callbacks", "constraints", "data", "distribute", "dual_phase", "gala", "gbg", "layers", "losses", "metrics", "models",
-               "ops", "optimizers", "training")
+               "ops", "optimizers", "training", "weight_balancing")
 
 __all__ = [*_NAMESPACES, "__version__"]
 

@@ -1,6 +1,6 @@
 """Training procedures that replace the train step or run several `fit` phases (TensorFlow backend)."""
 
-from keras_longtail.training.decoupled_weight_decay import decoupled_weight_decay
+from keras_longtail.weight_balancing.decoupled_weight_decay import decoupled_weight_decay
 from keras_longtail.training.dual_phase_training import DualPhaseTraining
 from keras_longtail.training.gbg_mixin import GBGMixin
 from keras_longtail.training.gbg_model import GBGModel
@@ -13,9 +13,9 @@ from keras_longtail.training.gradtail_sigmoid import GradTailSigmoid
 from keras_longtail.training.gradtail_weight_logger import GradTailWeightLogger
 from keras_longtail.training.patch_strategy import PatchStrategy
 from keras_longtail.training.random_patches import RandomPatches
-from keras_longtail.training.retrain_classifier import retrain_classifier
-from keras_longtail.training.tau_normalize import tau_normalize
-from keras_longtail.training.tune_weight_decay import tune_weight_decay
+from keras_longtail.weight_balancing.retrain_classifier import retrain_classifier
+from keras_longtail.weight_balancing.tau_normalize import tau_normalize
+from keras_longtail.weight_balancing.tune_weight_decay import tune_weight_decay
 
 __all__ = [
     "DualPhaseTraining",

@@ -4,12 +4,12 @@ import pytest
 
 from keras_longtail import data
 from keras_longtail import models
-from keras_longtail.callbacks import PerClassMaxNormProjection
-from keras_longtail.callbacks import WeightNormMonitor
-from keras_longtail.training import decoupled_weight_decay
-from keras_longtail.training import retrain_classifier
-from keras_longtail.training import tau_normalize
-from keras_longtail.training import tune_weight_decay
+from keras_longtail.weight_balancing import PerClassMaxNormProjection
+from keras_longtail.weight_balancing import WeightNormMonitor
+from keras_longtail.weight_balancing import decoupled_weight_decay
+from keras_longtail.weight_balancing import retrain_classifier
+from keras_longtail.weight_balancing import tau_normalize
+from keras_longtail.weight_balancing import tune_weight_decay
 from tests import helpers
 
 
