@@ -1,7 +1,7 @@
 """Training procedures that replace the train step or run several `fit` phases (TensorFlow backend)."""
 
 from keras_longtail.weight_balancing.decoupled_weight_decay import decoupled_weight_decay
-from keras_longtail.training.dual_phase_training import DualPhaseTraining
+from keras_longtail.dual_phase.dual_phase_training import DualPhaseTraining
 from keras_longtail.training.gbg_mixin import GBGMixin
 from keras_longtail.training.gbg_model import GBGModel
 from keras_longtail.training.gradtail_activation import GradTailActivation

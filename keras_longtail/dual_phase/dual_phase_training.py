@@ -11,13 +11,13 @@ from keras_longtail._internal import backend as _backend
 from keras_longtail._internal import layers as _layers
 from keras_longtail._internal import files as _files
 from keras_longtail._internal import validation as _validation
-from keras_longtail.dual_phase import ExemplarMemoryBank
-from keras_longtail.dual_phase import expand_classifier
-from keras_longtail.dual_phase import split_by_frequency
 from keras_longtail.dual_phase._phase_two_model import PhaseTwoModel
-from keras_longtail.layers import CosineClassifier
-from keras_longtail.losses import IntraClassMarginLoss
-from keras_longtail.losses import MemoryRetentiveLoss
+from keras_longtail.dual_phase.exemplar_memory_bank import ExemplarMemoryBank
+from keras_longtail.dual_phase.expand_classifier import expand_classifier
+from keras_longtail.dual_phase.intra_class_margin_loss import IntraClassMarginLoss
+from keras_longtail.dual_phase.memory_retentive_loss import MemoryRetentiveLoss
+from keras_longtail.dual_phase.split_by_frequency import split_by_frequency
+from keras_longtail.layers.cosine_classifier import CosineClassifier
 
 PHASE_TWO_DATA = ("memory", "all")
 PHASE_TWO_BATCH_NORM = ("inference", "train")
