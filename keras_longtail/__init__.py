@@ -3,8 +3,10 @@
 Namespaces follow Keras: `keras_longtail.data`, `keras_longtail.losses`,
 `keras_longtail.layers`, `keras_longtail.callbacks`, `keras_longtail.metrics`,
 `keras_longtail.models`, `keras_longtail.ops` (the min-norm solver), `keras_longtail.optimizers` (`GBGOptimizer`), `keras_longtail.training` (train-step
-mixins and pipelines), `keras_longtail.distribute` (`model.fit` across workers), and per-method helpers in `keras_longtail.gbg` and `keras_longtail.dual_phase`. The command line is `keras-longtail` (or
-`python -m keras_longtail`).
+mixins and pipelines), `keras_longtail.distribute` (`model.fit` across workers), and one folder per method (`keras_longtail.gala`, `keras_longtail.weight_balancing`,
+`keras_longtail.dual_phase`, `keras_longtail.gbg`) that holds the method's code; the Keras-style namespaces
+re-export its public names (`keras_longtail.losses.GALALoss` is `keras_longtail.gala.GALALoss`). The command line
+is `keras-longtail` (or `python -m keras_longtail`).
 
 `import keras_longtail` imports every namespace, so that all of the toolkit's
 registered Keras objects are known to `keras.saving.load_model`. Only the
