@@ -19,6 +19,10 @@ import importlib as _importlib
 import os as _os
 import sys as _sys
 
+from keras_longtail._internal import moved_modules as _moved_modules
+
+_moved_modules.install()
+
 __version__ = "0.1.0"
 
 _NAMESPACES = ("callbacks", "constraints", "data", "distribute", "dual_phase", "gala", "gbg", "layers", "losses", "metrics", "models",
