@@ -13,6 +13,7 @@ relative imports. The root package `keras_longtail/__init__.py` imports every na
 
 import ast
 import collections
+import functools
 import pathlib
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -75,6 +76,7 @@ def _private(part):
     return part.startswith("_") and not (part.startswith("__") and part.endswith("__"))
 
 
+@functools.lru_cache(maxsize=None)
 def _private_imports(root=REPO):
     violations = {}
     for importer, module, name, line in _imports(_modules(root)):
@@ -88,6 +90,7 @@ def _private_imports(root=REPO):
     return violations
 
 
+@functools.lru_cache(maxsize=None)
 def _package_graph(root=REPO):
     """package -> {imported package: [importer:line -> module, ...]}."""
     graph = collections.defaultdict(lambda: collections.defaultdict(list))
