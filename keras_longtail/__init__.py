@@ -3,8 +3,10 @@
 Namespaces follow Keras: `keras_longtail.data`, `keras_longtail.losses`,
 `keras_longtail.layers`, `keras_longtail.callbacks`, `keras_longtail.metrics`,
 `keras_longtail.models`, `keras_longtail.ops` (the min-norm solver), `keras_longtail.optimizers` (`GBGOptimizer`), `keras_longtail.training` (train-step
-mixins and pipelines), `keras_longtail.distribute` (`model.fit` across workers), and per-method helpers in `keras_longtail.gbg` and `keras_longtail.dual_phase`. The command line is `keras-longtail` (or
-`python -m keras_longtail`).
+mixins and pipelines), `keras_longtail.distribute` (`model.fit` across workers), and one folder per method (`keras_longtail.gala`, `keras_longtail.weight_balancing`,
+`keras_longtail.dual_phase`, `keras_longtail.gbg`) that holds the method's code; the Keras-style namespaces
+re-export its public names (`keras_longtail.losses.GALALoss` is `keras_longtail.gala.GALALoss`). The command line
+is `keras-longtail` (or `python -m keras_longtail`).
 
 `import keras_longtail` imports every namespace, so that all of the toolkit's
 registered Keras objects are known to `keras.saving.load_model`. Only the
@@ -17,10 +19,14 @@ import importlib as _importlib
 import os as _os
 import sys as _sys
 
+from keras_longtail._internal import moved_modules as _moved_modules
+
+_moved_modules.install()
+
 __version__ = "0.1.0"
 
-_NAMESPACES = ("callbacks", "constraints", "data", "distribute", "dual_phase", "gbg", "layers", "losses", "metrics", "models",
-               "ops", "optimizers", "training")
+_NAMESPACES = ("callbacks", "constraints", "data", "distribute", "dual_phase", "gala", "gbg", "gradtail", "layers",
+               "losses", "metrics", "models", "ops", "optimizers", "training", "weight_balancing")
 
 __all__ = [*_NAMESPACES, "__version__"]
 

@@ -2,10 +2,10 @@
 
 from keras_longtail.losses.class_balanced_crossentropy import ClassBalancedCrossentropy
 from keras_longtail.losses.class_balanced_weights import class_balanced_weights
-from keras_longtail.losses.gala_loss import GALALoss
-from keras_longtail.losses.intra_class_margin_loss import IntraClassMarginLoss
+from keras_longtail.gala.gala_loss import GALALoss
+from keras_longtail.dual_phase.intra_class_margin_loss import IntraClassMarginLoss
 from keras_longtail.losses.masked_l1 import MaskedL1
-from keras_longtail.losses.memory_retentive_loss import MemoryRetentiveLoss
+from keras_longtail.dual_phase.memory_retentive_loss import MemoryRetentiveLoss
 
 __all__ = [
     "ClassBalancedCrossentropy",

@@ -1,9 +1,8 @@
 """Training procedures that replace the train step or run several `fit` phases (TensorFlow backend)."""
 
-from keras_longtail.training.decoupled_weight_decay import decoupled_weight_decay
-from keras_longtail.training.dual_phase_training import DualPhaseTraining
-from keras_longtail.gbg.gbg_mixin import GBGMixin
-from keras_longtail.gbg.gbg_model import GBGModel
+from keras_longtail.dual_phase import DualPhaseTraining
+from keras_longtail.gbg import GBGMixin
+from keras_longtail.gbg import GBGModel
 from keras_longtail.gradtail import GradTailActivation
 from keras_longtail.gradtail import gradtail_depth
 from keras_longtail.gradtail import GradTailMixin
@@ -13,9 +12,10 @@ from keras_longtail.gradtail import GradTailSigmoid
 from keras_longtail.gradtail import GradTailWeightLogger
 from keras_longtail.gradtail import PatchStrategy
 from keras_longtail.gradtail import RandomPatches
-from keras_longtail.training.retrain_classifier import retrain_classifier
-from keras_longtail.training.tau_normalize import tau_normalize
-from keras_longtail.training.tune_weight_decay import tune_weight_decay
+from keras_longtail.weight_balancing import decoupled_weight_decay
+from keras_longtail.weight_balancing import retrain_classifier
+from keras_longtail.weight_balancing import tau_normalize
+from keras_longtail.weight_balancing import tune_weight_decay
 
 __all__ = [
     "DualPhaseTraining",

@@ -274,7 +274,7 @@ NOT_IN_FIT = {
                                "the .keras round trip with its optimizer are in tests/optimizers/test_linear_warmup.py",
     "training.DualPhaseTraining": "runs two fits; its phase-II step (MemoryRetentiveLoss, IntraClassMarginLoss, "
                                   "CosineClassifier) is checked under MirroredStrategy and jit_compile in "
-                                  "tests/training/test_dual_phase_training.py",
+                                  "tests/dual_phase/test_dual_phase_training.py",
     "training.GBGMixin": "the mixin behind GBGModel (the case)",
     "training.GradTailActivation": "abstract base of GradTail activations (GradTailSigmoid is the case)",
     "training.GradTailMixin": "the mixin behind GradTailModel (the case); the subclassed form is tested in "

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from keras_longtail.layers import tune_tau
+from keras_longtail.gala import tune_tau
 
 
 def _balanced_accuracy(probabilities, labels, tau, sums):

@@ -3,8 +3,8 @@
 import keras
 
 from keras_longtail._internal import validation as _validation
-from keras_longtail.constraints.per_class_max_norm import PerClassMaxNorm
-from keras_longtail.constraints.per_class_max_norm import _check_axis
+from keras_longtail.weight_balancing.per_class_max_norm import PerClassMaxNorm
+from keras_longtail.weight_balancing.per_class_max_norm import _check_axis
 
 FREQUENCIES = ("epoch", "batch")
 

@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_longtail.constraints import PerClassMaxNorm
+from keras_longtail.weight_balancing import PerClassMaxNorm
 from tests import helpers
 
 

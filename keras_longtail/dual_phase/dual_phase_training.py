@@ -11,13 +11,13 @@ from keras_longtail._internal import backend as _backend
 from keras_longtail._internal import layers as _layers
 from keras_longtail._internal import files as _files
 from keras_longtail._internal import validation as _validation
-from keras_longtail.dual_phase import ExemplarMemoryBank
-from keras_longtail.dual_phase import expand_classifier
-from keras_longtail.dual_phase import split_by_frequency
 from keras_longtail.dual_phase._phase_two_model import PhaseTwoModel
-from keras_longtail.layers import CosineClassifier
-from keras_longtail.losses import IntraClassMarginLoss
-from keras_longtail.losses import MemoryRetentiveLoss
+from keras_longtail.dual_phase.exemplar_memory_bank import ExemplarMemoryBank
+from keras_longtail.dual_phase.expand_classifier import expand_classifier
+from keras_longtail.dual_phase.intra_class_margin_loss import IntraClassMarginLoss
+from keras_longtail.dual_phase.memory_retentive_loss import MemoryRetentiveLoss
+from keras_longtail.dual_phase.split_by_frequency import split_by_frequency
+from keras_longtail.layers.cosine_classifier import CosineClassifier
 
 PHASE_TWO_DATA = ("memory", "all")
 PHASE_TWO_BATCH_NORM = ("inference", "train")
@@ -97,23 +97,19 @@ class DualPhaseTraining:
     `Dense` classifier is truncated (its phase-I columns kept) and expanded,
     and `margin` must be `None` (L_intra needs cosine scores).
 
-    Defaults (a documented deviation from the paper's formulas). Eq. 6-8 as
-    printed (T = 1, raw features, a sum over the batch) wrecked phase II on
-    ResNet-32: on CIFAR-10-LT and Fashion-MNIST-LT (IF 100, batch 128) it
-    predicted one class for every image (10.0 %). The retentive term is in the
-    thousands there (‖z‖ ≈ 40 after global pooling, 128
-    nodes) and, in a diagnostic run on Fashion-MNIST-LT, the features grew to
-    1e24 within two steps. A batch mean alone, or
-    T = 0.1, or normalized features with a sum, still collapsed; at T = 1 the
-    nearly uniform attention even rewards collapsing the new features onto
-    the old mean (`MemoryRetentiveLoss`'s docstring). The defaults therefore
-    follow the paper's stated intent — μ_i is "the difference between z_i and
-    its closest neighbour in G_new", on the normalized feature map z̄ the
-    cosine classifier scores, balanced against the per-example mean of L_cls
-    + L_intra by λ — with unit-norm features, a sharp T = 0.01 and a batch
-    mean. `retentive_temperature=1.0, retentive_normalize=False,
-    retentive_reduction="sum"` is the paper as printed
-    (`benchmarks/README.md` has both on real data).
+    Defaults (a documented deviation from the paper's formulas). The
+    retentive term follows the paper's stated intent — μ_i is "the difference
+    between z_i and its closest neighbour in G_new", on the normalized feature
+    map z̄ the cosine classifier scores, balanced against the per-example mean
+    of L_cls + L_intra by λ — with unit-norm features, a sharp T = 0.01 and a
+    batch mean, instead of Eq. 6-8 as printed (T = 1, raw features, a sum over
+    the batch: its scale grows with the feature norms and the batch size, and
+    at T = 1 the nearly uniform attention rewards collapsing the new features
+    onto the old mean, see `MemoryRetentiveLoss`). The runs behind this choice
+    are in the docs' dual-phase page (`docs/methods/dual-phase.md`) and
+    `benchmarks/README.md`. `retentive_temperature=1.0,
+    retentive_normalize=False, retentive_reduction="sum"` is the paper as
+    printed.
 
     Args:
         network: functional C-class `keras.Model` ending in the classifier
@@ -143,11 +139,10 @@ class DualPhaseTraining:
             normalize with the phase-I moving statistics in training as at
             test time, and their scale and offset stop training). Defaults to
             `"train"`. D holds a few hundred images, mostly of the tail
-            classes, so its batch statistics differ from the test set's: with
-            `"train"` a Fashion-MNIST-LT run reached 90 % training accuracy on
-            D and 22 % on the test set. With `"inference"` the same run
-            collapsed during phase II itself at lr 0.1 (10 % training
-            accuracy from the second epoch). The paper does not say.
+            classes, so its batch statistics differ from the test set's;
+            which setting trains better depends on the phase-II learning rate
+            (measured in `docs/methods/dual-phase.md`). The paper does not
+            say.
         feature_layer: name of the feature layer. Defaults to `"features"`.
         classifier_layer: name of the classifier layer. Defaults to `"classifier"`.
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_longtail.callbacks import GALAAccumulator
-from keras_longtail.losses import GALALoss
+from keras_longtail.gala import GALAAccumulator
+from keras_longtail.gala import GALALoss
 from tests import helpers
 
 NUM_CLASSES = 6

@@ -4,9 +4,9 @@ import pytest
 import tensorflow as tf
 
 from keras_longtail.callbacks import BackupAndRestore
-from keras_longtail.callbacks import GALAAccumulator
-from keras_longtail.layers import GALAStatistics
-from keras_longtail.losses import GALALoss
+from keras_longtail.gala import GALAAccumulator
+from keras_longtail.gala import GALAStatistics
+from keras_longtail.gala import GALALoss
 from tests import helpers
 
 NUM_CLASSES = 5

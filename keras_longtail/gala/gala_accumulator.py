@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_longtail.losses.gala_loss import GALALoss
+from keras_longtail.gala.gala_loss import GALALoss
 
 
 class GALAAccumulator(keras.callbacks.Callback):

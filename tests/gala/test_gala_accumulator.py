@@ -2,8 +2,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_longtail.callbacks import GALAAccumulator
-from keras_longtail.losses import GALALoss
+from keras_longtail.gala import GALAAccumulator
+from keras_longtail.gala import GALALoss
 
 NUM_CLASSES = 4
 X = np.random.default_rng(0).normal(size=(32, 3)).astype("float32")

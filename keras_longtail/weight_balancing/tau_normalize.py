@@ -5,7 +5,7 @@ import numpy as np
 from keras import ops
 
 from keras_longtail._internal import validation as _validation
-from keras_longtail.constraints.per_class_max_norm import _check_axis
+from keras_longtail.weight_balancing.per_class_max_norm import _check_axis
 
 _TINY = 1e-12
 
@@ -23,7 +23,8 @@ def tau_normalize(layer_or_kernel, tau, axis=0):
     on held-out data. The bias is left as it is (codes differ: some drop it; set
     `layer.bias` to zeros for that). Zero vectors stay zero.
 
-    It lives in `keras_longtail.training` next to `retrain_classifier`: both are
+    It lives in `keras_longtail.weight_balancing` (and is exported from
+    `keras_longtail.training`) next to `retrain_classifier`: both are
     second-stage classifier adjustments of the decoupled two-stage recipe, applied
     to a trained model rather than used inside one.
 

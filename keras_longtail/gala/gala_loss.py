@@ -6,8 +6,8 @@ from keras import ops
 from keras_longtail._internal import backend as _backend
 from keras_longtail._internal import distribute as _distribute
 from keras_longtail._internal import validation as _validation
-from keras_longtail.layers import gala_statistics as _gala_statistics
-from keras_longtail.losses import _sparse_labels
+from keras_longtail._internal import sparse_labels as _sparse_labels
+from keras_longtail.gala import gala_statistics as _gala_statistics
 
 ACCUMULATIONS = ("paper", "official")
 

@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 
 from keras_longtail.layers import CosineClassifier
-from keras_longtail.losses import IntraClassMarginLoss
+from keras_longtail.dual_phase import IntraClassMarginLoss
 from tests import helpers
 
 

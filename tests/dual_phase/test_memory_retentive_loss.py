@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_longtail.losses import MemoryRetentiveLoss
+from keras_longtail.dual_phase import MemoryRetentiveLoss
 from tests import helpers
 
 

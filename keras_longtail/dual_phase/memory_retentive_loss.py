@@ -65,10 +65,9 @@ class MemoryRetentiveLoss(keras.losses.Loss):
     With `normalize=True` both feature sets are first scaled to unit L2 norm
     (z̄ = z/‖z‖, the normalized feature map a cosine classifier scores), so
     distances lie in [0, 2] whatever the scale of the features. On raw
-    ResNet features (‖z‖ ≈ 40 after global pooling) Eq. 8's sum over a batch
-    of 128 is in the thousands and drove phase II of dual-phase training to
-    diverge (features grew to 1e24); `DualPhaseTraining` therefore normalizes
-    by default (see its docstring and `benchmarks/README.md`).
+    features Eq. 8's sum grows with the feature norms and the batch size;
+    `DualPhaseTraining` normalizes by default (the runs behind that choice are
+    in `docs/methods/dual-phase.md` and `benchmarks/README.md`).
 
     Args:
         similarity: `"cosine"` or `"dot"`. Defaults to `"cosine"`.

@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from keras_longtail._internal import validation as _validation
-from keras_longtail.losses import _sparse_labels
+from keras_longtail._internal import sparse_labels as _sparse_labels
 
 
 @keras.saving.register_keras_serializable(package="keras_longtail")

@@ -4,9 +4,9 @@ import keras
 import numpy as np
 
 from keras_longtail._internal import validation as _validation
-from keras_longtail.callbacks.per_class_max_norm_projection import _resolve_layer
-from keras_longtail.constraints.per_class_max_norm import _check_axis
-from keras_longtail.constraints.per_class_max_norm import _norms
+from keras_longtail.weight_balancing.per_class_max_norm import _check_axis
+from keras_longtail.weight_balancing.per_class_max_norm import _norms
+from keras_longtail.weight_balancing.per_class_max_norm_projection import _resolve_layer
 
 
 class WeightNormMonitor(keras.callbacks.Callback):

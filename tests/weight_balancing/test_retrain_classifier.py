@@ -4,55 +4,8 @@ import pytest
 
 from keras_longtail import data
 from keras_longtail import models
-from keras_longtail.callbacks import PerClassMaxNormProjection
-from keras_longtail.callbacks import WeightNormMonitor
-from keras_longtail.training import decoupled_weight_decay
-from keras_longtail.training import retrain_classifier
-from keras_longtail.training import tau_normalize
-from keras_longtail.training import tune_weight_decay
+from keras_longtail.weight_balancing import retrain_classifier
 from tests import helpers
-
-
-def test_tau_normalize_matches_numpy():
-    kernel = np.random.default_rng(0).normal(size=(5, 4)) * np.array([0.5, 1.0, 2.0, 4.0])
-    norms = np.linalg.norm(kernel, axis=0)
-    for tau in (0.0, 0.5, 1.0, 1.9):
-        np.testing.assert_allclose(np.asarray(tau_normalize(kernel, tau)), kernel / norms ** tau, rtol=1e-6)
-    layer = keras.layers.Dense(4)
-    layer.build((None, 5))
-    tau_normalize(layer, 1.0)
-    np.testing.assert_allclose(np.linalg.norm(layer.kernel.numpy(), axis=0), 1.0, rtol=1e-5)
-    with pytest.raises(ValueError, match="tau"):
-        tau_normalize(kernel, -0.5)
-
-
-def test_decoupled_weight_decay_and_tuning():
-    assert decoupled_weight_decay(5e-3) == 5e-3
-    assert decoupled_weight_decay(5e-3, momentum=0.9) == pytest.approx(0.05)
-    best, scores = tune_weight_decay(lambda wd: -abs(np.log10(wd) + 3), candidates=[1e-4, 1e-3, 1e-2])
-    assert best == 1e-3 and len(scores) == 3
-    with pytest.raises(ValueError, match="momentum"):
-        decoupled_weight_decay(1e-3, momentum=1.0)
-
-
-def test_decoupled_weight_decay_is_not_rounded():
-    # Issue 21 item 13: rounding to 12 decimals turned 1e-13 into 0.0.
-    assert decoupled_weight_decay(1e-13) == 1e-13
-    assert decoupled_weight_decay(3e-14, momentum=0.5) == pytest.approx(6e-14, rel=1e-12)
-    assert decoupled_weight_decay(1e-12, learning_rate_ratio=0.3) == pytest.approx(3e-13, rel=1e-12)
-
-
-def test_projection_callback_caps_every_class_each_epoch():
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="classifier")])
-    model.compile(keras.optimizers.SGD(1.0), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    x = np.random.default_rng(0).normal(size=(30, 4)).astype("float32")
-    monitor = WeightNormMonitor("classifier")
-    model.fit(x, np.arange(30) % 3, epochs=3, verbose=0,
-              callbacks=[PerClassMaxNormProjection("classifier", max_norm=0.2), monitor])
-    assert np.linalg.norm(model.get_layer("classifier").kernel.numpy(), axis=0).max() <= 0.2 + 1e-6
-    assert monitor.history().shape == (4, 3)  # before training and after each of 3 epochs
-    assert monitor.history()[-1].max() <= 0.2 + 1e-6  # recorded after the projection
 
 
 @pytest.mark.slow

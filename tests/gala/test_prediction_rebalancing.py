@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_longtail.layers import PredictionRebalancing
+from keras_longtail.gala import PredictionRebalancing
 from tests import helpers
 
 NUM_CLASSES = 5
@@ -124,7 +124,7 @@ def test_save_and_load(tmp_path, adapted):
 
 @functools.lru_cache(maxsize=None)
 def _strategy():
-    return helpers.mirrored_strategy()  # one per process: see tests/losses/test_gala_loss.py
+    return helpers.mirrored_strategy()  # one per process: see tests/gala/test_gala_loss.py
 
 
 @pytest.mark.slow

@@ -4,9 +4,9 @@ import keras
 import numpy as np
 
 from keras_longtail._internal import validation as _validation
-from keras_longtail.callbacks.per_class_max_norm_projection import PerClassMaxNormProjection
-from keras_longtail.constraints.per_class_max_norm import PerClassMaxNorm
 from keras_longtail.losses.class_balanced_crossentropy import ClassBalancedCrossentropy
+from keras_longtail.weight_balancing.per_class_max_norm import PerClassMaxNorm
+from keras_longtail.weight_balancing.per_class_max_norm_projection import PerClassMaxNormProjection
 
 PROJECTIONS = ("epoch", "step", None)
 # Images per forward pass when the features of an unbatched dataset or of arrays are extracted.

@@ -8,7 +8,7 @@ from keras_longtail import metrics
 from keras_longtail import models
 from keras_longtail.callbacks import BackupAndRestore
 from keras_longtail.layers import CosineClassifier
-from keras_longtail.training import DualPhaseTraining
+from keras_longtail.dual_phase import DualPhaseTraining
 from tests import helpers
 
 

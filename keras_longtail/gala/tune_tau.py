@@ -4,8 +4,8 @@ import numpy as np
 from keras import ops
 
 from keras_longtail._internal import validation as _validation
-from keras_longtail.layers.prediction_rebalancing import PredictionRebalancing
-from keras_longtail.layers.prediction_rebalancing import _as_probability_matrix
+from keras_longtail.gala.prediction_rebalancing import PredictionRebalancing
+from keras_longtail.gala.prediction_rebalancing import _as_probability_matrix
 
 DEFAULT_TAUS = tuple(round(0.1 * i, 1) for i in range(21))  # 0.0, 0.1, ..., 2.0
 
