@@ -131,7 +131,7 @@ def build_parser():
                               "announced unless 0) (default: 2)")
 
     optimization = train.add_argument_group("model and optimization")
-    optimization.add_argument("--method", choices=METHODS, default="ce",
+    optimization.add_argument("--method", choices=tuple(recipes.METHODS), default="ce",
                               help="training method: " + ", ".join(f"{method.name} ({method.description})"
                                                                    for method in recipes.METHODS.values())
                                    + " (default: %(default)s)")
