@@ -16,7 +16,7 @@ each clock, and the ratio of the fastest rounds (wall). A step here takes millis
 per-step cost is part of both and rounds must be long (`--steps`). Only ratios are meant to be read;
 median milliseconds per step are recorded for scale, with the load average before and after.
 
-Writes `benchmarks/results/scale_gradtail.json` (or `--output`); `python -m benchmarks.plot_scale` plots it.
+Writes `benchmarks/results/scale_gradtail.json` (or `--output`); `python -m benchmarks.studies.plot_scale` plots it.
 """
 
 import argparse
