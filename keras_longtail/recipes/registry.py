@@ -124,7 +124,16 @@ def get_method(name):
 
 
 def method_options():
-    """{option: default} over every registered method (the method keyword arguments of `run_training`)."""
+    """{option: default} over every registered method (the method keyword arguments of `run_training`).
+
+    Example:
+
+    ```python
+    from keras_longtail import recipes
+
+    recipes.method_options()["num_groups"]  # 4, GBG's
+    ```
+    """
     options = {}
     for method in METHODS.values():
         options.update(method.defaults)
