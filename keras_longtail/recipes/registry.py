@@ -11,9 +11,6 @@ before it parses its arguments); a method's `train` imports them when it runs.
 
 import dataclasses
 import types
-from typing import Callable
-from typing import Mapping
-from typing import Optional
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,18 +44,17 @@ class Method:
         job.fit(job.network, label="ce")
         return job.fit(job.network, label="ce again")
 
-    recipes.register_method(recipes.Method("ce-twice", "CE, fitted twice", defaults={},
-                                           train=train_ce_twice))
-    recipes.get_method("ce-twice").description
+    method = recipes.Method("ce-twice", "CE, fitted twice", defaults={}, train=train_ce_twice)
+    method.defaults  # {} (read-only); recipes.register_method(method) adds it to the registry
     ```
     """
 
     name: str
     description: str
-    defaults: Mapping
-    train: Callable
-    check: Optional[Callable] = None
-    results: Optional[Callable] = None
+    defaults: "Mapping[str, object]"
+    train: "Callable[[Job, dict], keras.Model]"
+    check: "Callable[[dict], None] | None" = None
+    results: "Callable[[dict], dict] | None" = None
     exclusive: tuple = ()
 
     def __post_init__(self):
