@@ -45,6 +45,7 @@ METHODS = tuple(recipes.METHODS)
 _GBG = recipes.get_method("gbg").defaults
 _GRADTAIL = recipes.get_method("gradtail").defaults
 _GALA = recipes.get_method("gala").defaults
+_SCENES = recipes.defaults.SYNTHETIC_DEPTH_SCENES
 
 
 def _number(kind, minimum=None, maximum=None, min_inclusive=True, name=None):
@@ -207,10 +208,10 @@ def build_parser():
                             "synthetic-depth)")
     depth.add_argument("--width-multiplier", type=_POSITIVE_FLOAT, default=None, metavar="X",
                        help="depth_unet filter multiplier, > 0 (default: 1 for waymo, 0.5 for synthetic-depth)")
-    depth.add_argument("--train-scenes", type=_POSITIVE_INT, default=600, metavar="N",
-                       help="synthetic-depth training scenes (default: 600)")
-    depth.add_argument("--test-scenes", type=_POSITIVE_INT, default=200, metavar="N",
-                       help="synthetic-depth test scenes (default: 200)")
+    depth.add_argument("--train-scenes", type=_POSITIVE_INT, default=_SCENES["train_scenes"], metavar="N",
+                       help="synthetic-depth training scenes (default: %(default)s)")
+    depth.add_argument("--test-scenes", type=_POSITIVE_INT, default=_SCENES["test_scenes"], metavar="N",
+                       help="synthetic-depth test scenes (default: %(default)s)")
     return parser
 
 
@@ -300,7 +301,7 @@ def main(argv=None):
     return 0
 
 
-_DEPTH_ONLY = {"image_size": None, "width_multiplier": None, "train_scenes": 600, "test_scenes": 200,
+_DEPTH_ONLY = {"image_size": None, "width_multiplier": None, **_SCENES,
                "gradtail_pivot": None}
 
 

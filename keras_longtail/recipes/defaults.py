@@ -17,6 +17,15 @@ TASKS = ("classification", "depth")
 DEPTH_DATASETS = ("waymo", "synthetic-depth")
 DEPTH_METHODS = ("ce", "gradtail")
 
+# --task depth: data set -> run_depth_training's defaults there (Waymo: the GradTail paper's setting; synthetic
+# scenes: a half-width network at a lower resolution, so that a CPU reaches a meaningful error in minutes).
+DEPTH_DATASET_DEFAULTS = {
+    "waymo": {"epochs": 10, "learning_rate": 2e-4, "image_size": (192, 480), "width_multiplier": 1.0},
+    "synthetic-depth": {"epochs": 12, "learning_rate": 1e-3, "image_size": (128, 320), "width_multiplier": 0.5},
+}
+DEPTH_BATCH_SIZE = 10
+SYNTHETIC_DEPTH_SCENES = {"train_scenes": 600, "test_scenes": 200}
+
 # digits-LT (an MLP): Adam with a cosine decay from this peak, no weight decay, no augmentation.
 DIGITS_LEARNING_RATE = 0.05
 # The CIFAR-style sets (ResNet-32): SGD with momentum 0.9 on the LDAM-DRW schedule from this peak, random crop and

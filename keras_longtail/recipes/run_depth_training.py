@@ -2,13 +2,17 @@
 
 import time
 
+from keras_longtail.recipes.defaults import DEPTH_BATCH_SIZE
+from keras_longtail.recipes.defaults import DEPTH_DATASET_DEFAULTS
 from keras_longtail.recipes.defaults import DEPTH_DATASETS
 from keras_longtail.recipes.defaults import DEPTH_METHODS
+from keras_longtail.recipes.defaults import SYNTHETIC_DEPTH_SCENES
 
 
-def run_depth_training(dataset="synthetic-depth", method="ce", data_dir=None, epochs=None, batch_size=10,
+def run_depth_training(dataset="synthetic-depth", method="ce", data_dir=None, epochs=None, batch_size=DEPTH_BATCH_SIZE,
                        learning_rate=None, steps_per_epoch=None, image_size=None, width_multiplier=None,
-                       train_scenes=600, test_scenes=200, far_probability=0.15, gradtail_pivot=-0.5,
+                       train_scenes=SYNTHETIC_DEPTH_SCENES["train_scenes"],
+                       test_scenes=SYNTHETIC_DEPTH_SCENES["test_scenes"], far_probability=0.15, gradtail_pivot=-0.5,
                        gradtail_max_weight=15.0, seed=0, verbose=2, save_model=None):
     """Trains `depth_unet` on monocular depth as `keras-longtail train --task depth` does; returns the results.
 
@@ -55,10 +59,11 @@ def run_depth_training(dataset="synthetic-depth", method="ce", data_dir=None, ep
     if method not in DEPTH_METHODS:
         raise ValueError(f"Expected `method` in {list(DEPTH_METHODS)} (ce = masked L1). Received: method={method!r}")
     synthetic = dataset == "synthetic-depth"
-    epochs = (12 if synthetic else 10) if epochs is None else epochs
-    learning_rate = (1e-3 if synthetic else 2e-4) if learning_rate is None else learning_rate
-    image_size = tuple((128, 320) if synthetic else (192, 480)) if image_size is None else tuple(image_size)
-    width_multiplier = (0.5 if synthetic else 1.0) if width_multiplier is None else width_multiplier
+    defaults = DEPTH_DATASET_DEFAULTS[dataset]
+    epochs = defaults["epochs"] if epochs is None else epochs
+    learning_rate = defaults["learning_rate"] if learning_rate is None else learning_rate
+    image_size = tuple(defaults["image_size"] if image_size is None else image_size)
+    width_multiplier = defaults["width_multiplier"] if width_multiplier is None else width_multiplier
     for name, value in (("epochs", epochs), ("batch_size", batch_size), ("train_scenes", train_scenes),
                         ("test_scenes", test_scenes)):
         if value < 1:
