@@ -8,7 +8,8 @@ benchmarks) take their methods and defaults from here too.
 - `METHODS`: the method registry, name -> `Method` (ce, gala, gradtail, gbg, async, wb),
   each registered once with its description, its options and their defaults, and its
   recipe. `get_method(name)` looks one up; `register_method(Method(...))` adds one;
-  `method_options()` lists every method's options with their defaults.
+  `method_options()` lists every method's options with their defaults. A recipe gets the
+  run's `Job` (data, network, optimizer, the shared compile-and-fit) and its options.
 - `defaults`: what every method shares: the data sets (`DATASETS`), the optimizer and
   schedule (`WEIGHT_DECAY`, `WARMUP_FRACTION`, `ldam_schedule`), the network
   (`RESNET_BATCH_NORM_MOMENTUM`) and the input pipeline (`training_pipeline`).
@@ -54,4 +55,5 @@ from keras_longtail.recipes.registry import get_method
 from keras_longtail.recipes.registry import method_options
 from keras_longtail.recipes.registry import register_method
 from keras_longtail.recipes.run_depth_training import run_depth_training
+from keras_longtail.recipes.run_training import Job
 from keras_longtail.recipes.run_training import run_training

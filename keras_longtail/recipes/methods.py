@@ -6,9 +6,11 @@ options (its registered defaults updated with the caller's values), trains, and 
 trained network. The methods come in through the public namespaces only
 (`keras_longtail.training`, `.losses`, `.callbacks`, `.gbg`, `.data`).
 
-To add a method, write its recipe and register it (see `keras_longtail.recipes.Method`)::
+To add a method, write its recipe and register it (see `keras_longtail.recipes.Method`):
 
-    register_method(Method("name", "what it trains", defaults={"name_option": 1.0}, train=train_name))
+```python
+register_method(Method("name", "what it trains", defaults={"name_option": 1.0}, train=train_name))
+```
 
 `keras-longtail train --method name` and `run_training(method="name", name_option=...)` then
 run it (a new command-line flag for its option is added in `keras_longtail.cli`).
