@@ -19,34 +19,18 @@ import pathlib
 import platform
 import statistics
 import sys
-import time
 
 import keras
-import numpy as np
 
+from benchmarks import _methods
+from benchmarks import _timing
 from keras_longtail import models
-from keras_longtail.gbg import ClassGrouping
-from keras_longtail.training import GBGModel
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
-KINDS = ("plain", "exact", "exact-amortized", "representation")
-
-
-def long_tailed_batch(batch_size, classes=10, groups=4, seed=0):
-    """(images, labels, grouping): one random CIFAR-shaped batch with a CIFAR-10-LT (IF 100) label profile.
-
-    Every class, so every one of the `groups` contiguous groups, is present (`batch_size` >= `classes`).
-    """
-    if batch_size < classes:
-        raise ValueError(f"Expected `batch_size` >= `classes` (every class in the batch). "
-                         f"Received: batch_size={batch_size}, classes={classes}")
-    rng = np.random.default_rng(seed)
-    images = rng.uniform(size=(batch_size, 32, 32, 3)).astype("float32")
-    frequencies = 0.01 ** (np.arange(classes) / (classes - 1))  # CIFAR-10-LT IF 100 profile
-    labels = rng.choice(classes, size=batch_size, p=frequencies / frequencies.sum())
-    labels[:classes] = np.arange(classes)  # every class, so every group, present
-    grouping = ClassGrouping([k * groups // classes for k in range(classes)], groups)
-    return images, labels, grouping
+# kind -> the shared cost variant it builds (`benchmarks._methods`; None: Keras' own step)
+COST_VARIANTS = {"plain": None, "exact": "gbg-exact", "exact-amortized": "gbg-exact-solve4",
+                 "representation": "gbg-representation"}
+KINDS = tuple(COST_VARIANTS)
 
 
 def build(kind, grouping, classes=10, initial=None, solve_every=4):
@@ -57,10 +41,8 @@ def build(kind, grouping, classes=10, initial=None, solve_every=4):
     network = models.resnet32(classes)
     if initial is not None:
         network.set_weights(initial)
-    if kind == "exact-amortized":
-        network = GBGModel.from_model(network, grouping, mode="exact", solve_every=solve_every)
-    elif kind != "plain":
-        network = GBGModel.from_model(network, grouping, mode=kind)
+    if COST_VARIANTS[kind] is not None:
+        network = _methods.wrap(COST_VARIANTS[kind], network, grouping, solve_every=solve_every)
     network.compile(keras.optimizers.SGD(0.1, momentum=0.9),
                     keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     return network
@@ -77,7 +59,7 @@ def main(argv=None):
     parser.add_argument("--output", default=str(RESULTS / "overhead_gbg.json"))
     args = parser.parse_args(argv)
 
-    images, labels, grouping = long_tailed_batch(args.batch_size, args.classes, args.groups)
+    images, labels, grouping = _methods.long_tailed_batch(args.batch_size, args.classes, args.groups)
 
     keras.utils.set_random_seed(0)
     reference = models.resnet32(args.classes)
@@ -89,14 +71,12 @@ def main(argv=None):
     for kind, model in built.items():
         for _ in range(max(2, steps[kind])):  # traces, and leaves the amortized model at a solve step
             model.train_on_batch(images, labels)
-    times = {kind: [] for kind in kinds}
-    for round_index in range(args.rounds):
-        for kind in kinds:
-            start = time.perf_counter()
-            for _ in range(steps[kind]):
-                built[kind].train_on_batch(images, labels)
-            times[kind].append((time.perf_counter() - start) / steps[kind])
+
+    def report(round_index, times):
         print(f"round {round_index + 1}: " + ", ".join(f"{k} {times[k][-1]:.3f} s/step" for k in kinds), flush=True)
+
+    times = _timing.interleaved({kind: (lambda model=model: model.train_on_batch(images, labels))
+                                 for kind, model in built.items()}, args.rounds, calls=steps, on_round=report)
     median = {kind: statistics.median(values) for kind, values in times.items()}
     results = {
         "command": " ".join(["python -m benchmarks.gbg_overhead"] + (argv if argv is not None else sys.argv[1:])),

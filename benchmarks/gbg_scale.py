@@ -17,27 +17,17 @@ import os
 import pathlib
 import platform
 import sys
-import time
 
 import numpy as np
 import tensorflow as tf
 from sklearn.metrics import adjusted_rand_score
 
+from benchmarks import _timing
 from keras_longtail.gbg import group_by_similarity
 from keras_longtail.gbg import _min_norm
 from keras_longtail.ops import min_norm_weights
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
-
-
-def _timed(fn, repeats=1):
-    best = None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        value = fn()
-        elapsed = time.perf_counter() - start
-        best = elapsed if best is None else min(best, elapsed)
-    return value, best
 
 
 def main(argv=None):
@@ -56,14 +46,14 @@ def main(argv=None):
                                   + rng.normal(size=(1, 470_000)).astype("float32"))
     solve = tf.function(lambda g: min_norm_weights(g, normalization="loss+", losses=tf.ones([args.groups])))
     solve(group_gradients)  # trace
-    _, step_solve = _timed(lambda: solve(group_gradients).numpy(), repeats=5)
+    _, step_solve = _timing.best_of(lambda: solve(group_gradients).numpy(), repeats=5)
 
     for num_classes in [int(k) for k in args.classes.split(",")]:
         centres = rng.normal(size=(args.groups, args.dim))
         truth = rng.integers(0, args.groups, num_classes)
         gradients = (centres[truth] + 1.5 * rng.normal(size=(num_classes, args.dim))) * rng.uniform(
             0.1, 10, (num_classes, 1))
-        grouping, grouping_seconds = _timed(lambda: group_by_similarity(gradients, args.groups, seed=0,
+        grouping, grouping_seconds = _timing.best_of(lambda: group_by_similarity(gradients, args.groups, seed=0,
                                                                        keep_similarity=False))
         per_class_seconds = None
         if num_classes <= args.max_per_class:
@@ -71,7 +61,7 @@ def main(argv=None):
             gram = tf.constant(unit @ unit.T)
             per_class = tf.function(lambda m: _min_norm.solve_gram(m, None, "pgd", 1000, 1e-6))
             per_class(gram)
-            _, per_class_seconds = _timed(lambda: per_class(gram).numpy())
+            _, per_class_seconds = _timing.best_of(lambda: per_class(gram).numpy())
         row = {"classes": num_classes, "dim": args.dim, "groups": args.groups,
                "grouping_seconds": round(grouping_seconds, 3),
                "adjusted_rand_index_vs_planted": round(adjusted_rand_score(truth, grouping.groups), 4),

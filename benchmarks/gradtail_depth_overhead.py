@@ -26,12 +26,12 @@ import pathlib
 import platform
 import statistics
 import sys
-import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from benchmarks import _timing
 from keras_longtail import models
 from keras_longtail import training
 
@@ -86,15 +86,10 @@ def main(argv=None):
         agreement = {"max_abs_theta_difference": float(np.abs(scores[0][0] - scores[1][0]).max()),
                      "max_abs_weight_difference": float(np.abs(scores[0][1] - scores[1][1]).max()),
                      "pseudo_examples": int(scores[0][0].size)}
-    for model in built.values():
-        model.train_on_batch(images, depths, sample_weight=weights)  # tracing
-    seconds = {name: [] for name in variants}
-    for _ in range(args.repeats):
-        for name, model in built.items():
-            start = time.perf_counter()
-            for _ in range(args.steps):
-                model.train_on_batch(images, depths, sample_weight=weights)
-            seconds[name].append((time.perf_counter() - start) / args.steps)
+    steps = {name: (lambda model=model: model.train_on_batch(images, depths, sample_weight=weights))
+             for name, model in built.items()}
+    _timing.first_calls(steps)  # tracing
+    seconds = _timing.interleaved(steps, args.repeats, calls=args.steps)
     medians = {name: statistics.median(values) for name, values in seconds.items()}
     result = {
         "command": "python -m benchmarks.gradtail_depth_overhead " + " ".join(sys.argv[1:] if argv is None else argv),
@@ -103,7 +98,7 @@ def main(argv=None):
         "image_size": list(IMAGE_SIZE), "width_multiplier": 0.5, "batch_size": args.batch_size,
         "repeats": args.repeats, "steps_per_repeat": args.steps,
         "ratio_to_plain": {name: round(medians[name] / medians["plain"], 2) for name in variants if name != "plain"},
-        "per_repeat_ratios": {name: [round(a / b, 2) for a, b in zip(seconds[name], seconds["plain"])]
+        "per_repeat_ratios": {name: _timing.per_round_ratios(seconds, name, "plain", digits=2)
                               for name in variants if name != "plain"},
         "bias_vs_jacobian_scores": agreement,
         "note": "Ratios of median step times; absolute times are not reported (shared machine).",

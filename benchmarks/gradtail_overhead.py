@@ -26,31 +26,28 @@ import argparse
 import json
 import pathlib
 import platform
-import statistics
 import sys
-import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from benchmarks import _methods
+from benchmarks import _timing
 from keras_longtail.models import resnet32
-from keras_longtail.training import GradTailModel
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
-VARIANTS = ("plain", "gradtail_classifier_dense", "gradtail_last_two_analytic", "gradtail_last_two_jacobian")
+# variant -> the shared cost variant it builds (`benchmarks._methods`; None: Keras' own step)
+COST_VARIANTS = {"plain": None, "gradtail_classifier_dense": "gradtail-classifier",
+                 "gradtail_last_two_analytic": "gradtail-last-two",
+                 "gradtail_last_two_jacobian": "gradtail-last-two-jacobian"}
+VARIANTS = tuple(COST_VARIANTS)
 
 
 def build(variant):
     network = resnet32(10)
-    if variant == "gradtail_classifier_dense":
-        network = GradTailModel.from_model(network, gradient_layers=["classifier"])
-        assert network.gradtail_resolved_path == "dense"
-    elif variant == "gradtail_last_two_analytic":
-        network = GradTailModel.from_model(network)
-        assert network.gradtail_resolved_path == "analytic"
-    elif variant == "gradtail_last_two_jacobian":
-        network = GradTailModel.from_model(network, gradient_path="jacobian")
+    if COST_VARIANTS[variant] is not None:
+        network = _methods.wrap(COST_VARIANTS[variant], network)
     network.compile(keras.optimizers.SGD(0.01, momentum=0.9),
                     keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     return network
@@ -72,28 +69,19 @@ def main(argv=None):
     images = tf.constant(rng.normal(size=(args.batch_size, 32, 32, 3)).astype(np.float32))
     labels = tf.constant(rng.integers(0, 10, size=args.batch_size).astype(np.int32))
     models = {name: build(name) for name in variants}
-    first_call = {}
-    for name, model in models.items():
-        start = time.perf_counter()
-        model.train_on_batch(images, labels)  # tracing
-        first_call[name] = time.perf_counter() - start
-    seconds = {name: [] for name in variants}
-    for _ in range(args.repeats):
-        for name, model in models.items():
-            start = time.perf_counter()
-            for _ in range(args.steps):
-                model.train_on_batch(images, labels)
-            seconds[name].append((time.perf_counter() - start) / args.steps)
-    medians = {name: statistics.median(values) for name, values in seconds.items()}
-    ratios = {name: round(medians[name] / medians["plain"], 3) for name in variants if name != "plain"}
+    steps = {name: (lambda model=model: model.train_on_batch(images, labels)) for name, model in models.items()}
+    first_call = _timing.first_calls(steps)  # tracing
+    seconds = _timing.interleaved(steps, args.repeats, calls=args.steps)
+    ratios = {name: round(_timing.ratio_of_medians(seconds, name, "plain"), 3)
+              for name in variants if name != "plain"}
     result = {
         "command": "python -m benchmarks.gradtail_overhead " + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": f"{platform.machine()}, {platform.system()}, Python {platform.python_version()}, "
                    f"TF {tf.__version__}, Keras {keras.__version__}, shared 2-core CPU",
         "batch_size": args.batch_size, "repeats": args.repeats, "steps_per_repeat": args.steps,
         "ratio_to_plain": ratios,
-        "per_repeat_ratios": {name: [round(a / b, 3) for a, b in zip(seconds[name], seconds["plain"])]
-                              for name in variants if name != "plain"},
+        "per_repeat_ratios": {name: _timing.per_round_ratios(seconds, name, "plain") for name in variants
+                              if name != "plain"},
         "first_call_ratio_to_plain": {name: round(first_call[name] / first_call["plain"], 2)
                                       for name in variants if name != "plain"},
         "note": "Ratios of median step times; absolute times are not reported (shared machine). "

@@ -16,7 +16,7 @@ each clock, and the ratio of the fastest rounds (wall). A step here takes millis
 per-step cost is part of both and rounds must be long (`--steps`). Only ratios are meant to be read;
 median milliseconds per step are recorded for scale, with the load average before and after.
 
-Writes `benchmarks/results/scale_gradtail.json` (or `--output`); `python -m benchmarks.plot_scale` plots it.
+Writes `benchmarks/results/scale_gradtail.json` (or `--output`); `python -m benchmarks.studies.plot_scale` plots it.
 """
 
 import argparse
@@ -26,10 +26,11 @@ import pathlib
 import platform
 import statistics
 import sys
-import time
 
 import keras
 import numpy as np
+
+from benchmarks import _timing
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
 CLASSES = 10
@@ -58,18 +59,13 @@ def time_rounds(models, x, y, steps, repeats):
     dataset = tf.data.Dataset.from_tensors((x, y)).repeat().prefetch(2)
     for model in models.values():  # tracing
         model.fit(dataset, steps_per_epoch=2, epochs=1, verbose=0)
-    wall, cpu = {name: [] for name in models}, {name: [] for name in models}
-    for _ in range(repeats):
-        for name, model in models.items():
-            wall_start, cpu_start = time.perf_counter(), time.process_time()
-            model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
-            wall[name].append((time.perf_counter() - wall_start) / steps)
-            cpu[name].append((time.process_time() - cpu_start) / steps)
-    return wall, cpu
+    fits = {name: (lambda model=model: model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0))
+            for name, model in models.items()}
+    return _timing.interleaved(fits, repeats, steps_per_call=steps, cpu=True)
 
 
 def _median_ratio(times):
-    return round(statistics.median(a / b for a, b in zip(times["gradtail"], times["plain"])), 3)
+    return round(_timing.median_of_ratios(times, "gradtail", "plain"), 3)
 
 
 def selected_parameters(model):
@@ -106,8 +102,8 @@ def main(argv=None):
                "gradtail_over_plain": _median_ratio(times),
                "gradtail_over_plain_cpu_time": _median_ratio(cpu),
                "ratio_of_min_times": round(min(times["gradtail"]) / min(times["plain"]), 3),
-               "per_repeat_ratios": [round(a / b, 3) for a, b in zip(times["gradtail"], times["plain"])],
-               "per_repeat_ratios_cpu_time": [round(a / b, 3) for a, b in zip(cpu["gradtail"], cpu["plain"])],
+               "per_repeat_ratios": _timing.per_round_ratios(times, "gradtail", "plain"),
+               "per_repeat_ratios_cpu_time": _timing.per_round_ratios(cpu, "gradtail", "plain"),
                "ms_per_step_median": {name: round(statistics.median(v) * 1e3, 2) for name, v in times.items()},
                "cpu_ms_per_step_median": {name: round(statistics.median(v) * 1e3, 2) for name, v in cpu.items()}}
         rows.append(row)

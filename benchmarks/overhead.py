@@ -20,38 +20,28 @@ import pathlib
 import platform
 import statistics
 import sys
-import time
 
 import keras
 import numpy as np
 
+from benchmarks import _methods
+from benchmarks import _timing
+
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
 
 
-def _ce(num_classes):
-    return keras.losses.SparseCategoricalCrossentropy(from_logits=True), []
-
-
-def _gala(accumulation):
+def _loss(variant):
     def build(num_classes):
-        from keras_longtail import callbacks, losses
-
-        return losses.GALALoss(num_classes, accumulation=accumulation), [callbacks.GALAAccumulator()]
+        return _methods.loss_and_callbacks(variant, num_classes)
 
     return build
 
 
 # name -> function(num_classes) returning (loss, callbacks) for compile/fit on the plain model
-METHODS = {"ce": _ce, "gala": _gala("paper"), "gala-official": _gala("official")}
+METHODS = {name: _loss(name) for name in ("ce", "gala", "gala-official")}
 # name -> function() returning a compiled model of its own (same ResNet-32, same SGD): the dual-phase
 # phase-II step (the frozen phase-I model's forward pass, L_intra and L_dis on top of CE)
-def _async_phase_two():
-    from benchmarks import peak_memory
-
-    return peak_memory._async_phase_two(None, None)
-
-
-MODELS = {"async-phase-two": _async_phase_two}
+MODELS = {"async-phase-two": _methods.async_phase_two}
 
 
 def _compiled(build_model, loss, jit_compile):
@@ -65,21 +55,18 @@ def time_steps(models, x, y, steps, repeats):
     import tensorflow as tf
 
     dataset = tf.data.Dataset.from_tensors((x, y)).repeat().prefetch(2)
-    times = {name: [] for name in models}
     for model, callbacks in models.values():  # compile and warm up
         model.fit(dataset, steps_per_epoch=2, epochs=1, verbose=0, callbacks=callbacks)
-    for _ in range(repeats):
-        for name, (model, callbacks) in models.items():
-            start = time.perf_counter()
-            model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=callbacks)
-            times[name].append((time.perf_counter() - start) / steps)
-    return times
+
+    def fit(model, callbacks):
+        return lambda: model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=callbacks)
+
+    return _timing.interleaved({name: fit(*built) for name, built in models.items()}, repeats,
+                               steps_per_call=steps)
 
 
 def ratios(times, baseline="ce"):
-    base = times[baseline]
-    return {name: round(statistics.median(t / b for t, b in zip(values, base)), 3)
-            for name, values in times.items()}
+    return {name: round(_timing.median_of_ratios(times, name, baseline), 3) for name in times}
 
 
 def run_overhead(methods, steps, repeats, batch_size=128, jit_compile=False):

@@ -4,10 +4,11 @@
 
 Each method runs in a fresh subprocess (`python -m benchmarks.peak_memory --child METHOD`), so that the
 peaks of different methods do not mix: it builds and compiles ResNet-32 (10 classes, CIFAR shapes) the way
-the overhead benchmarks build it (`benchmarks.overhead` for `ce` and `gala`, `benchmarks.gradtail_overhead`
-for GradTail, `benchmarks.gbg_overhead` for GBG), then runs one warm-up step (the tracing) and `--steps`
+the overhead benchmarks build it (the shared builders of `benchmarks._methods`, with the optimizer of
+`benchmarks.overhead` for `ce` and `gala`, of `benchmarks.gradtail_overhead` for GradTail and of
+`benchmarks.gbg_overhead` for GBG), then runs one warm-up step (the tracing) and `--steps`
 steps of `fit` on one fixed random batch with a CIFAR-10-LT (IF 100) label profile in which every class is
-present (`benchmarks.gbg_overhead.long_tailed_batch`). The child reports the process peak resident set size
+present (`benchmarks._methods.long_tailed_batch`). The child reports the process peak resident set size
 (`resource.getrusage(RUSAGE_SELF).ru_maxrss`, KiB on Linux) after importing TensorFlow, after building and
 compiling (before any step), after the warm-up step and after the steps, and the current RSS at the end.
 Peak RSS is monotonic, so "after the steps" is the peak of the whole run, tracing included; the figures
@@ -22,7 +23,7 @@ Methods:
 - `gradtail-last-two`: GradTail's default selection (last 3x3 convolution and classifier, analytic path);
 - `gbg-exact`, `gbg-exact-solve4` (`solve_every=4`: one solve, then three reuses), `gbg-representation`:
   `GBGModel.from_model` with 4 contiguous groups;
-- `async-phase-two`: the phase-II model of `DualPhaseTraining` (built as `keras_longtail.cli` does for
+- `async-phase-two`: the phase-II model of `DualPhaseTraining` (built as `keras_longtail.recipes` does for
   method "async", without real phase-I training: the memory bank is fitted on a small synthetic data set
   of 16 images per class; the frozen phase-I feature copy is part of the model).
 
@@ -81,50 +82,28 @@ def _current_mib():
     return None
 
 
-def _async_phase_two(images, labels):
-    """The compiled phase-II model of `DualPhaseTraining`, as `keras_longtail.cli.run_training` builds it."""
+def build(method, grouping):
+    """(compiled model, fit callbacks) for `method`, built by the shared cost-benchmark builders
+    (`benchmarks._methods`) with the optimizer each step-time benchmark uses for it."""
     import keras
-    import numpy as np
-    import tensorflow as tf
 
-    from keras_longtail import models, training
+    from benchmarks import _methods
+    from keras_longtail.models import resnet32
 
-    class_counts = [int(round(5000 * 0.01 ** (k / (CLASSES - 1)))) for k in range(CLASSES)]  # CIFAR-10-LT
-    dual = training.DualPhaseTraining(models.resnet32(CLASSES), class_counts)
-    per_class = 16  # >= the memory size (10)
-    rng = np.random.default_rng(1)
-    bank_images = rng.uniform(size=(per_class * CLASSES, 32, 32, 3)).astype("float32")
-    bank_labels = np.repeat(np.arange(CLASSES), per_class)
-    dual.build_memory_bank(tf.data.Dataset.from_tensor_slices((bank_images, bank_labels)))
-    model = dual.build_phase_two_model()
-    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    return model
-
-
-def build(method, images, labels, grouping):
-    """(compiled model, fit callbacks) for `method`, built by the overhead benchmarks' own code."""
-    if method in ("ce", "gala"):
-        from benchmarks import overhead
-        from keras_longtail.models import resnet32
-
-        loss, callbacks = overhead.METHODS[method](CLASSES)
-        return overhead._compiled(lambda: resnet32(CLASSES), loss, False), callbacks
-    if method.startswith("gradtail-"):
-        from benchmarks import gradtail_overhead
-
-        variant = {"gradtail-classifier": "gradtail_classifier_dense",
-                   "gradtail-last-two": "gradtail_last_two_analytic"}[method]
-        return gradtail_overhead.build(variant), []
-    if method.startswith("gbg-"):
-        from benchmarks import gbg_overhead
-
-        kind = {"gbg-exact": "exact", "gbg-exact-solve4": "exact-amortized",
-                "gbg-representation": "representation"}[method]
-        return gbg_overhead.build(kind, grouping, CLASSES, solve_every=SOLVE_EVERY), []
+    if method not in METHODS:
+        raise ValueError(f"Expected `method` in {list(METHODS)}. Received: method={method!r}")
     if method == "async-phase-two":
-        return _async_phase_two(images, labels), []
-    raise ValueError(f"Expected `method` in {list(METHODS)}. Received: method={method!r}")
+        return _methods.async_phase_two(CLASSES), []
+    if method in ("ce", "gala"):  # as `benchmarks.overhead` builds them
+        loss, callbacks = _methods.loss_and_callbacks(method, CLASSES)
+        model = resnet32(CLASSES)
+        model.compile(keras.optimizers.SGD(0.01, momentum=0.9), loss=loss, jit_compile=False)
+        return model, callbacks
+    # as `benchmarks.gradtail_overhead` (SGD 0.01) and `benchmarks.gbg_overhead` (SGD 0.1) build them
+    model = _methods.wrap(method, resnet32(CLASSES), grouping, solve_every=SOLVE_EVERY)
+    model.compile(keras.optimizers.SGD(0.1 if method.startswith("gbg-") else 0.01, momentum=0.9),
+                  _methods.cross_entropy())
+    return model, []
 
 
 def _allocator(tf, reset=False):
@@ -140,12 +119,12 @@ def run_child(method, steps, batch_size):
     import keras
     import tensorflow as tf
 
-    from benchmarks import gbg_overhead
+    from benchmarks import _methods
 
     after_import = _peak_mib()
-    images, labels, grouping = gbg_overhead.long_tailed_batch(batch_size, CLASSES, GROUPS)
+    images, labels, grouping = _methods.long_tailed_batch(batch_size, CLASSES, GROUPS)
     keras.utils.set_random_seed(0)
-    model, callbacks = build(method, images, labels, grouping)
+    model, callbacks = build(method, grouping)
     after_build = _peak_mib()
     dataset = tf.data.Dataset.from_tensors((images, labels)).repeat()
     allocator_build = _allocator(tf, reset=True)

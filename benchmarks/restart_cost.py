@@ -20,35 +20,38 @@ import shutil
 import statistics
 import sys
 import tempfile
-import time
 
 import keras
 import numpy as np
 
+from benchmarks import _methods
+from benchmarks import _timing
 from keras_longtail import models
+from keras_longtail import recipes
 from keras_longtail.callbacks import BackupAndRestore
 from keras_longtail.gbg import ClassGrouping
-from keras_longtail.losses import GALALoss
-from keras_longtail.training import GBGModel
-from keras_longtail.training import GradTailModel
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
+# registered method -> the shared cost variant whose checkpoint is measured (`benchmarks._methods`)
+COST_VARIANTS = {"ce": "ce", "gala": "gala", "gradtail": "gradtail-classifier", "gbg": "gbg-exact"}
+# the registered methods, in the registry's order, that have a variant here
+METHODS = [name for name in recipes.METHODS if name in COST_VARIANTS]
 
 
 def _builders(num_classes):
     def ce():
-        return models.resnet32(num_classes), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        return models.resnet32(num_classes), _methods.cross_entropy()
 
-    def gala():
-        return models.resnet32(num_classes), GALALoss(num_classes)
+    def gala():  # the loss only: its state is what the checkpoint adds (no callback needed to write it)
+        return models.resnet32(num_classes), _methods.loss_and_callbacks("gala", num_classes)[0]
 
     def gradtail():
         network, loss = ce()
-        return GradTailModel.from_model(network, gradient_layers=["classifier"]), loss
+        return _methods.wrap(COST_VARIANTS["gradtail"], network), loss
 
     def gbg():
         network, loss = ce()
-        return GBGModel.from_model(network, ClassGrouping(np.arange(num_classes) % 4), mode="exact"), loss
+        return _methods.wrap(COST_VARIANTS["gbg"], network, ClassGrouping(np.arange(num_classes) % 4)), loss
 
     return {"ce": ce, "gala": gala, "gradtail": gradtail, "gbg": gbg}
 
@@ -73,14 +76,10 @@ def measure(name, build, rounds, x, y):
         for _ in range(rounds):
             writer = BackupAndRestore(directory, delete_checkpoint=False)
             writer.set_model(model)
-            start = time.perf_counter()
-            writer.on_epoch_end(0)
-            writes.append(time.perf_counter() - start)
+            writes.append(_timing.timed(lambda: writer.on_epoch_end(0))[1])
             reader = BackupAndRestore(directory, delete_checkpoint=False)
             reader.set_model(fresh)
-            start = time.perf_counter()
-            reader.on_train_begin()
-            restores.append(time.perf_counter() - start)
+            restores.append(_timing.timed(reader.on_train_begin)[1])
         for want, have in zip(model.get_weights(), fresh.get_weights()):
             np.testing.assert_array_equal(have, want)  # the restore is complete
         size = _directory_size(directory)
@@ -96,9 +95,13 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--methods", default="ce,gala,gradtail,gbg")
+    parser.add_argument("--methods", default=",".join(METHODS),
+                        help=f"comma-separated registered methods among {METHODS} (default: all of them)")
     parser.add_argument("--output", default=str(RESULTS / "restart_cost.json"))
     args = parser.parse_args(argv)
+    unknown = [name for name in args.methods.split(",") if name not in METHODS]
+    if unknown:
+        parser.error(f"Expected --methods among {METHODS}. Received unknown: {unknown}")
     rng = np.random.default_rng(0)
     x = rng.uniform(size=(args.batch_size, 32, 32, 3)).astype("float32")
     y = (np.arange(args.batch_size) % args.classes).astype("int32")

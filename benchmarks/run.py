@@ -22,8 +22,11 @@ A run whose JSON is already in `benchmarks/results/` is skipped unless `--rerun`
 which trains it afresh and replaces the JSON.
 
 Every run of a suite uses the same data, seed, augmentation, schedule and epoch budget
-(`keras_longtail.cli.run_training`, the job behind `keras-longtail train`); only the
-method and its own arguments differ. Results go to `benchmarks/results/<suite>-<budget>/`:
+(`keras_longtail.recipes.run_training`, the job behind `keras-longtail train`); only the
+method and its own arguments differ. Each run is a registered method
+(`keras_longtail.recipes.METHODS`) with its registered defaults, changed only where the
+run's label says so; a run of an unregistered method, or with an option no registered
+method owns, is an error when this module is imported. Results go to `benchmarks/results/<suite>-<budget>/`:
 one JSON per run and seed, and `table.md` with mean ± std over the seeds present.
 """
 
@@ -39,7 +42,7 @@ import subprocess
 import sys
 import time
 
-from keras_longtail import cli
+from keras_longtail import recipes
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
 # Run state (per-epoch checkpoints) and trained models are kept outside the repository, so an interrupted run
@@ -53,8 +56,8 @@ MODELS = pathlib.Path(os.environ.get("KERAS_LONGTAIL_BENCHMARK_MODELS", STATE / 
 # the points of the budget curve; "full" is the papers' 200 epochs.
 BUDGETS = {"smoke": 3, "short": 12, "e30": 30, "e60": 60, "e100": 100, "full": 200}
 
-# Decoupled (Keras) weight decay of every run that uses one; one value everywhere (see the CLI's).
-WEIGHT_DECAY = cli.WEIGHT_DECAY
+# Decoupled (Keras) weight decay of every run that uses one; one value everywhere (`keras_longtail.recipes`).
+WEIGHT_DECAY = recipes.WEIGHT_DECAY
 
 SUITES = {
     "cifar10-lt": {"dataset": "cifar10-lt", "imbalance_factor": 100},
@@ -143,9 +146,29 @@ RUNS = {
 }
 
 
+# run_training's own keyword arguments a run may set besides its method's options (the suite, budget, seed and
+# paths are the harness's).
+_RUN_OPTIONS = {"method", "weight_decay", "rebalance_tau", "batch_norm_momentum", "learning_rate", "model",
+                "batch_size", "stage_one_from"}
+
+
+def _check_run(label, kwargs):
+    """A run must name a registered method and only options of `run_training` or of a registered method."""
+    recipes.get_method(kwargs.get("method", "ce"))
+    unknown = sorted(set(kwargs) - _RUN_OPTIONS - set(recipes.method_options()))
+    if unknown:
+        raise ValueError(f"Expected run {label!r} to set options of run_training or of a registered method. "
+                         f"Received: {unknown}")
+
+
 def register_run(label, kwargs, rows):
     """Adds a run to the harness (used by the method modules' benchmark entries)."""
+    _check_run(label, kwargs)
     RUNS[label] = (kwargs, rows)
+
+
+for _label, (_kwargs, _rows) in RUNS.items():
+    _check_run(_label, _kwargs)
 
 
 MIXED_PRECISION = {"bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
@@ -154,7 +177,7 @@ MIXED_PRECISION = {"bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 @contextlib.contextmanager
 def training_options(jit_compile=False, mixed_precision=None):
     """Within the block, models built use the `mixed_precision` dtype policy and every `Model.compile` gets
-    `jit_compile=True` when asked: `cli.run_training` has no such arguments, so they are set around it. The
+    `jit_compile=True` when asked: `recipes.run_training` has no such arguments, so they are set around it. The
     global dtype policy and `keras.Model.compile` are restored on exit."""
     import keras
 
@@ -206,9 +229,10 @@ def run_suite(suite, budget, runs, seeds, data_dir=None, epochs=None, verbose=2,
                                             f"seed; run it first. Missing: {kwargs['stage_one_model']}")
             print(f"[benchmarks] {suite}-{budget} {label} seed {seed}: state in {run_state}", flush=True)
             with training_options(jit_compile, mixed_precision):
-                results = cli.run_training(**SUITES[suite], **kwargs, epochs=epochs or BUDGETS[budget],
-                                           data_dir=data_dir, seed=seed, verbose=verbose, state_dir=str(run_state),
-                                           save_model=str(MODELS / f"{suite}-{budget}-{label}-seed{seed}.keras"))
+                results = recipes.run_training(**SUITES[suite], **kwargs, epochs=epochs or BUDGETS[budget],
+                                               data_dir=data_dir, seed=seed, verbose=verbose,
+                                               state_dir=str(run_state),
+                                               save_model=str(MODELS / f"{suite}-{budget}-{label}-seed{seed}.keras"))
             results["run"] = label
             if jit_compile or mixed_precision:
                 results.update(jit_compile=bool(jit_compile), mixed_precision=mixed_precision)
@@ -219,7 +243,7 @@ def run_suite(suite, budget, runs, seeds, data_dir=None, epochs=None, verbose=2,
             temporary.write_text(json.dumps(results, indent=2))
             os.replace(temporary, path)  # never half a result
             marker.unlink(missing_ok=True)
-            print(cli.format_shot_table(results), flush=True)
+            print(recipes.format_shot_table(results), flush=True)
     table = write_table(out_dir)
     print(table)
 

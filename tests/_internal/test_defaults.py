@@ -6,6 +6,7 @@ import pathlib
 
 from keras_longtail import cli
 from keras_longtail import gradtail
+from keras_longtail import recipes
 from keras_longtail._internal import defaults
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -19,7 +20,7 @@ def _default(function, name):
 def test_gradtail_defaults_come_from_one_place():
     assert gradtail.GradTailSigmoid().max_weight == defaults.GRADTAIL_MAX_WEIGHT == 3.0
     assert _default(gradtail.gradtail_depth, "max_weight") == defaults.GRADTAIL_TOY_AND_DEPTH_MAX_WEIGHT == 15.0
-    assert _default(cli.run_training, "gradtail_max_weight") == defaults.GRADTAIL_MAX_WEIGHT
+    assert recipes.get_method("gradtail").defaults["gradtail_max_weight"] == defaults.GRADTAIL_MAX_WEIGHT
     assert _default(cli.run_depth_training, "gradtail_max_weight") == defaults.GRADTAIL_TOY_AND_DEPTH_MAX_WEIGHT
     assert gradtail.GRADTAIL_MAX_WEIGHT is defaults.GRADTAIL_MAX_WEIGHT
     assert gradtail.GRADTAIL_TOY_AND_DEPTH_MAX_WEIGHT is defaults.GRADTAIL_TOY_AND_DEPTH_MAX_WEIGHT

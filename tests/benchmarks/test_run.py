@@ -3,7 +3,7 @@ import json
 import pytest
 
 from benchmarks import run
-from keras_longtail import cli
+from keras_longtail import recipes
 
 
 @pytest.mark.slow
@@ -33,8 +33,8 @@ def test_stage_two_runs_load_the_stage_one_model_of_their_own_seed(tmp_path, mon
         calls.append(kwargs)
         return {"accuracy": {"overall": 50.0}, "seed": kwargs["seed"]}
 
-    monkeypatch.setattr(cli, "run_training", fake_run_training)
-    monkeypatch.setattr(cli, "format_shot_table", lambda results: "")
+    monkeypatch.setattr(recipes, "run_training", fake_run_training)
+    monkeypatch.setattr(recipes, "format_shot_table", lambda results: "")
     monkeypatch.setattr(run, "write_table", lambda out_dir: "")
     run.run_suite("digits-lt", "short", ["wb"], seeds=[0, 1, 2], epochs=1, verbose=0, results_dir=tmp_path)
     assert [c["stage_one_model"] for c in calls] == [str(models / f"digits-lt-short-ce-seed{s}.keras")
@@ -47,21 +47,21 @@ def test_status_rerun_and_resume_after_an_interruption(tmp_path, monkeypatch):
     args = dict(epochs=4, verbose=0, results_dir=tmp_path, state_dir=state)
     assert run.run_status("digits-lt", "short", ["ce"], [0], tmp_path, state) == [
         "digits-lt-short ce seed 0: pending"]
-    record = cli._Progress.record
+    record = recipes.Progress.record
 
     def interrupted(self, phase, epoch, epochs):
         record(self, phase, epoch, epochs)
         if epoch == 2:
             raise KeyboardInterrupt  # a kill just after the epoch-2 checkpoint
 
-    monkeypatch.setattr(cli._Progress, "record", interrupted)
+    monkeypatch.setattr(recipes.Progress, "record", interrupted)
     try:
         run.run_suite("digits-lt", "short", ["ce"], seeds=[0], **args)
     except KeyboardInterrupt:
         pass
     assert run.run_status("digits-lt", "short", ["ce"], [0], tmp_path, state) == [
         "digits-lt-short ce seed 0: partial (fit epoch 2 of 4)"]
-    monkeypatch.setattr(cli._Progress, "record", record)
+    monkeypatch.setattr(recipes.Progress, "record", record)
     run.run_suite("digits-lt", "short", ["ce"], seeds=[0], **args)
     results = json.loads((tmp_path / "digits-lt-short" / "ce-seed0.json").read_text())
     assert results["resumed_from"] == {"fit": {"epoch": 2, "epochs": 4}}
@@ -78,8 +78,8 @@ def test_status_rerun_and_resume_after_an_interruption(tmp_path, monkeypatch):
 
 def test_resumed_training_is_faithful_to_the_checkpoint(tmp_path):
     # A finished run resumed from its state trains no further epoch and evaluates the checkpointed weights.
-    first = cli.run_training("digits-lt", epochs=2, verbose=0, state_dir=str(tmp_path))
-    again = cli.run_training("digits-lt", epochs=2, verbose=0, state_dir=str(tmp_path))
+    first = recipes.run_training("digits-lt", epochs=2, verbose=0, state_dir=str(tmp_path))
+    again = recipes.run_training("digits-lt", epochs=2, verbose=0, state_dir=str(tmp_path))
     assert again["per_class_accuracy"] == first["per_class_accuracy"]
     assert again["resumed_from"] == {"fit": {"epoch": 2, "epochs": 2}}
 
@@ -95,8 +95,8 @@ def test_jit_and_mixed_precision_reach_training_and_are_restored(tmp_path, monke
         seen.append((keras.config.dtype_policy().name, model.dtype_policy.name, model.jit_compile))
         return {"accuracy": {"overall": 50.0}, "seed": kwargs["seed"]}
 
-    monkeypatch.setattr(cli, "run_training", fake_run_training)
-    monkeypatch.setattr(cli, "format_shot_table", lambda results: "")
+    monkeypatch.setattr(recipes, "run_training", fake_run_training)
+    monkeypatch.setattr(recipes, "format_shot_table", lambda results: "")
     monkeypatch.setattr(run, "write_table", lambda out_dir: "")
     monkeypatch.setattr(run, "MODELS", tmp_path / "models")
     options = dict(epochs=1, verbose=0, results_dir=tmp_path, state_dir=tmp_path / "state")
@@ -198,3 +198,21 @@ def test_parallel_trains_real_processes(tmp_path, monkeypatch):
         results = json.loads((tmp_path / "results" / "digits-lt-short" / f"{label}-seed0.json").read_text())
         assert results["epochs"] == 1 and results["jit_compile"] is True and results["mixed_precision"] is None
         assert results["accuracy"]["overall"] > 20.0
+
+
+def test_every_run_is_a_registered_method_with_known_options():
+    for label, (kwargs, _) in run.RUNS.items():
+        assert kwargs["method"] in recipes.METHODS, label
+    assert {kwargs["method"] for kwargs, _ in run.RUNS.values()} == set(recipes.METHODS)  # each method has a run
+    assert run.WEIGHT_DECAY == recipes.WEIGHT_DECAY
+
+
+def test_register_run_rejects_an_unregistered_method_or_an_unknown_option(monkeypatch):
+    monkeypatch.setattr(run, "RUNS", dict(run.RUNS))
+    with pytest.raises(ValueError, match=r"Expected `method` in .* Received: method='focal'"):
+        run.register_run("focal", {"method": "focal"}, [("Focal", "accuracy")])
+    with pytest.raises(ValueError, match=r"Received: \['gala_tau'\]"):
+        run.register_run("gala-tau", {"method": "gala", "gala_tau": 2.0}, [("GALA", "accuracy")])
+    run.register_run("gala-official-wd0", {"method": "gala", "gala_accumulation": "official", "weight_decay": 0.0},
+                     [("GALA official (WD=0)", "accuracy")])
+    assert "gala-official-wd0" in run.RUNS

@@ -3,8 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from benchmarks import speed_vs_pytorch as speed
-from keras_longtail import cli
+from benchmarks.studies import speed_vs_pytorch as speed
+from keras_longtail import recipes
 
 
 def test_parse_setting():
@@ -17,7 +17,7 @@ def test_parse_setting():
 
 def test_the_pytorch_schedule_is_the_cli_schedule():
     epochs, steps = 10, 7
-    schedule = cli._ldam_schedule(0.1, epochs, steps)
+    schedule = recipes.ldam_schedule(0.1, epochs, steps)
     for step in range(epochs * steps + 3):
         assert speed._ldam_learning_rate(step, epochs * steps) == pytest.approx(float(schedule(step)), rel=1e-6)
 

@@ -4,9 +4,9 @@ Both stacks train the papers' CIFAR ResNet-32 (LDAM-DRW, option-A zero-pad short
 10 classes) on the *same* decoded uint8 arrays (random images and labels: speed does not depend on the pixels),
 with batch `--batch-size`, SGD momentum 0.9 under the LDAM-DRW schedule, and random crop (pad 4) + horizontal flip:
 
-- ours: what `keras_longtail.cli.run_training` does for CIFAR-10-LT: `models.resnet32(10)` compiled with
-  `SGD(cli._ldam_schedule(...), momentum=0.9, weight_decay=cli.WEIGHT_DECAY)`, sparse CE from logits and the
-  `ShotAccuracy` metric, trained by `model.fit` on `cli._training_pipeline` (shuffle, repeat, crop + flip in
+- ours: what `keras_longtail.recipes.run_training` does for CIFAR-10-LT: `models.resnet32(10)` compiled with
+  `SGD(recipes.ldam_schedule(...), momentum=0.9, weight_decay=recipes.WEIGHT_DECAY)`, sparse CE from logits and the
+  `ShotAccuracy` metric, trained by `model.fit` on `recipes.training_pipeline` (shuffle, repeat, crop + flip in
   `tf.data`, batch, prefetch); inference is `model.predict`.
 - PyTorch: `PyTorchResNet32` below, written here after `models/resnet_cifar.py` of the LDAM-DRW code (NCHW,
   Kaiming-normal init, `F.pad` option-A shortcut), trained by a plain loop (`torch.randperm` shuffling, batched
@@ -32,16 +32,16 @@ so that idle OpenMP threads sleep. Without it our fp32 rounds were bimodal (1.95
 The published measurement (the lead's, on a quiet 2-core machine; about 5 minutes, plus ~1 minute of imports and
 tracing):
 
-    python -m benchmarks.speed_vs_pytorch --steps 40 --rounds 3 --batch-size 128
+    python -m benchmarks.studies.speed_vs_pytorch --steps 40 --rounds 3 --batch-size 128
 
 writes `benchmarks/results/speed_vs_pytorch.json`. A quick check that both sides run (~1 minute):
-`python -m benchmarks.speed_vs_pytorch --steps 3 --rounds 1 --output /tmp/speed.json`.
+`python -m benchmarks.studies.speed_vs_pytorch --steps 3 --rounds 1 --output /tmp/speed.json`.
 
 Paired A/B of two settings of *our* side (same process, alternating rounds; `median_ratio` is A's steps/s over
 B's, so < 1 means B is faster, and `median_cpu_ratio` is B's CPU seconds over A's, so < 1 means B needs less CPU):
 
-    python -m benchmarks.speed_vs_pytorch --ab "steps_per_execution=1" "steps_per_execution=8" --steps 40
-    python -m benchmarks.speed_vs_pytorch --ab "policy=float32" "policy=mixed_bfloat16"
+    python -m benchmarks.studies.speed_vs_pytorch --ab "steps_per_execution=1" "steps_per_execution=8" --steps 40
+    python -m benchmarks.studies.speed_vs_pytorch --ab "policy=float32" "policy=mixed_bfloat16"
 
 Settings: `policy` (`float32`, `mixed_bfloat16`), `steps_per_execution` (int), `jit_compile` (`true`/`false`),
 `cache` (`true`, the default: the float images are cached in the pipeline as the CIFAR loaders cache theirs;
@@ -67,7 +67,7 @@ import numpy as np
 # Before torch is imported: idle OpenMP threads sleep instead of spinning into TensorFlow's rounds (see above).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-RESULTS = pathlib.Path(__file__).resolve().parent / "results"
+RESULTS = pathlib.Path(__file__).resolve().parents[1] / "results"
 NUM_CLASSES = 10
 IMAGE_SHAPE = (32, 32, 3)
 NUM_EXAMPLES = 12406  # CIFAR-10-LT IF 100's training set
@@ -118,14 +118,14 @@ STARTUP_STEPS = 2  # the first steps of each of our `fit` calls, not timed (see 
 
 
 class KerasTrainer:
-    """Our training path (as `cli.run_training` on CIFAR-10-LT), timed `steps` at a time."""
+    """Our training path (as `recipes.run_training` on CIFAR-10-LT), timed `steps` at a time."""
 
     def __init__(self, images, labels, batch_size, policy="float32", steps_per_execution=1, jit_compile=False,
                  cache=True, augment="element", seed=0):
         import keras
         import tensorflow as tf
 
-        from keras_longtail import cli
+        from keras_longtail import recipes
         from keras_longtail import metrics as lt_metrics
         from keras_longtail import models as lt_models
 
@@ -135,14 +135,14 @@ class KerasTrainer:
         try:
             keras.utils.set_random_seed(seed)
             self.model = lt_models.resnet32(NUM_CLASSES, input_shape=IMAGE_SHAPE,
-                                            batch_norm_momentum=cli.RESNET_BATCH_NORM_MOMENTUM)
+                                            batch_norm_momentum=recipes.RESNET_BATCH_NORM_MOMENTUM)
         finally:
             keras.config.set_dtype_policy(previous)
         steps_per_epoch = -(-len(images) // batch_size)
         counts = np.bincount(labels, minlength=NUM_CLASSES).tolist()
         self.model.compile(
-            optimizer=keras.optimizers.SGD(cli._ldam_schedule(0.1, EPOCHS, steps_per_epoch), momentum=0.9,
-                                           weight_decay=cli.WEIGHT_DECAY),
+            optimizer=keras.optimizers.SGD(recipes.ldam_schedule(0.1, EPOCHS, steps_per_epoch), momentum=0.9,
+                                           weight_decay=recipes.WEIGHT_DECAY),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=[lt_metrics.ShotAccuracy(counts)], steps_per_execution=steps_per_execution,
             jit_compile=jit_compile)
@@ -151,7 +151,7 @@ class KerasTrainer:
         if cache:
             dataset = dataset.cache()
         if augment == "element":  # the CLI's pipeline: crop + flip per image in `tf.data`
-            self.train = cli._training_pipeline(dataset, len(images), batch_size, augment=True, seed=seed)
+            self.train = recipes.training_pipeline(dataset, len(images), batch_size, augment=True, seed=seed)
         elif augment == "batched":  # the same augmentation as one vectorized map per batch
             self.train = (dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True).repeat()
                           .batch(batch_size).map(batched_crop_and_flip, num_parallel_calls=tf.data.AUTOTUNE)
@@ -247,7 +247,7 @@ def pytorch_resnet32(num_classes=NUM_CLASSES):
 
 
 def _ldam_learning_rate(step, total, peak=0.1):
-    """The schedule of `cli._ldam_schedule` as a plain function (warm-up 2.5 %, x0.01 at 80 %, x0.0001 at 90 %)."""
+    """The schedule of `recipes.ldam_schedule` as a plain function (warm-up 2.5 %, x0.01 at 80 %, x0.0001 at 90 %)."""
     warmup = max(1, round(0.025 * total))
     if step < warmup:
         return peak * (step + 1) / warmup
@@ -380,7 +380,7 @@ def _configure_threads(intra_op, inter_op):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.speed_vs_pytorch",
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.studies.speed_vs_pytorch",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=40, help="steps (inference: batches) per round (default: 40)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds per side and mode (default: 3)")
@@ -410,8 +410,8 @@ def main(argv=None):
     result = {"batch_size": args.batch_size, "steps_per_round": args.steps, "rounds": args.rounds,
               "num_examples": args.num_examples,
               "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-              "command": " ".join(["python -m benchmarks.speed_vs_pytorch"] + list(sys.argv[1:] if argv is None
-                                                                                     else argv)),
+              "command": " ".join(["python -m benchmarks.studies.speed_vs_pytorch"]
+                                  + list(sys.argv[1:] if argv is None else argv)),
               "intra_op": args.intra_op or "default", "inter_op": args.inter_op or "default",
               "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")}
     import keras

@@ -1,6 +1,6 @@
 """Dual-phase phase II ablation on Fashion-MNIST-LT: one phase I, many phase IIs.
 
-    python -m benchmarks.dual_phase_phase_two [--variants default,lr0.01,...] [--phase-one-dir DIR]
+    python -m benchmarks.studies.dual_phase_phase_two [--variants default,lr0.01,...] [--phase-one-dir DIR]
 
 Phase I (ResNet-32 on the 8 head classes of Fashion-MNIST-LT IF 100, `--phase-one-epochs` x
 `--phase-one-steps` SGD steps at lr 0.1 with the LDAM-DRW schedule, decoupled WD 5e-3, batch 128,
@@ -24,7 +24,7 @@ import time
 import keras
 import numpy as np
 
-RESULTS = pathlib.Path(__file__).resolve().parent / "results"
+RESULTS = pathlib.Path(__file__).resolve().parents[1] / "results"
 
 # name -> (phase-II peak learning rate, DualPhaseTraining keyword arguments)
 VARIANTS = {
@@ -49,10 +49,10 @@ def _accuracy(model, test):
 
 def main(argv=None):
     from keras_longtail import data, models, training
-    from keras_longtail.cli import _ldam_schedule
-    from keras_longtail.cli import _training_pipeline
+    from keras_longtail.recipes import ldam_schedule as _ldam_schedule
+    from keras_longtail.recipes import training_pipeline as _training_pipeline
 
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.dual_phase_phase_two",
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.studies.dual_phase_phase_two",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated subset of {list(VARIANTS)}")
     parser.add_argument("--phase-one-epochs", type=int, default=12)
@@ -124,7 +124,7 @@ def main(argv=None):
         print(f"{name}: final {means[-1]} %, last 4 epochs {variants[name]['mean_of_last_4_epochs']} %, "
               f"range {min(means)}-{max(means)}", flush=True)
     results.update({
-        "command": " ".join(["python -m benchmarks.dual_phase_phase_two"] + (argv if argv is not None else sys.argv[1:])),
+        "command": " ".join(["python -m benchmarks.studies.dual_phase_phase_two"] + (argv if argv is not None else sys.argv[1:])),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "seconds": round(time.time() - start, 1), "variants": variants})
     output = pathlib.Path(args.output)

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from benchmarks import gbg_groups
+from benchmarks.studies import gbg_groups
 
 
 def _write(directory, name, **results):

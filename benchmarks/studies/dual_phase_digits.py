@@ -1,8 +1,8 @@
 """Plain joint training vs asynchronous dual-phase training on digits-LT, at an equal step budget.
 
-    python -m benchmarks.dual_phase_digits            # writes benchmarks/results/dual_phase_digits.json
+    python -m benchmarks.studies.dual_phase_digits            # writes benchmarks/results/dual_phase_digits.json
 
-Joint: `keras_longtail.cli.run_training("digits-lt")` — MLP (one hidden layer of 64 units), batch 32, Adam 0.05
+Joint: `keras_longtail.recipes.run_training("digits-lt")` — MLP (one hidden layer of 64 units), batch 32, Adam 0.05
 with cosine decay, 40 epochs of ceil(n / 32) steps = 640 steps. Dual-phase: the same network, optimizer recipe and
 batch size, 640 steps in total: phase II runs 40 epochs over D = X2 ∪ M (the paper's T for both phases; capped
 at half the budget, which only binds for D = all data) and phase I gets the remaining steps over X1, as 40 epochs
@@ -23,7 +23,7 @@ import numpy as np
 from keras_longtail import data
 from keras_longtail import metrics
 from keras_longtail import models
-from keras_longtail.cli import run_training
+from keras_longtail.recipes import run_training
 from keras_longtail.training import DualPhaseTraining
 
 EPOCHS, BATCH, LEARNING_RATE = 40, 32, 0.05
@@ -38,7 +38,7 @@ VARIANTS = {
     "dual_phase_all_data": {"phase_two_data": "all"},
     "dual_phase_no_retentive": {"retentive_weight": 0.0},
 }
-RESULTS = pathlib.Path(__file__).resolve().parent / "results" / "dual_phase_digits.json"
+RESULTS = pathlib.Path(__file__).resolve().parents[1] / "results" / "dual_phase_digits.json"
 
 
 def _accuracy(class_counts, model, test):
@@ -99,7 +99,7 @@ def main(argv=None):
     parser.add_argument("--output", default=str(RESULTS))
     args = parser.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
-    results = {"command": "python -m benchmarks.dual_phase_digits", "machine": platform.machine(),
+    results = {"command": "python -m benchmarks.studies.dual_phase_digits", "machine": platform.machine(),
                "keras": keras.__version__, "budget": f"{EPOCHS} joint epochs of batch {BATCH} (equal steps)",
                "runs": {}}
     joint = []

@@ -1,8 +1,8 @@
 """GradTail's toy experiment (paper §4.1, Figs. 2–3, App. B.1): cross-entropy vs GradTail on two Gaussians.
 
-    python -m benchmarks.gradtail_toy                                   # the configurations of CONFIGS, 3 seeds
-    python -m benchmarks.gradtail_toy --configs paper_sum --seeds 0,1,2,3,4
-    python -m benchmarks.gradtail_toy --configs ours --steps 10000 --max-weight 3   # override one setting
+    python -m benchmarks.studies.gradtail_toy                                   # the configurations of CONFIGS, 3 seeds
+    python -m benchmarks.studies.gradtail_toy --configs paper_sum --seeds 0,1,2,3,4
+    python -m benchmarks.studies.gradtail_toy --configs ours --steps 10000 --max-weight 3   # override one setting
 
 Data: `keras_longtail.data.two_gaussians` (10,000 common points from N(0, I), 400 rare points from
 N([2.2, 2.2], 0.5 I)), a fresh training draw per seed; evaluated on a balanced fresh draw (5,000 + 5,000
@@ -58,7 +58,7 @@ from keras_longtail.models import mlp
 from keras_longtail.training import GradTailModel
 from keras_longtail.training import GradTailSigmoid
 
-RESULTS = pathlib.Path(__file__).resolve().parent / "results"
+RESULTS = pathlib.Path(__file__).resolve().parents[1] / "results"
 CONFIGS = {
     "ours": {"steps": 3000, "batch_size": 128, "learning_rate": 0.01},
     "paper": {"steps": 10000, "batch_size": 128, "learning_rate": 1e-4},
@@ -260,7 +260,7 @@ def main(argv=None):
         mine = run_config(name, config, gradtail, seeds, args.score_points, methods)
         runs += mine
         summaries[name] = summarize(mine)
-    command = "python -m benchmarks.gradtail_toy " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m benchmarks.studies.gradtail_toy " + " ".join(argv if argv is not None else sys.argv[1:])
     result = {"command": command.strip(),
               "machine": f"{platform.machine()}, {platform.system()}, Python {platform.python_version()}, "
                          f"TF {tf.__version__}, Keras {keras.__version__}",

@@ -1,9 +1,9 @@
 """Monocular depth on synthetic road scenes: mean relative error per distance bin (GradTail Table 2 layout).
 
-    python -m benchmarks.depth_synthetic --variants baseline,gradtail --seeds 0,1   # ~35 min on 2 shared cores
-    python -m benchmarks.depth_synthetic --variants baseline --epochs 30 --train-scenes 2000
+    python -m benchmarks.studies.depth_synthetic --variants baseline,gradtail --seeds 0,1   # ~35 min on 2 shared cores
+    python -m benchmarks.studies.depth_synthetic --variants baseline --epochs 30 --train-scenes 2000
 
-Every variant is `keras_longtail.cli.run_depth_training` (the job behind
+Every variant is `keras_longtail.recipes.run_depth_training` (the job behind
 `keras-longtail train --task depth --dataset synthetic-depth`) on the same
 `synthetic_depth_scenes` (rare far-range scenes), the same `depth_unet`, Adam at a
 constant learning rate, the same seeds and budget; only the method differs:
@@ -31,11 +31,11 @@ import sys
 
 import keras
 
-from keras_longtail import cli
+from keras_longtail import recipes
 from keras_longtail import metrics as lt_metrics
 from keras_longtail.gradtail import GRADTAIL_TOY_AND_DEPTH_MAX_WEIGHT
 
-RESULTS = pathlib.Path(__file__).resolve().parent / "results" / "depth_synthetic.json"
+RESULTS = pathlib.Path(__file__).resolve().parents[1] / "results" / "depth_synthetic.json"
 
 # name -> run_depth_training arguments besides the shared budget.
 VARIANTS = {
@@ -80,7 +80,7 @@ def run(variants=("baseline", "gradtail"), seeds=(0,), output=RESULTS, verbose=2
     }
     for seed in seeds:
         for name in variants:
-            run_result = cli.run_depth_training("synthetic-depth", seed=seed, verbose=verbose,
+            run_result = recipes.run_depth_training("synthetic-depth", seed=seed, verbose=verbose,
                                                 **VARIANTS[name], **config)
             results.setdefault("test_pixel_share_percent", {})[str(seed)] = run_result["test_pixel_share_percent"]
             results["variants"].setdefault(name, {"runs": {}})["runs"][str(seed)] = run_result
@@ -167,7 +167,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     variants = [v for v in args.variants.split(",") if v]
     seeds = [int(s) for s in args.seeds.split(",") if s]
-    command = " ".join(["python -m benchmarks.depth_synthetic", *(sys.argv[1:] if argv is None else argv)])
+    command = " ".join(["python -m benchmarks.studies.depth_synthetic", *(sys.argv[1:] if argv is None else argv)])
     results = run(variants, seeds, output=args.output, verbose=args.verbose, command=command, epochs=args.epochs,
                   train_scenes=args.train_scenes, test_scenes=args.test_scenes)
     print(format_table(results))

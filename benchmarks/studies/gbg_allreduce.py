@@ -1,6 +1,6 @@
 """Step time of GBG's amortized solve under MirroredStrategy (two logical CPUs): the cost of its all-reduce.
 
-    python -m benchmarks.gbg_allreduce [--label after] [--rounds 7] [--steps 4] [--hidden 1024]
+    python -m benchmarks.studies.gbg_allreduce [--label after] [--rounds 7] [--steps 4] [--hidden 1024]
 
 Builds, with the same initial weights, an MLP (input 256, two hidden layers of `--hidden` units,
 10 classes: 1.3 M parameters at the default) as a plain Keras model (the built-in step) and as
@@ -25,7 +25,7 @@ import statistics
 import sys
 import time
 
-RESULTS = pathlib.Path(__file__).resolve().parent / "results"
+RESULTS = pathlib.Path(__file__).resolve().parents[1] / "results"
 SOLVE_EVERY = (1, 4, 10 ** 9)
 
 

@@ -1,6 +1,6 @@
 """GradTail's analytic and jacobian paths on ResNet-32 and real CIFAR-10-LT: the same θ and q.
 
-    python -m benchmarks.gradtail_paths_agree --data-dir /tmp/cifar10-jpeg      # ~2 minutes on a 2-core CPU
+    python -m benchmarks.studies.gradtail_paths_agree --data-dir /tmp/cifar10-jpeg      # ~2 minutes on a 2-core CPU
 
 Trains `GradTailModel.from_model(resnet32(10))` (the default selection, the last 3×3 convolution and the
 classifier; `"auto"` resolves it to `gradient_path="analytic"`) for a few steps on real CIFAR-10-LT batches
@@ -23,7 +23,7 @@ from keras_longtail import data
 from keras_longtail.models import resnet32
 from keras_longtail.training import GradTailModel
 
-RESULTS = pathlib.Path(__file__).resolve().parent / "results"
+RESULTS = pathlib.Path(__file__).resolve().parents[1] / "results"
 
 
 def _compiled(network, **kwargs):
@@ -59,7 +59,7 @@ def main(argv=None):
             "q_range": [float(q_want.min()), float(q_want.max())],
         }
     result = {
-        "command": "python -m benchmarks.gradtail_paths_agree " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python -m benchmarks.studies.gradtail_paths_agree " + " ".join(argv if argv is not None else sys.argv[1:]),
         "resolved_path": analytic.gradtail_resolved_path,
         "variables": [v.path for v in analytic.gradtail_variables],
         "steps_before_comparison": args.steps, "batch_size": args.batch_size,

@@ -1,6 +1,6 @@
 import json
 
-from benchmarks import depth_synthetic
+from benchmarks.studies import depth_synthetic
 
 
 def test_run_loops_over_seeds_and_variants_and_writes_json_and_markdown(tmp_path, monkeypatch):
@@ -12,7 +12,7 @@ def test_run_loops_over_seeds_and_variants_and_writes_json_and_markdown(tmp_path
         return {"mre": dict.fromkeys(depth_synthetic.MRE_KEYS, value), "train_seconds": 1.0,
                 "test_pixel_share_percent": {"mre_lt_20": 100.0 - seed}}
 
-    monkeypatch.setattr(depth_synthetic.cli, "run_depth_training", fake_training)
+    monkeypatch.setattr(depth_synthetic.recipes, "run_depth_training", fake_training)
     output = tmp_path / "depth.json"
     results = depth_synthetic.run(("baseline", "gradtail"), seeds=(0, 1), output=output, verbose=0,
                                   command="python -m x", epochs=3)

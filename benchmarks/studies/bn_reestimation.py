@@ -1,6 +1,6 @@
 """How much of a saved benchmark model's test accuracy is lost to stale BatchNorm statistics.
 
-    python -m benchmarks.bn_reestimation MODEL.keras [MODEL.keras ...] [--batches 40]
+    python -m benchmarks.studies.bn_reestimation MODEL.keras [MODEL.keras ...] [--batches 40]
 
 For each saved Fashion-MNIST-LT model (the `benchmarks.run` harness keeps them in
 $KERAS_LONGTAIL_BENCHMARK_MODELS), evaluates the class-averaged test accuracy as saved, then
@@ -20,7 +20,7 @@ import numpy as np
 
 from keras_longtail import data
 
-RESULTS = pathlib.Path(__file__).resolve().parent / "results"
+RESULTS = pathlib.Path(__file__).resolve().parents[1] / "results"
 
 
 def _accuracy(model, dataset, num_classes):
@@ -48,7 +48,7 @@ def reestimate(path, loaded, batches):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.bn_reestimation",
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.studies.bn_reestimation",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("models", nargs="+")
     parser.add_argument("--batches", type=int, default=40)
@@ -58,7 +58,7 @@ def main(argv=None):
     keras.utils.set_random_seed(0)
     loaded = data.load_fashion_mnist_lt(100, data_dir=args.data_dir)
     results = {"dataset": "fashion-mnist-lt", "imbalance_factor": 100, "batches": args.batches,
-               "command": " ".join(["python -m benchmarks.bn_reestimation"] + sys.argv[1:]),
+               "command": " ".join(["python -m benchmarks.studies.bn_reestimation"] + sys.argv[1:]),
                "runs": [reestimate(path, loaded, args.batches) for path in args.models]}
     pathlib.Path(args.output).write_text(json.dumps(results, indent=1))
     print(json.dumps(results, indent=1))

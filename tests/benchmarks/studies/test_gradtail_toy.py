@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from benchmarks import gradtail_toy
+from benchmarks.studies import gradtail_toy
 
 
 def _log_density(points, mean, variance):

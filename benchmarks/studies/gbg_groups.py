@@ -1,6 +1,6 @@
 """Per-group view of GBG accuracy runs: which classes shared a group, their sizes and test accuracy.
 
-    python -m benchmarks.gbg_groups [--results benchmarks/results] [--out benchmarks/results/gbg_groups.md]
+    python -m benchmarks.studies.gbg_groups [--results benchmarks/results] [--out benchmarks/results/gbg_groups.md]
 
 GBG balances *groups*: each group's loss L_g is the plain mean loss over that group's examples,
 so inside a group the largest class dominates L_g and its gradient. This script reads every
@@ -17,7 +17,7 @@ import pathlib
 import statistics
 import sys
 
-RESULTS = pathlib.Path(__file__).resolve().parent / "results"
+RESULTS = pathlib.Path(__file__).resolve().parents[1] / "results"
 # Classes at least this many times smaller than the largest class of their group count as "dominated".
 DOMINATED_RATIO = 10.0
 WITHIN = f"within {DOMINATED_RATIO:g}x"
@@ -102,7 +102,7 @@ def report(results_dir):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.gbg_groups", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.studies.gbg_groups", description=__doc__.split("\n\n")[0])
     parser.add_argument("--results", default=str(RESULTS))
     parser.add_argument("--out", default=str(RESULTS / "gbg_groups.md"))
     args = parser.parse_args(argv)

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from benchmarks import plot_scale
+from benchmarks.studies import plot_scale
 
 
 def _write(directory, name, content):

@@ -1,6 +1,6 @@
 """Where GBG's min-norm direction points, on real Fashion-MNIST-LT batches (ResNet-32, seed 0).
 
-    python -m benchmarks.gbg_diagnostics [--batches 2] [--ce-steps 60]
+    python -m benchmarks.studies.gbg_diagnostics [--batches 2] [--ce-steps 60]
 
 Groups the classes as `--method gbg` does (`group_classes`, 4 groups, on the initialized
 network), then on `--batches` training batches of 128 computes the group-mean losses L_g
@@ -31,7 +31,7 @@ import tensorflow as tf
 from keras_longtail import data, gbg, models
 from keras_longtail.ops import min_norm_weights
 
-RESULTS = pathlib.Path(__file__).resolve().parent / "results"
+RESULTS = pathlib.Path(__file__).resolve().parents[1] / "results"
 NORMALIZATIONS = ("none", "l2", "loss+")
 
 
@@ -83,7 +83,7 @@ def analyse(network, groups, batches):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.gbg_diagnostics",
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.studies.gbg_diagnostics",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--batches", type=int, default=2)
     parser.add_argument("--ce-steps", type=int, default=60)
@@ -105,7 +105,7 @@ def main(argv=None):
         stream = iter(loaded.train.shuffle(loaded.num_train, seed=0).repeat().batch(128))
         results = {"dataset": "fashion-mnist-lt", "imbalance_factor": 100, "model_file": args.model,
                    "batch_size": 128, "groups": groups.tolist(),
-                   "command": " ".join(["python -m benchmarks.gbg_diagnostics"] + sys.argv[1:]),
+                   "command": " ".join(["python -m benchmarks.studies.gbg_diagnostics"] + sys.argv[1:]),
                    "machine": f"{platform.machine()}, {platform.python_version()}",
                    "trained": analyse(network, groups, [next(stream) for _ in range(args.batches)])}
         output = args.output or str(RESULTS / "gbg_diagnostics_trained.json")
@@ -117,7 +117,7 @@ def main(argv=None):
     groups = np.array(grouping.groups)
     stream = iter(loaded.train.shuffle(loaded.num_train, seed=0).repeat().batch(128))
     results = {"dataset": "fashion-mnist-lt", "imbalance_factor": 100, "model": "resnet32", "batch_size": 128,
-               "groups": grouping.groups, "command": " ".join(["python -m benchmarks.gbg_diagnostics"] + sys.argv[1:]),
+               "groups": grouping.groups, "command": " ".join(["python -m benchmarks.studies.gbg_diagnostics"] + sys.argv[1:]),
                "machine": f"{platform.machine()}, {platform.python_version()}",
                "initialization": analyse(network, groups, [next(stream) for _ in range(args.batches)])}
     network.compile(keras.optimizers.SGD(0.1, momentum=0.9),

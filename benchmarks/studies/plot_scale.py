@@ -1,6 +1,6 @@
 """Plots the scale curves of the benchmark results into one PNG.
 
-    python -m benchmarks.plot_scale [--inputs benchmarks/results] [--output benchmarks/results/scale.png]
+    python -m benchmarks.studies.plot_scale [--inputs benchmarks/results] [--output benchmarks/results/scale.png]
 
 Reads, from the `--inputs` directory:
 
@@ -22,7 +22,7 @@ import json
 import pathlib
 import sys
 
-RESULTS = pathlib.Path(__file__).resolve().parent / "results"
+RESULTS = pathlib.Path(__file__).resolve().parents[1] / "results"
 
 
 def _read(path):
@@ -120,7 +120,7 @@ def plot(panels, output):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.plot_scale", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.studies.plot_scale", description=__doc__.split("\n\n")[0])
     parser.add_argument("--inputs", default=str(RESULTS), help="directory holding the scale JSONs")
     parser.add_argument("--output", default=str(RESULTS / "scale.png"))
     args = parser.parse_args(argv)
