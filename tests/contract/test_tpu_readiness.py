@@ -242,6 +242,9 @@ def _run(name, policy, tpu_like, tpu_branch=False):
                 "state_dtypes": [value.dtype for value in state],
                 "variable_dtypes": {v.path: v.dtype for v in _variables(model)},
                 "iterations": int(model.optimizer.iterations),
+                # what Keras actually ran with (it turns jit off, with a warning, for a model that does not
+                # support it)
+                "compiled_with": (model.jit_compile, model.steps_per_execution),
             }
             if tpu_like:
                 result["hlo"] = lower_train_step(model, dataset.element_spec)
@@ -260,6 +263,7 @@ def _params():
 def test_train_step_lowers_to_static_xla(name):
     # GBG's step as a TPU compiles it: with the float32 solve of its TPUStrategy branch (see the last test).
     run = _run(name, "mixed_bfloat16", True, tpu_branch=name in GBG_CASES)
+    assert run["compiled_with"] == (True, STEPS_PER_EXECUTION)
     hlo = run["hlo"]
     assert hlo_problems(hlo) == []
     assert "f64[" not in hlo, "float64 in the step (TPUs have no float64)"
