@@ -151,6 +151,7 @@ CASES = {
     "gbg_model_amortized": _gbg_amortized,
     "gbg_optimizer": _contract("optimizers.GBGOptimizer"),
     "dual_phase_two": _dual_phase_two,
+    "shot_accuracy_metric": _contract("metrics.ShotAccuracy"),  # the Many / Medium / Few metric of docs/tpu.md
 }
 GBG_CASES = [name for name in CASES if name.startswith("gbg_")]
 # Cases that cannot lower with static shapes or do not match the reference: name -> reason (xfail, strict).
