@@ -50,7 +50,8 @@ STEPS = 10  # two full executions of 4 steps and a last one of 2
 STEPS_PER_EXECUTION = 4
 TPU_LIKE = {"jit_compile": True, "steps_per_execution": STEPS_PER_EXECUTION}
 REFERENCE = {"jit_compile": False, "steps_per_execution": 1}
-# Max abs difference of weights and state, TPU-like against the reference fit. float32: XLA reorders sums only.
+# Max abs difference of weights and state, TPU-like against the reference fit. float32: XLA reorders sums only
+# (measured at most 1.9e-6, GALA's accumulated statistics).
 # mixed_bfloat16: XLA fuses ops and keeps some intermediates in float32 where the unfused run rounds each op's
 # output to bfloat16 (8 significant bits, relative rounding 2^-9 = 2e-3); after 10 SGD steps the differences
 # measured (December 2026) are listed per case in `BF16_TOLERANCE`, each bound about 3x the measured one.
@@ -291,7 +292,8 @@ def test_tpu_like_fit_equals_reference(name, policy):
         np.testing.assert_allclose(got["history"][key], values, rtol=tolerance, atol=tolerance, err_msg=key)
     assert len(got["values"]) == len(expected["values"])
     for index, (want, have) in enumerate(zip(expected["values"], got["values"])):
-        np.testing.assert_allclose(have, want, rtol=0, atol=tolerance, err_msg=f"{name}: value {index}")
+        # rtol: accumulated statistics (GALA's θ/φ) grow to tens, where a float32 ulp is ~4e-6
+        np.testing.assert_allclose(have, want, rtol=FLOAT32_TOLERANCE, atol=tolerance, err_msg=f"{name}: value {index}")
 
 
 def test_the_static_shape_check_can_fail():
