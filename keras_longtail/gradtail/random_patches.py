@@ -20,7 +20,10 @@ class RandomPatches(PatchStrategy):
     The draw is a stateless function of (`seed`, training step): one set of
     patches per step, shared by the whole batch and identical on every
     replica, so a `tf.distribute` run sees the patches a single device does
-    and the step compiles with XLA.
+    and the step compiles with XLA. It is a 32-bit integer hash in int64
+    arithmetic, so the patches are also the same with and without
+    `jit_compile` and on CPU, GPU and TPU (TensorFlow's stateless random ops
+    are not: XLA's Philox draws other numbers than TensorFlow's kernel).
 
     Args:
         num_patches: number of random patches, >= 1. Defaults to `6`.
@@ -54,9 +57,7 @@ class RandomPatches(PatchStrategy):
 
     def masks(self, height, width, step):
         tf = _backend.import_tensorflow()
-        step = tf.cast(step, tf.int32)
-        seed = tf.stack([tf.constant(self.seed, tf.int32), step])
-        draws = tf.random.stateless_uniform((3, self.num_patches), seed=seed)  # side, top, left in [0, 1)
+        draws = tf.reshape(_uniform(self.seed, step, 3 * self.num_patches), (3, self.num_patches))  # side, top, left
         side = self.min_size + tf.cast(tf.floor(draws[0] * (self.max_size - self.min_size + 1)), tf.int32)
         patch_h, patch_w = tf.minimum(side, height), tf.minimum(side, width)
         top = tf.cast(tf.floor(draws[1] * tf.cast(height - patch_h + 1, tf.float32)), tf.int32)
@@ -73,3 +74,24 @@ class RandomPatches(PatchStrategy):
     def get_config(self):
         return {"num_patches": self.num_patches, "min_size": self.min_size, "max_size": self.max_size,
                 "include_uncovered": self.include_uncovered, "seed": self.seed}
+
+
+_MASK32 = 0xFFFFFFFF
+
+
+def _hash32(z):
+    """A 32-bit integer hash (two multiply-xorshift rounds) of int64 tensors that hold 32-bit values."""
+    tf = _backend.import_tensorflow()
+    for _ in range(2):
+        z = tf.bitwise.bitwise_and(tf.bitwise.bitwise_xor(z, tf.bitwise.right_shift(z, 16)) * 0x45D9F3B, _MASK32)
+    return tf.bitwise.bitwise_xor(z, tf.bitwise.right_shift(z, 16))
+
+
+def _uniform(seed, step, count):
+    """`count` numbers in [0, 1) from (`seed`, `step`), in int64 arithmetic only: the same on every device,
+    compiled by XLA or not (products stay below 2^59)."""
+    tf = _backend.import_tensorflow()
+    key = _hash32(tf.constant(int(seed) & _MASK32, tf.int64))
+    key = _hash32(tf.bitwise.bitwise_xor(key, tf.bitwise.bitwise_and(tf.cast(step, tf.int64), _MASK32)))
+    counters = tf.bitwise.bitwise_and(key + tf.range(1, count + 1, dtype=tf.int64) * 0x9E3779B9, _MASK32)
+    return tf.cast(tf.bitwise.right_shift(_hash32(counters), 8), tf.float32) / float(1 << 24)  # exact in float32
