@@ -18,6 +18,7 @@ import math
 import os
 import sys
 
+from keras_longtail._internal.defaults import GRADTAIL_DEPTH_PIVOT
 from keras_longtail._internal.defaults import GRADTAIL_MAX_WEIGHT
 from keras_longtail import recipes
 # Re-exported: the jobs and the names the benchmarks, tests and notebooks have used from here.
@@ -184,7 +185,7 @@ def build_parser():
                           help="maximum example weight, > 0 (paper: 3 on ImageNet, 15 on the toy and on depth) "
                                "(default: 3; 15 with --task depth)")
     gradtail.add_argument("--gradtail-pivot", type=_number(float, name="number"), default=None, metavar="P",
-                          help="pivot p (default: 0; -0.5 with --task depth, the paper's best in Table 2)")
+                          help=f"pivot p (default: 0; {GRADTAIL_DEPTH_PIVOT} with --task depth, the paper's best in Table 2)")
     gradtail.add_argument("--gradtail-layers", choices=recipes.GRADTAIL_LAYERS, default=_GRADTAIL["gradtail_layers"],
                           help="gradient layers: the classifier (analytic Dense path, ~1x step time) or the "
                                "paper's last two layers (on ResNet-32 the last conv + classifier, exact analytic "

@@ -401,6 +401,7 @@ def test_help_groups_flags_by_method_and_num_groups_is_a_deprecated_alias(capsys
     assert capsys.readouterr().err == ""
 
 
+@pytest.mark.slow  # three short CIFAR-sized trainings
 @pytest.mark.parametrize("method, extra, expected", [
     ("gbg", {"num_groups": 2}, ["GBG: grouping 10 classes into 2 groups", "2/2 - ", "training (gbg): 1 epochs x 4"]),
     ("async", {}, ["split into phase I 2 (classes [0, 1, 2, 3, 4, 5], 439 images) and phase II 2",

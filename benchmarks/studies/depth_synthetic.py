@@ -32,6 +32,7 @@ import sys
 import keras
 
 from keras_longtail import recipes
+from keras_longtail.gradtail import GRADTAIL_DEPTH_PIVOT
 from keras_longtail import metrics as lt_metrics
 from keras_longtail.gradtail import GRADTAIL_TOY_AND_DEPTH_MAX_WEIGHT
 
@@ -40,10 +41,10 @@ RESULTS = pathlib.Path(__file__).resolve().parents[1] / "results" / "depth_synth
 # name -> run_depth_training arguments besides the shared budget.
 VARIANTS = {
     "baseline": {"method": "ce"},
-    "gradtail": {"method": "gradtail", "gradtail_pivot": -0.5,
+    "gradtail": {"method": "gradtail", "gradtail_pivot": GRADTAIL_DEPTH_PIVOT,
                  "gradtail_max_weight": GRADTAIL_TOY_AND_DEPTH_MAX_WEIGHT},
     # Control: GradTail's patch objective with every weight q = 1 (max weight 1), same step otherwise.
-    "patches_q1": {"method": "gradtail", "gradtail_pivot": -0.5, "gradtail_max_weight": 1.0},
+    "patches_q1": {"method": "gradtail", "gradtail_pivot": GRADTAIL_DEPTH_PIVOT, "gradtail_max_weight": 1.0},
 }
 LABELS = {"baseline": "Baseline (masked L1)", "gradtail": "GradTail, pivot -0.5 (decoder_up_1/2 biases)",
           "patches_q1": "Control: patch objective, q = 1 (GradTail with max weight 1)"}

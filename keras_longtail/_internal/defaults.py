@@ -12,3 +12,7 @@ GRADTAIL_MAX_WEIGHT = 3.0
 GRADTAIL_TOY_AND_DEPTH_MAX_WEIGHT = 15.0
 """GradTail's maximum weight M in the paper's toy example and its depth model (§4.3): what
 `gradtail_depth(max_weight=...)` and `keras-longtail train --task depth` default to."""
+
+GRADTAIL_DEPTH_PIVOT = -0.5
+"""GradTail's pivot p for depth: the paper's best in its Table 2 (§4.3). `gradtail_depth(pivot=...)` and
+`keras-longtail train --task depth` default to it (classification's pivot is 0)."""

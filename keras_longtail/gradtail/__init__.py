@@ -18,12 +18,14 @@ pseudo-examples (`PatchStrategy`, `RandomPatches`, `gradtail_depth`).
   weights' histogram per epoch.
 - `gradtail_depth` wraps a depth network as in the paper's §4.3.
 
-Every name is also exported by `keras_longtail.training`. The paper's maximum
-weights are constants here: `GRADTAIL_MAX_WEIGHT` (3.0, ImageNet-LT; the default
-of `GradTailSigmoid`) and `GRADTAIL_TOY_AND_DEPTH_MAX_WEIGHT` (15.0, the toy
-example and depth; the default of `gradtail_depth`).
+Every name is also exported by `keras_longtail.training`. The paper's values are
+constants here: `GRADTAIL_MAX_WEIGHT` (3.0, ImageNet-LT; the default of
+`GradTailSigmoid`), `GRADTAIL_TOY_AND_DEPTH_MAX_WEIGHT` (15.0, the toy example
+and depth; the default of `gradtail_depth`) and `GRADTAIL_DEPTH_PIVOT` (-0.5, the
+depth pivot of the paper's Table 2).
 """
 
+from keras_longtail._internal.defaults import GRADTAIL_DEPTH_PIVOT
 from keras_longtail._internal.defaults import GRADTAIL_MAX_WEIGHT
 from keras_longtail._internal.defaults import GRADTAIL_TOY_AND_DEPTH_MAX_WEIGHT
 

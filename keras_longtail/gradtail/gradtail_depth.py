@@ -1,6 +1,7 @@
 """GradTail for monocular depth: the paper's configuration on a depth network's decoder biases."""
 
 from keras_longtail._internal import validation as _validation
+from keras_longtail._internal.defaults import GRADTAIL_DEPTH_PIVOT
 from keras_longtail._internal.defaults import GRADTAIL_TOY_AND_DEPTH_MAX_WEIGHT
 from keras_longtail.gradtail.gradtail_model import GradTailModel
 from keras_longtail.gradtail.gradtail_sigmoid import GradTailSigmoid
@@ -10,7 +11,7 @@ from keras_longtail.gradtail.random_patches import RandomPatches
 DECODER_BIAS_LAYERS = ("decoder_up_1", "decoder_up_2")
 
 
-def gradtail_depth(network, bias_layers=DECODER_BIAS_LAYERS, pivot=-0.5,
+def gradtail_depth(network, bias_layers=DECODER_BIAS_LAYERS, pivot=GRADTAIL_DEPTH_PIVOT,
                    max_weight=GRADTAIL_TOY_AND_DEPTH_MAX_WEIGHT, decay=0.99, patches=None, seed=0):
     """Wraps a functional depth network in GradTail with the paper's dense-regression configuration.
 
@@ -38,7 +39,7 @@ def gradtail_depth(network, bias_layers=DECODER_BIAS_LAYERS, pivot=-0.5,
         network: a functional depth model, e.g. `keras_longtail.models.depth_unet()`.
         bias_layers: names of the layers whose biases are selected. Defaults to
             `("decoder_up_1", "decoder_up_2")`.
-        pivot: p. Defaults to `-0.5`.
+        pivot: p. Defaults to `GRADTAIL_DEPTH_PIVOT` (-0.5, the paper's best in Table 2).
         max_weight: M, >= 1. Defaults to `15.0`.
         decay: λ of the running means, in [0, 1). Defaults to `0.99`.
         patches: a `PatchStrategy`, or `None` for `RandomPatches(seed=seed)`

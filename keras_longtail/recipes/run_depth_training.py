@@ -2,6 +2,7 @@
 
 import time
 
+from keras_longtail._internal.defaults import GRADTAIL_DEPTH_PIVOT
 from keras_longtail._internal.defaults import GRADTAIL_TOY_AND_DEPTH_MAX_WEIGHT
 from keras_longtail.recipes.defaults import DEPTH_BATCH_SIZE
 from keras_longtail.recipes.defaults import DEPTH_DATASET_DEFAULTS
@@ -13,7 +14,7 @@ from keras_longtail.recipes.defaults import SYNTHETIC_DEPTH_SCENES
 def run_depth_training(dataset="synthetic-depth", method="ce", data_dir=None, epochs=None, batch_size=DEPTH_BATCH_SIZE,
                        learning_rate=None, steps_per_epoch=None, image_size=None, width_multiplier=None,
                        train_scenes=SYNTHETIC_DEPTH_SCENES["train_scenes"],
-                       test_scenes=SYNTHETIC_DEPTH_SCENES["test_scenes"], far_probability=0.15, gradtail_pivot=-0.5,
+                       test_scenes=SYNTHETIC_DEPTH_SCENES["test_scenes"], far_probability=0.15, gradtail_pivot=GRADTAIL_DEPTH_PIVOT,
                        gradtail_max_weight=GRADTAIL_TOY_AND_DEPTH_MAX_WEIGHT, seed=0, verbose=2, save_model=None):
     """Trains `depth_unet` on monocular depth as `keras-longtail train --task depth` does; returns the results.
 

@@ -24,6 +24,9 @@ def test_gradtail_defaults_come_from_one_place():
     assert _default(cli.run_depth_training, "gradtail_max_weight") == defaults.GRADTAIL_TOY_AND_DEPTH_MAX_WEIGHT
     assert gradtail.GRADTAIL_MAX_WEIGHT is defaults.GRADTAIL_MAX_WEIGHT
     assert gradtail.GRADTAIL_TOY_AND_DEPTH_MAX_WEIGHT is defaults.GRADTAIL_TOY_AND_DEPTH_MAX_WEIGHT
+    assert _default(gradtail.gradtail_depth, "pivot") == defaults.GRADTAIL_DEPTH_PIVOT == -0.5
+    assert _default(cli.run_depth_training, "gradtail_pivot") == defaults.GRADTAIL_DEPTH_PIVOT
+    assert gradtail.GRADTAIL_DEPTH_PIVOT is defaults.GRADTAIL_DEPTH_PIVOT
 
 
 def _restated_max_weights(source):

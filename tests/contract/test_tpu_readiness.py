@@ -44,6 +44,10 @@ from keras_longtail.training import GradTailSigmoid
 from keras_longtail.training import RandomPatches
 from tests.contract import cases
 
+# XLA compiles of every method (about a minute): run by the README's test command and CI, not by plain `pytest`;
+# tests/contract/test_contract.py keeps `jit_compile=True` in the fast suite.
+pytestmark = pytest.mark.slow
+
 BATCH = 16
 STEPS = 10  # two full executions of 4 steps and a last one of 2
 STEPS_PER_EXECUTION = 4

@@ -122,7 +122,7 @@ def test_fit_on_two_workers_equals_one_device(case, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case", ["gala", "gradtail"])
+@pytest.mark.parametrize("case", sorted(multi_worker_job.CASES))
 def test_a_killed_worker_resumes_both_from_backup_and_restore(case, tmp_path):
     kill_epoch, kill_batch = 1, 1  # in the middle of the second of three epochs
     processes = _start_workers(case, tmp_path, kill_epoch, kill_batch)

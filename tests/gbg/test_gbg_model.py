@@ -359,6 +359,7 @@ def test_solver_gap_under_mirrored_strategy_equals_one_device(solve_every):
     assert helpers.run_mirrored(lambda strategy: gap()) == pytest.approx(expected, rel=1e-3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
 def test_solve_every_in_mixed_precision_stays_close_to_float32(policy):
     # Issue 19.2: the amortized step with 16-bit compute (float16: Keras' LossScaleOptimizer, which scales
