@@ -123,20 +123,37 @@ RUNS = {
                             "gbg_options": {**GBG_EARLIER, "normalization": "loss+"},
                             "weight_decay": WEIGHT_DECAY},
                            [("GBG (representation, loss+ normalizer) + WD", "accuracy")]),
-    "async": ({"method": "async", "weight_decay": WEIGHT_DECAY},
+    # Every dual-phase run keeps its phase I in the models folder ("phase_one_from"): the runs below differ only
+    # in phase II, so they load the phase I of "async" (same suite, budget and seed) and train phase II alone.
+    "async": ({"method": "async", "weight_decay": WEIGHT_DECAY, "phase_one_from": "async"},
               [("Dual-phase (L_dis: unit features, T = 0.01, batch mean) + WD", "accuracy")]),
-    # Phase II (24 steps on ~213 images here) at a tenth of phase I's learning rate.
-    "async-p2lr": ({"method": "async", "weight_decay": WEIGHT_DECAY, "phase_two_learning_rate": 0.01},
+    # Phase II (2 steps per epoch on ~213 images here) at a tenth of phase I's learning rate.
+    "async-p2lr": ({"method": "async", "weight_decay": WEIGHT_DECAY, "phase_two_learning_rate": 0.01,
+                    "phase_one_from": "async"},
                    [("Dual-phase (retentive defaults), phase II at lr 0.01 + WD", "accuracy")]),
     # Eq. 6-8 as printed (DualPhaseTraining's defaults before they changed; the runs that collapsed).
-    "async-paper": ({"method": "async", "weight_decay": WEIGHT_DECAY,
+    "async-paper": ({"method": "async", "weight_decay": WEIGHT_DECAY, "phase_one_from": "async",
                      "async_options": {"retentive_temperature": 1.0, "retentive_normalize": False,
                                        "retentive_reduction": "sum"}},
                     [("Dual-phase, Eq. 6-8 as printed (T = 1, raw features, sum) + WD", "accuracy")]),
-    "async-bn-inference": ({"method": "async", "weight_decay": WEIGHT_DECAY,
+    "async-bn-inference": ({"method": "async", "weight_decay": WEIGHT_DECAY, "phase_one_from": "async",
                             "async_options": {"phase_two_batch_norm": "inference"}},
                            [("Dual-phase, batch norm frozen in phase II + WD", "accuracy")]),
-    "async-t01": ({"method": "async", "weight_decay": WEIGHT_DECAY,
+    "async-p2lr-bn-inference": ({"method": "async", "weight_decay": WEIGHT_DECAY, "phase_one_from": "async",
+                                 "phase_two_learning_rate": 0.01,
+                                 "async_options": {"phase_two_batch_norm": "inference"}},
+                                [("Dual-phase, phase II at lr 0.01 with batch norm frozen + WD", "accuracy")]),
+    "async-m20": ({"method": "async", "weight_decay": WEIGHT_DECAY, "phase_one_from": "async",
+                   "async_options": {"memory_size": 20}},
+                  [("Dual-phase, 20 exemplars per phase-I class + WD", "accuracy")]),
+    # The paper's phase-II length: as many steps as phase I (ours: one pass over its ~213 images per epoch).
+    "async-p2long": ({"method": "async", "weight_decay": WEIGHT_DECAY, "phase_one_from": "async",
+                      "phase_two_steps": "phase_one"},
+                     [("Dual-phase, phase II as long as phase I (the paper) + WD", "accuracy")]),
+    "async-p2lr-long": ({"method": "async", "weight_decay": WEIGHT_DECAY, "phase_one_from": "async",
+                         "phase_two_learning_rate": 0.01, "phase_two_steps": "phase_one"},
+                        [("Dual-phase, phase II as long as phase I at lr 0.01 + WD", "accuracy")]),
+    "async-t01": ({"method": "async", "weight_decay": WEIGHT_DECAY, "phase_one_from": "async",
                    "async_options": {"retentive_temperature": 0.1, "retentive_normalize": False,
                                      "retentive_reduction": "sum_over_batch_size"}},
                   [("Dual-phase, retentive T = 0.1 and batch mean + WD", "accuracy")]),
@@ -149,7 +166,7 @@ RUNS = {
 # run_training's own keyword arguments a run may set besides its method's options (the suite, budget, seed and
 # paths are the harness's).
 _RUN_OPTIONS = {"method", "weight_decay", "rebalance_tau", "batch_norm_momentum", "learning_rate", "model",
-                "batch_size", "stage_one_from"}
+                "batch_size", "stage_one_from", "phase_one_from"}
 
 
 def _check_run(label, kwargs):
@@ -227,6 +244,9 @@ def run_suite(suite, budget, runs, seeds, data_dir=None, epochs=None, verbose=2,
                 if not pathlib.Path(kwargs["stage_one_model"]).exists():
                     raise FileNotFoundError(f"run {label!r} needs the saved {stage_one!r} model of this suite and "
                                             f"seed; run it first. Missing: {kwargs['stage_one_model']}")
+            phase_one = kwargs.pop("phase_one_from", None)
+            if phase_one is not None:  # trained and saved there by the first run of this seed, loaded by the rest
+                kwargs["phase_one_dir"] = str(MODELS / f"{suite}-{budget}-{phase_one}-seed{seed}-phase-one")
             print(f"[benchmarks] {suite}-{budget} {label} seed {seed}: state in {run_state}", flush=True)
             with training_options(jit_compile, mixed_precision):
                 results = recipes.run_training(**SUITES[suite], **kwargs, epochs=epochs or BUDGETS[budget],
@@ -281,8 +301,11 @@ def run_parallel(suite, budget, runs, seeds, parallel, results_dir=RESULTS, stat
     running, codes = {}, {}
 
     def waits_for(job):
+        """A run that loads another run's stage 1 or phase I starts when that run has finished."""
         stage_one = RUNS[job[0]][0].get("stage_one_from")
-        return stage_one is not None and (stage_one, job[1]) in pending + list(running)
+        phase_one = RUNS[job[0]][0].get("phase_one_from")
+        before = [label for label in (stage_one, phase_one) if label is not None and label != job[0]]
+        return any((label, job[1]) in pending + list(running) for label in before)
 
     while pending or running:
         for job in [j for j in pending if not waits_for(j)][: parallel - len(running)]:

@@ -73,9 +73,20 @@ def _number(kind, minimum=None, maximum=None, min_inclusive=True, name=None):
 
 
 _POSITIVE_INT = _number(int, minimum=1, name="integer >= 1")
+
 _NON_NEGATIVE_INT = _number(int, minimum=0, name="integer >= 0")
 _POSITIVE_FLOAT = _number(float, minimum=0, min_inclusive=False, name="number > 0")
 _NON_NEGATIVE_FLOAT = _number(float, minimum=0, name="number >= 0")
+
+
+def _phase_two_steps(text):
+    """--phase-two-steps: an integer >= 1 or `phase_one`."""
+    if text == "phase_one":
+        return text
+    try:
+        return _POSITIVE_INT(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1 or phase_one, received {text!r}") from None
 
 
 class _DeprecatedAlias(argparse.Action):
@@ -179,13 +190,20 @@ def build_parser():
     dual.add_argument("--phase-two-lr", dest="phase_two_learning_rate", type=_POSITIVE_FLOAT, default=None,
                       metavar="LR", help="peak learning rate of phase II, > 0 (default: --learning-rate, as in "
                                          "the paper's Algorithm 1)")
+    dual.add_argument("--phase-two-steps", type=_phase_two_steps, default=None, metavar="N",
+                      help="steps per epoch of phase II, an integer >= 1, or phase_one: as many as phase I (the "
+                           "paper) (default: one pass over phase II's data, at most half the epoch)")
+    dual.add_argument("--phase-one-dir", default=None, metavar="DIR",
+                      help="keep phase I here: trained and saved when DIR holds none, else loaded (runs that "
+                           "differ only in phase II share it)")
 
     gradtail = train.add_argument_group("GradTail (--method gradtail; --task depth too)")
     gradtail.add_argument("--gradtail-max-weight", type=_POSITIVE_FLOAT, default=None, metavar="W",
                           help="maximum example weight, > 0 (paper: 3 on ImageNet, 15 on the toy and on depth) "
                                "(default: 3; 15 with --task depth)")
     gradtail.add_argument("--gradtail-pivot", type=_number(float, name="number"), default=None, metavar="P",
-                          help=f"pivot p (default: 0; {GRADTAIL_DEPTH_PIVOT} with --task depth, the paper's best in Table 2)")
+                          help=f"pivot p (default: 0; {GRADTAIL_DEPTH_PIVOT} with --task depth, the paper's best in "
+                               "Table 2)")
     gradtail.add_argument("--gradtail-layers", choices=recipes.GRADTAIL_LAYERS, default=_GRADTAIL["gradtail_layers"],
                           help="gradient layers: the classifier (analytic Dense path, ~1x step time) or the "
                                "paper's last two layers (on ResNet-32 the last conv + classifier, exact analytic "

@@ -314,7 +314,7 @@ class DualPhaseTraining:
         # Written last: its presence means that phase I is complete.
         _files.write_bytes(os.path.join(directory, PHASE_ONE_STATE), json.dumps(state).encode())
 
-    def load_phase_one(self, directory):
+    def load_phase_one(self, directory, memory_bank=True):
         """Restores what `save_phase_one(directory)` wrote; `True` if it did (phase I is complete), else `False`.
 
         Loads the phase-I weights into `phase_one_model` (and so into the
@@ -324,6 +324,11 @@ class DualPhaseTraining:
         `DualPhaseTraining` of the same network architecture and arguments,
         before `build_phase_two_model`. Returns `False`, changing nothing,
         when `directory` holds no complete phase I.
+
+        With `memory_bank=False` only the phase-I weights are restored and the
+        saved memory bank is ignored: call `build_memory_bank` next. This is
+        how runs that differ only in phase II (its memory size, learning rate,
+        length) share one phase I.
         """
         path = os.path.join(directory, PHASE_ONE_STATE)
         if not _files.exists(path):
@@ -337,13 +342,14 @@ class DualPhaseTraining:
                 f"Expected `directory` to hold phase I of this split ({self.num_classes} classes, phase-I "
                 f"classes {list(self.split.phase_one)}). Received: directory={directory!r} with "
                 f"{state['num_classes']} classes, phase-I classes {state['phase_one']}")
-        bank = state["memory_bank"]
+        bank = state["memory_bank"] if memory_bank else None
         if bank is not None and bank["config"] != {"memory_size": self.memory_size, "similarity": self.similarity}:
             raise ValueError(f"Expected `directory` to hold a memory bank with memory_size={self.memory_size} and "
                              f"similarity={self.similarity!r}. Received: directory={directory!r} with "
                              f"{bank['config']}")
         self.phase_one_model.load_weights(os.path.join(directory, PHASE_ONE_WEIGHTS))
-        self.memory_bank = None if bank is None else ExemplarMemoryBank.from_json(json.dumps(bank))
+        if memory_bank:
+            self.memory_bank = None if bank is None else ExemplarMemoryBank.from_json(json.dumps(bank))
         return True
 
     def build_phase_two_model(self):

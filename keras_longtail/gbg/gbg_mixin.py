@@ -61,11 +61,9 @@ class GBGMixin(TrainStepMixin):
       (about one plain step) but only a heuristic: unlike MGDA-UB's shared
       representation, the classifier is not upstream of the other weights, so its
       min-norm point bounds nothing about the full one. Softmax makes disjoint class
-      groups conflict on the classifier (measured pairwise cosines -0.57 to +0.24 at
-      initialization on Fashion-MNIST-LT, against -0.08 to +0.09 for the full
-      gradients), and with `normalization="none"` alpha collapses onto one group
-      (alpha ~ 0.98, ||d|| -> 0.03) while the loss rises. Prefer `"backbone"` or
-      `"exact"`.
+      groups conflict on the classifier, and with `normalization="none"` alpha can
+      collapse onto one group while the loss rises (measurements in
+      docs/methods/gbg.md). Prefer `"backbone"` or `"exact"`.
       Gradients with respect to the feature *activations* would not do either:
       groups own disjoint rows of the batch, so those gradients are orthogonal
       and the Gram matrix diagonal.
@@ -73,10 +71,9 @@ class GBGMixin(TrainStepMixin):
     GBG balances groups, not classes: each L_g is the plain mean loss of its
     group's examples, so inside a group the largest class dominates, and a class
     whose group holds a larger share of the batch than its alpha_g gets less
-    weight per example than under plain CE (alpha_g / n_g against 1 / B). On
-    CIFAR-10-LT and Fashion-MNIST-LT at 12 epochs, classes 10x or more smaller
-    than their group's largest mostly ended at 0 % (benchmarks/README.md). Check
-    the grouping (`ClassGrouping.groups`) against the class counts.
+    weight per example than under plain CE (alpha_g / n_g against 1 / B); a class
+    much smaller than its group's largest can be left unlearned (docs/methods/gbg.md).
+    Check the grouping (`ClassGrouping.groups`) against the class counts.
 
     Amortized solve (`solve_every=k`, backbone or exact mode): every k-th step (optimizer
     iterations 0, k, 2k, ...) is the exact step above and stores alpha in the

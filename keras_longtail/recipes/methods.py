@@ -16,7 +16,9 @@ register_method(Method("name", "what it trains", defaults={"name_option": 1.0}, 
 run it (a new command-line flag for its option is added in `keras_longtail.cli`).
 """
 
+import json
 import math
+import os
 
 from keras_longtail._internal.defaults import GRADTAIL_MAX_WEIGHT
 from keras_longtail.recipes.progress import announce
@@ -129,11 +131,55 @@ def _check_async(options):
     rate = options["phase_two_learning_rate"]
     if rate is not None and not rate > 0:
         raise ValueError(f"Expected `phase_two_learning_rate` > 0. Received: phase_two_learning_rate={rate}")
+    length = options["phase_two_steps"]
+    if length is not None and length != "phase_one":
+        if isinstance(length, str):
+            raise ValueError(f"Expected `phase_two_steps` to be an integer >= 1, \"phase_one\" or None. "
+                             f"Received: phase_two_steps={length!r}")
+        _validation.check_int("phase_two_steps", length, minimum=1)
+    directory = options["phase_one_dir"]
+    if directory is not None and not isinstance(directory, (str, os.PathLike)):
+        raise ValueError(f"Expected `phase_one_dir` to be a path or None. Received: phase_one_dir={directory!r}")
+
+
+PHASE_ONE_RUN = "phase_one_run.json"  # in `phase_one_dir`: the settings phase I was trained with
+
+
+def _phase_two_steps(length, default, phase_one_steps):
+    """Phase II's steps per epoch: ours (`None`: one pass over D, at most half the run's steps), phase I's
+    (`"phase_one"`: as many steps as phase I, the paper's Algorithm 1), or `length`."""
+    if length is None:
+        return default
+    if length == "phase_one":
+        return phase_one_steps
+    return length
+
+
+def _saved_phase_one_steps(phase_one_dir, phase_one_run):
+    """Phase I's steps per epoch when `phase_one_dir` holds a phase I saved by a run with `phase_one_run`'s
+    settings, `None` when it holds none; raises when it holds another run's. The steps are recorded, not
+    compared: they depend on phase II's size (the memory), not on phase I."""
+    from keras_longtail._internal import files as _files
+
+    if phase_one_dir is None or not _files.exists(os.path.join(phase_one_dir, PHASE_ONE_RUN)):
+        return None
+    saved = json.loads(_files.read_bytes(os.path.join(phase_one_dir, PHASE_ONE_RUN)))
+    steps = saved.pop("steps_per_epoch")
+    if saved != phase_one_run:
+        changed = {key: (saved.get(key), value) for key, value in phase_one_run.items() if saved.get(key) != value}
+        raise ValueError(f"Expected `phase_one_dir` to hold phase I of this run. Received: "
+                         f"phase_one_dir={phase_one_dir!r}, trained with other settings (saved, this run): {changed}")
+    return steps
 
 
 def _train_async(job, options):
     """`DualPhaseTraining`: phase I on the head classes, phase II on the tail plus the exemplar memory, the CE
-    baseline's steps per epoch split between them (phase II at most half)."""
+    baseline's steps per epoch split between them (phase II at most half).
+
+    `phase_one_dir`: where phase I is kept. A complete phase I found there (`DualPhaseTraining.save_phase_one`)
+    is loaded instead of trained (its weights; the memory bank is rebuilt with this run's settings), else phase
+    I is trained and saved there, so that runs that differ only in phase II share one phase I.
+    `phase_two_steps`: phase II's steps per epoch (see `_phase_two_steps`)."""
     from keras_longtail import training as lt_training
 
     loaded, epochs, steps, batch_size = job.loaded, job.epochs, job.steps, job.batch_size
@@ -144,21 +190,44 @@ def _train_async(job, options):
                                          **(async_options or {}))
     if async_options:
         job.extra["async_options"] = dict(async_options)
-    phase_two_steps = min(math.ceil(dual.phase_two_size() / batch_size), max(1, steps // 2))
-    phase_one_steps = max(1, steps - phase_two_steps)
-    job.announce(f"dual-phase: the {steps} steps per epoch are split into phase I {phase_one_steps} "
-                 f"(classes {[int(c) for c in dual.split.phase_one]}, "
-                 f"{sum(dual.phase_one_class_counts)} images) and phase II {phase_two_steps} (the other "
-                 f"classes + the exemplar memory, {dual.phase_two_size()} images), {epochs} epochs each")
-    job.announce(f"dual-phase phase I: {epochs} epochs x {phase_one_steps} steps")
-    dual.phase_one_model.compile(optimizer=job.optimizer(phase_one_steps), loss=job.loss)
-    phase_one = dual.phase_one_data(loaded.train)
-    dual.phase_one_model.fit(
-        job.pipeline(phase_one, sum(dual.phase_one_class_counts)),
-        epochs=epochs, steps_per_epoch=phase_one_steps, shuffle=False, verbose=job.verbose,
-        callbacks=job.progress.callbacks("phase_one", epochs))
+    one_pass = min(math.ceil(dual.phase_two_size() / batch_size), max(1, steps // 2))
+    phase_one_steps = max(1, steps - one_pass)
+    phase_one_dir = None if options["phase_one_dir"] is None else os.fspath(options["phase_one_dir"])
+    # What phase I is trained with; a saved phase I of another run (data, budget, seed, optimizer) is refused.
+    phase_one_run = {"dataset": job.loader, "network": job.network.name,
+                     "parameters": int(job.network.count_params()), "num_train": int(loaded.num_train),
+                     "class_counts": [int(c) for c in loaded.class_counts], "epochs": epochs,
+                     "batch_size": batch_size, "seed": job.seed, "learning_rate": job.learning_rate,
+                     "weight_decay": job.weight_decay, "augment": job.augment,
+                     "async_threshold": options["async_threshold"]}
+    trained_steps = _saved_phase_one_steps(phase_one_dir, phase_one_run)
+    loaded_phase_one = trained_steps is not None and dual.load_phase_one(phase_one_dir, memory_bank=False)
+    if loaded_phase_one:
+        phase_one_steps = trained_steps  # phase I's own split (it depends on the memory size it ran with)
+    phase_two_steps = _phase_two_steps(options["phase_two_steps"], one_pass, phase_one_steps)
+    job.announce(f"dual-phase: {epochs} epochs of phase I, {phase_one_steps} steps each (classes "
+                 f"{[int(c) for c in dual.split.phase_one]}, {sum(dual.phase_one_class_counts)} images), then "
+                 f"{epochs} of phase II, {phase_two_steps} steps each (the other classes + the exemplar memory, "
+                 f"{dual.phase_two_size()} images)")
+    if loaded_phase_one:
+        job.announce(f"dual-phase phase I: loaded from {phase_one_dir} (trained by an earlier run)")
+    else:
+        job.announce(f"dual-phase phase I: {epochs} epochs x {phase_one_steps} steps")
+        dual.phase_one_model.compile(optimizer=job.optimizer(phase_one_steps), loss=job.loss)
+        phase_one = dual.phase_one_data(loaded.train)
+        dual.phase_one_model.fit(
+            job.pipeline(phase_one, sum(dual.phase_one_class_counts)),
+            epochs=epochs, steps_per_epoch=phase_one_steps, shuffle=False, verbose=job.verbose,
+            callbacks=job.progress.callbacks("phase_one", epochs))
     job.announce(f"dual-phase: exemplar memory from the phase-I features of {loaded.num_train} training images")
     dual.build_memory_bank(loaded.train)
+    if phase_one_dir is not None and not loaded_phase_one:
+        dual.save_phase_one(phase_one_dir)
+        from keras_longtail._internal import files as _files
+
+        _files.write_bytes(os.path.join(phase_one_dir, PHASE_ONE_RUN),
+                           json.dumps({**phase_one_run, "steps_per_epoch": phase_one_steps}).encode())
+        job.announce(f"dual-phase phase I: saved to {phase_one_dir}")
     phase_two_model = dual.build_phase_two_model()
     job.announce(f"dual-phase phase II: {epochs} epochs x {phase_two_steps} steps")
     phase_two_model.compile(optimizer=job.optimizer(phase_two_steps, phase_two_learning_rate), loss=job.loss,
@@ -167,6 +236,7 @@ def _train_async(job, options):
         job.pipeline(dual.phase_two_data(loaded.train), dual.phase_two_size()),
         epochs=epochs, steps_per_epoch=phase_two_steps, shuffle=False, verbose=job.verbose,
         callbacks=job.progress.callbacks("phase_two", epochs))
+    job.extra["phase_one_loaded"] = bool(loaded_phase_one)
     job.extra.update(phase_two_learning_rate=job.learning_rate if phase_two_learning_rate is None
                      else phase_two_learning_rate)
     job.extra.update(async_phase_one_classes=[int(c) for c in dual.split.phase_one],
@@ -213,8 +283,10 @@ GBG = register_method(Method(
     train=_train_gbg, check=_check_gbg))
 ASYNC = register_method(Method(
     "async", "DualPhaseTraining",
-    defaults={"async_threshold": None, "async_options": None, "phase_two_learning_rate": None},
-    train=_train_async, check=_check_async, exclusive=("phase_two_learning_rate",)))
+    defaults={"async_threshold": None, "async_options": None, "phase_two_learning_rate": None,
+              "phase_two_steps": None, "phase_one_dir": None},
+    train=_train_async, check=_check_async,
+    exclusive=("phase_two_learning_rate", "phase_two_steps", "phase_one_dir")))
 WB = register_method(Method(
     "wb", "weight balancing: CE + WD, then the classifier retrained with class-balanced loss + WD + MaxNorm",
     defaults={"stage_one_model": None}, train=_train_wb, exclusive=("stage_one_model",)))

@@ -47,16 +47,18 @@ class Job:
         """Prints `message` as the start of a phase (unless `verbose` is 0)."""
         announce(self.verbose, message)
 
-    def optimizer(self, steps_per_epoch, peak=None):
-        """The data set's optimizer for `steps_per_epoch` steps per epoch, peaking at `peak` (default: the run's
-        learning rate): Adam on a cosine decay for digits-LT, else SGD (momentum 0.9) on the LDAM-DRW schedule."""
+    def optimizer(self, steps_per_epoch, peak=None, epochs=None):
+        """The data set's optimizer for `epochs` (default: the run's) of `steps_per_epoch` steps, peaking at `peak`
+        (default: the run's learning rate): Adam on a cosine decay for digits-LT, else SGD (momentum 0.9) on the
+        LDAM-DRW schedule."""
         import keras
 
         peak = self.learning_rate if peak is None else peak
+        epochs = self.epochs if epochs is None else epochs
         if self.loader == "digits":
-            schedule = keras.optimizers.schedules.CosineDecay(peak, self.epochs * steps_per_epoch)
+            schedule = keras.optimizers.schedules.CosineDecay(peak, epochs * steps_per_epoch)
             return keras.optimizers.Adam(schedule, weight_decay=self.weight_decay or None)
-        return keras.optimizers.SGD(ldam_schedule(peak, self.epochs, steps_per_epoch), momentum=SGD_MOMENTUM,
+        return keras.optimizers.SGD(ldam_schedule(peak, epochs, steps_per_epoch), momentum=SGD_MOMENTUM,
                                     weight_decay=self.weight_decay or None)
 
     def pipeline(self, dataset, num_examples):

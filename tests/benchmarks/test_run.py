@@ -41,6 +41,24 @@ def test_stage_two_runs_load_the_stage_one_model_of_their_own_seed(tmp_path, mon
                                                      for s in (0, 1, 2)]
 
 
+def test_dual_phase_runs_share_the_phase_one_of_their_own_seed(tmp_path, monkeypatch):
+    monkeypatch.setattr(run, "MODELS", tmp_path / "models")
+    calls = []
+
+    def fake_run_training(**kwargs):
+        calls.append(kwargs)
+        return {"accuracy": {"overall": 50.0}, "seed": kwargs["seed"]}
+
+    monkeypatch.setattr(recipes, "run_training", fake_run_training)
+    monkeypatch.setattr(recipes, "format_shot_table", lambda results: "")
+    monkeypatch.setattr(run, "write_table", lambda out_dir: "")
+    run.run_suite("digits-lt", "short", ["async", "async-p2lr"], seeds=[0, 1], epochs=1, verbose=0,
+                  results_dir=tmp_path)
+    expected = [str(tmp_path / "models" / f"digits-lt-short-async-seed{s}-phase-one") for s in (0, 1)]
+    assert [c["phase_one_dir"] for c in calls] == [expected[0], expected[1], expected[0], expected[1]]
+    assert all("phase_one_from" not in c for c in calls)
+
+
 @pytest.mark.slow
 def test_status_rerun_and_resume_after_an_interruption(tmp_path, monkeypatch):
     state = tmp_path / "state"
@@ -149,13 +167,15 @@ def _intervals(tmp_path):
 
 def test_parallel_runs_at_most_n_at_once_and_stage_two_after_its_stage_one(tmp_path, monkeypatch):
     _fake_jobs(monkeypatch, tmp_path)
-    codes = run.run_parallel("digits-lt", "short", ["wb", "ce", "ce-wd0"], [0, 1], parallel=3,
+    labels = ("wb", "ce", "ce-wd0", "async-p2lr", "async")
+    codes = run.run_parallel("digits-lt", "short", list(labels), [0, 1], parallel=3,
                              results_dir=tmp_path / "results", state_dir=tmp_path / "state", poll_seconds=0.02,
                              epochs=1, verbose=0, jit=True, mixed_precision="bfloat16", rerun=False)
-    assert codes == {(label, seed): 0 for label in ("wb", "ce", "ce-wd0") for seed in (0, 1)}
+    assert codes == {(label, seed): 0 for label in labels for seed in (0, 1)}
     intervals = _intervals(tmp_path)
     for seed in (0, 1):
         assert intervals[("wb", seed)][0] >= intervals[("ce", seed)][1]  # stage two after its stage one
+        assert intervals[("async-p2lr", seed)][0] >= intervals[("async", seed)][1]  # phase II after its phase I
     events = sorted([(start, 1) for start, _ in intervals.values()] + [(end, -1) for _, end in intervals.values()])
     running = [sum(delta for _, delta in events[: i + 1]) for i in range(len(events))]
     assert max(running) <= 3

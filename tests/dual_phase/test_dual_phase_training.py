@@ -243,6 +243,23 @@ def test_phase_one_state_bad_use(tmp_path):
         dual.save_phase_one(str(tmp_path / "state"))
 
 
+def test_phase_one_weights_alone_load_under_another_memory_size(tmp_path):
+    keras.utils.set_random_seed(0)
+    counts, _, _, dataset = _toy()
+    dual = DualPhaseTraining(models.mlp(4, (2,), hidden_units=(8,)), counts, threshold=2)
+    dual.build_memory_bank(dataset)
+    dual.save_phase_one(str(tmp_path / "state"))
+
+    keras.utils.set_random_seed(1)  # other initial weights: the load must replace them
+    other = DualPhaseTraining(models.mlp(4, (2,), hidden_units=(8,)), counts, threshold=2, memory_size=3)
+    assert other.load_phase_one(str(tmp_path / "state"), memory_bank=False) is True
+    assert other.memory_bank is None  # the saved bank (memory_size 10) is not this run's
+    for expected, got in zip(dual.phase_one_model.get_weights(), other.phase_one_model.get_weights()):
+        np.testing.assert_array_equal(expected, got)
+    other.build_memory_bank(dataset)
+    assert other.phase_two_size() == dual.phase_two_size() - (10 - 3) * 2
+
+
 @pytest.mark.parametrize("mode", ["inference", "train"])
 def test_phase_two_batch_norm(mode):
     keras.utils.set_random_seed(5)

@@ -31,3 +31,29 @@ def test_each_registered_method_trains_one_step_with_its_defaults(name):
 
 def test_every_registered_method_is_covered_here():
     assert set(EXPECTED_RESULT_KEYS) == set(recipes.METHODS)
+
+
+def test_dual_phase_runs_share_one_phase_one(tmp_path):
+    """`phase_one_dir`: the first run trains and saves phase I, a run that differs only in phase II loads it."""
+    directory = tmp_path / "phase_one"
+    first = recipes.run_training("digits-lt", method="async", epochs=2, verbose=0, phase_one_dir=directory)
+    assert first["phase_one_loaded"] is False and (directory / "phase_one.json").exists()
+    phase_one_steps, one_pass = first["async_steps_per_epoch"]
+    second = recipes.run_training("digits-lt", method="async", epochs=2, verbose=0, phase_one_dir=str(directory),
+                                  phase_two_steps=3, async_options={"memory_size": 5})
+    assert second["phase_one_loaded"] is True and second["async_steps_per_epoch"] == [phase_one_steps, 3]
+    paper = recipes.run_training("digits-lt", method="async", epochs=2, verbose=0, phase_one_dir=directory,
+                                 phase_two_steps="phase_one")  # as many phase-II steps as phase I's
+    assert paper["phase_one_loaded"] is True and paper["async_steps_per_epoch"] == [phase_one_steps] * 2
+    with pytest.raises(ValueError, match="phase I of this run.*'seed': \\(0, 1\\)"):  # another run's phase I
+        recipes.run_training("digits-lt", method="async", epochs=2, verbose=0, phase_one_dir=directory, seed=1)
+
+
+@pytest.mark.parametrize("options, match", [({"phase_two_steps": 0}, "phase_two_steps"),
+                                            ({"phase_two_steps": "paper"}, "phase_two_steps"),
+                                            ({"phase_one_dir": 3}, "phase_one_dir")])
+def test_dual_phase_length_and_phase_one_dir_bad_input(options, match):
+    with pytest.raises((TypeError, ValueError), match=match):
+        recipes.run_training("digits-lt", method="async", epochs=1, verbose=0, **options)
+    with pytest.raises(ValueError, match=match):  # options of the dual-phase method only
+        recipes.run_training("digits-lt", method="ce", epochs=1, verbose=0, **options)
