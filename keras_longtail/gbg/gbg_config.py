@@ -37,7 +37,7 @@ class GBGConfig:
             (GBG_v1 `utils.py:get_MGDA_weights` hard-codes `'loss+'`; the
             `--norm_st l2` flag of `cifar_Group_full.py` is never read).
         solver: the in-graph solver, `"active_set"`, `"pgd"` or `"frank_wolfe"`
-            (see `keras_longtail.ops.min_norm_weights`). Defaults to
+            (see `keras_longtail.gbg.min_norm_weights`). Defaults to
             `"active_set"`: exact on the problems the official code's projected
             gradient (MGDA's `MinNormSolver.find_min_norm_element`) approximates
             (`benchmarks/results/gbg_equivalence.md`).

@@ -96,7 +96,7 @@ class GBGMixin(TrainStepMixin):
 
     The solve's certificate is logged: `gbg_solver_gap` in the training logs is
     the largest relative duality gap of the epoch's solves (see
-    `keras_longtail.ops.min_norm_weights(..., return_gap=True)`): at most
+    `keras_longtail.gbg.min_norm_weights(..., return_gap=True)`): at most
     `tolerance` when every solve reached the optimum, larger when one stopped
     at `max_iterations` (raise it, or use `solver="active_set"`, the default).
     It is not a model weight and not an evaluation metric.
@@ -136,7 +136,7 @@ class GBGMixin(TrainStepMixin):
             printed, which on a short budget let the head group take alpha and
             starved tail classes (see benchmarks/README.md).
         solver: `"active_set"`, `"pgd"` or `"frank_wolfe"` (see
-            `keras_longtail.ops.min_norm_weights`). `None` (the default):
+            `keras_longtail.gbg.min_norm_weights`). `None` (the default):
             `GBGConfig`'s default, `"active_set"`.
         head_layer: name of the classifier layer: the weights `"backbone"` leaves
             out of the solve and `"representation"` solves on. Defaults to

@@ -52,7 +52,7 @@ class GBGOptimizer(keras.optimizers.Optimizer):
             default): `GBGConfig`'s default, `"loss+"`, what the GBG code runs.
             `"none"` is Eq. 11 as printed.
         solver: `"active_set"`, `"pgd"` or `"frank_wolfe"` (see
-            `keras_longtail.ops.min_norm_weights`). `None` (the default):
+            `keras_longtail.gbg.min_norm_weights`). `None` (the default):
             `GBGConfig`'s default, `"active_set"`.
         max_iterations: iteration bound of the solver. `None` (the default):
             `GBGConfig`'s default, 250.
@@ -171,7 +171,7 @@ class GBGOptimizer(keras.optimizers.Optimizer):
                 whose gradient is not identically zero.
             return_gap: also return the solve's certified relative duality gap (a
                 float32 scalar, at most `tolerance` when the solve converged; see
-                `keras_longtail.ops.min_norm_weights`). Defaults to `False`.
+                `keras_longtail.gbg.min_norm_weights`). Defaults to `False`.
         """
         tf = _backend.import_tensorflow()
         if not group_gradients:
