@@ -146,6 +146,12 @@ RUNS = {
     "async-m20": ({"method": "async", "weight_decay": WEIGHT_DECAY, "phase_one_from": "async",
                    "async_options": {"memory_size": 20}},
                   [("Dual-phase, 20 exemplars per phase-I class + WD", "accuracy")]),
+    "async-m50": ({"method": "async", "weight_decay": WEIGHT_DECAY, "phase_one_from": "async",
+                   "async_options": {"memory_size": 50}},
+                  [("Dual-phase, 50 exemplars per phase-I class + WD", "accuracy")]),
+    "async-p2lr-m20": ({"method": "async", "weight_decay": WEIGHT_DECAY, "phase_one_from": "async",
+                        "phase_two_learning_rate": 0.01, "async_options": {"memory_size": 20}},
+                       [("Dual-phase, 20 exemplars per phase-I class, phase II at lr 0.01 + WD", "accuracy")]),
     # The paper's phase-II length: as many steps as phase I (ours: one pass over its ~213 images per epoch).
     "async-p2long": ({"method": "async", "weight_decay": WEIGHT_DECAY, "phase_one_from": "async",
                       "phase_two_steps": "phase_one"},
