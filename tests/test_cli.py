@@ -404,7 +404,8 @@ def test_help_groups_flags_by_method_and_num_groups_is_a_deprecated_alias(capsys
 @pytest.mark.slow  # three short CIFAR-sized trainings
 @pytest.mark.parametrize("method, extra, expected", [
     ("gbg", {"num_groups": 2}, ["GBG: grouping 10 classes into 2 groups", "2/2 - ", "training (gbg): 1 epochs x 4"]),
-    ("async", {}, ["split into phase I 2 (classes [0, 1, 2, 3, 4, 5], 439 images) and phase II 2",
+    ("async", {}, ["1 epochs of phase I, 2 steps each (classes [0, 1, 2, 3, 4, 5], 439 images), then 1 of phase II, "
+                   "2 steps each",
                    "dual-phase phase I: 1 epochs x 2 steps", "exemplar memory", "dual-phase phase II"]),
     ("wb", {}, ["weight balancing stage 1: CE + WD", "weight balancing: stage-1 test accuracy",
                 "weight balancing stage 2: features of the 489 training images", "Epoch 10/10"]),
