@@ -1,12 +1,16 @@
 """keras_longtail: long-tailed learning methods as drop-in Keras 3 primitives.
 
 Namespaces follow Keras: `keras_longtail.data`, `keras_longtail.losses`,
-`keras_longtail.layers`, `keras_longtail.callbacks`, `keras_longtail.metrics`,
-`keras_longtail.models`, `keras_longtail.ops` (the min-norm solver), `keras_longtail.optimizers` (`GBGOptimizer`), `keras_longtail.training` (train-step
-mixins and pipelines), `keras_longtail.distribute` (`model.fit` across workers), and one folder per method (`keras_longtail.gala`, `keras_longtail.weight_balancing`,
-`keras_longtail.dual_phase`, `keras_longtail.gbg`) that holds the method's code; the Keras-style namespaces
-re-export its public names (`keras_longtail.losses.GALALoss` is `keras_longtail.gala.GALALoss`). The command line
-is `keras-longtail` (or `python -m keras_longtail`).
+`keras_longtail.layers`, `keras_longtail.callbacks`, `keras_longtail.constraints`,
+`keras_longtail.metrics`, `keras_longtail.models`, `keras_longtail.ops`,
+`keras_longtail.optimizers`, `keras_longtail.training` (train-step models and
+multi-phase procedures) and `keras_longtail.distribute` (`model.fit` across
+workers). Each method's code lives in its own folder: `keras_longtail.gala`,
+`keras_longtail.gradtail`, `keras_longtail.weight_balancing`, `keras_longtail.gbg`
+and `keras_longtail.dual_phase`; the Keras-style namespaces re-export their public
+names (`keras_longtail.losses.GALALoss` is `keras_longtail.gala.GALALoss`). The
+command line is `keras-longtail` (or `python -m keras_longtail`), over the
+experiment recipes of `keras_longtail.recipes`.
 
 `import keras_longtail` imports every namespace, so that all of the toolkit's
 registered Keras objects are known to `keras.saving.load_model`. Only the
