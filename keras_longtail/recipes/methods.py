@@ -89,7 +89,8 @@ def _train_gbg(job, options):
     """GBG: the classes grouped once on the initialized network (`group_classes` with its defaults, the GBG
     code's: backbone gradients, batch norm in inference mode, the un-augmented training set), then
     `GBGModel(mode=gbg_mode, **gbg_options)` on the group-aware-completion batches (or shuffled ones with
-    `gbg_options["sampler"] = "random"`)."""
+    `gbg_options["sampler"] = "random"`). `gbg_options["group_classes"]` goes to `group_classes`; every other
+    key (e.g. `"normalization"`, `"solve_every"`, `"group_loss"`) to the model."""
     from keras_longtail import data as lt_data
     from keras_longtail import gbg as lt_gbg
     from keras_longtail import training as lt_training
@@ -117,7 +118,8 @@ def _train_gbg(job, options):
             shuffle_buffer=loaded.num_train, augment=crop_and_flip if job.augment else None,
         ).prefetch(tf.data.AUTOTUNE)
     job.extra.update(num_groups=num_groups, gbg_mode=options["gbg_mode"], groups=[int(g) for g in grouping.groups],
-                     gbg_normalization=network.gbg_settings()["normalization"], gbg_sampler=sampler)
+                     gbg_normalization=network.gbg_settings()["normalization"], gbg_sampler=sampler,
+                     gbg_group_loss=network.group_loss)
     if options["gbg_options"]:
         job.extra["gbg_options"] = dict(options["gbg_options"])
     return job.fit(network, label="gbg", train=train)
