@@ -29,6 +29,7 @@ from keras_longtail.recipes.registry import register_method
 GBG_MODES = ("backbone", "exact", "representation")
 GBG_SAMPLERS = ("group_aware_completion", "random")
 GBG_NORMALIZATIONS = ("none", "l2", "loss", "loss+")
+GBG_GROUP_LOSSES = ("mean", "class_balanced")
 GALA_ACCUMULATIONS = ("paper", "official")
 GRADTAIL_LAYERS = ("classifier", "last-two")
 
@@ -83,6 +84,10 @@ def _check_gbg(options):
     sampler = (options["gbg_options"] or {}).get("sampler", "group_aware_completion")
     if sampler not in GBG_SAMPLERS:
         raise ValueError(f"Expected gbg_options['sampler'] in {list(GBG_SAMPLERS)}. Received: sampler={sampler!r}")
+    group_loss = (options["gbg_options"] or {}).get("group_loss", "mean")
+    if group_loss not in GBG_GROUP_LOSSES:  # checked before the grouping pass, not after it
+        raise ValueError(f"Expected gbg_options['group_loss'] in {list(GBG_GROUP_LOSSES)}. "
+                         f"Received: group_loss={group_loss!r}")
 
 
 def _train_gbg(job, options):

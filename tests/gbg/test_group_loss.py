@@ -170,7 +170,6 @@ def test_jit_compile_equals_graph():
     np.testing.assert_allclose(loss, expected_loss, rtol=1e-5)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("mode,solve_every", [("backbone", 1), ("representation", 1), ("exact", 2)])
 def test_mirrored_strategy_equals_one_device(mode, solve_every):
     # Per-replica class counts differ from the global ones (batch 16 over two replicas): only the all-reduced
@@ -182,7 +181,6 @@ def test_mirrored_strategy_equals_one_device(mode, solve_every):
     np.testing.assert_allclose(loss, expected_loss, rtol=1e-5)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
 def test_mixed_precision_stays_close_to_float32(policy):
     expected, _ = _fit("class_balanced")
@@ -193,7 +191,8 @@ def test_mixed_precision_stays_close_to_float32(policy):
         keras.config.set_dtype_policy("float32")
     for want, have in zip(expected, got):
         assert have.dtype == np.float32
-        np.testing.assert_allclose(have, want, rtol=0, atol=3e-3)
+        np.testing.assert_allclose(have, want, rtol=0, atol={"mixed_bfloat16": 3e-3, "mixed_float16": 5e-4}[policy])
+    # measured largest differences: 6.2e-4 (bfloat16), 7.5e-5 (float16)
 
 
 def test_serialization_and_save_load(tmp_path):
@@ -224,3 +223,9 @@ def test_recipe_passes_group_loss_through():
                                   gbg_options={"group_loss": "class_balanced"})
     assert result["gbg_options"] == {"group_loss": "class_balanced"}
     assert result["gbg_group_loss"] == "class_balanced"
+
+
+def test_recipe_rejects_an_unknown_group_loss_before_grouping():
+    with pytest.raises(ValueError, match=r"Expected gbg_options\['group_loss'\].*Received: group_loss='balanced'"):
+        recipes.run_training("digits-lt", method="gbg", epochs=1, steps_per_epoch=1, verbose=0, num_groups=2,
+                             gbg_options={"group_loss": "balanced"})
