@@ -229,3 +229,16 @@ def test_recipe_rejects_an_unknown_group_loss_before_grouping():
     with pytest.raises(ValueError, match=r"Expected gbg_options\['group_loss'\].*Received: group_loss='balanced'"):
         recipes.run_training("digits-lt", method="gbg", epochs=1, steps_per_epoch=1, verbose=0, num_groups=2,
                              gbg_options={"group_loss": "balanced"})
+
+
+def test_grouping_held_by_a_gbg_optimizer():
+    # Without a grouping on the model, the class-to-group ids come from the compiled GBGOptimizer's configuration.
+    from keras_longtail.optimizers import GBGOptimizer
+
+    expected, _ = _step(GROUPING, "class_balanced", X, Y, W)
+    model = GBGModel.from_model(_network(), None, group_loss="class_balanced")
+    model.compile(GBGOptimizer(keras.optimizers.SGD(0.5), GROUPING), _loss())
+    model.train_on_batch(X, Y, sample_weight=W)
+    assert len(model.weights) == len(expected)
+    for want, have in zip(expected, [v.numpy() for v in model.weights]):
+        np.testing.assert_allclose(have, want, rtol=1e-6, atol=1e-7)
