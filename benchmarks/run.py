@@ -85,6 +85,11 @@ RUNS = {
     # the paper's group-aware completion sampler (not in the code); 4 groups. Our CE + WD recipe otherwise (no BCL).
     "gbg-official": ({"method": "gbg", "weight_decay": WEIGHT_DECAY},
                      [("GBG (GBG code's defaults: backbone alpha, loss+) + GAC sampler + WD", "accuracy")]),
+    # Control for the diagnosis "GBG balances groups, not classes" (issue 17): gbg-official with class-balanced
+    # group losses (every class present in the batch counts equally inside its group; not in the paper or code).
+    "gbg-official-cb": ({"method": "gbg", "gbg_options": {"group_loss": "class_balanced"},
+                         "weight_decay": WEIGHT_DECAY},
+                        [("GBG (official defaults), class-balanced group losses + WD", "accuracy")]),
     # The same without the GAC sampler: exactly what the GBG code's step runs (shuffled batches).
     "gbg-official-random": ({"method": "gbg", "gbg_options": {"sampler": "random"}, "weight_decay": WEIGHT_DECAY},
                             [("GBG (GBG code's defaults), shuffled batches + WD", "accuracy")]),

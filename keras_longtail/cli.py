@@ -26,6 +26,7 @@ from keras_longtail.recipes import DATASETS
 from keras_longtail.recipes import DEPTH_DATASETS
 from keras_longtail.recipes import DEPTH_METHODS
 from keras_longtail.recipes import GALA_ACCUMULATIONS
+from keras_longtail.recipes import GBG_GROUP_LOSSES
 from keras_longtail.recipes import GBG_MODES
 from keras_longtail.recipes import GBG_NORMALIZATIONS
 from keras_longtail.recipes import GBG_SAMPLERS
@@ -182,6 +183,10 @@ def build_parser():
     gbg.add_argument("--gbg-solve-every", type=_POSITIVE_INT, default=1, metavar="K",
                      help="exact mode: re-solve the min-norm weights every K steps and reuse them between "
                           "(K = 4: ~1.3x step time instead of ~2.7x; an approximation) (default: 1, the paper)")
+    gbg.add_argument("--gbg-group-loss", choices=GBG_GROUP_LOSSES, default="mean",
+                     help="each group's loss: mean (over the group's examples, the paper's and the GBG code's) "
+                          "or class_balanced (every class present in the batch counts equally inside its group; "
+                          "ours, a control) (default: %(default)s)")
 
     dual = train.add_argument_group("dual-phase (--method async)")
     dual.add_argument("--async-threshold", type=_POSITIVE_INT, default=None, metavar="C",
@@ -343,6 +348,9 @@ def _classification_options(options):
     solve_every = options.pop("gbg_solve_every")
     if solve_every != 1:
         gbg_options["solve_every"] = solve_every
+    group_loss = options.pop("gbg_group_loss")
+    if group_loss != "mean":
+        gbg_options["group_loss"] = group_loss
     if gbg_options:
         options["gbg_options"] = gbg_options
     options["gradtail_max_weight"] = (GRADTAIL_MAX_WEIGHT if options["gradtail_max_weight"] is None

@@ -484,3 +484,15 @@ def test_every_method_saves_and_reloads_with_its_warm_up_schedule(tmp_path):
         else:
             assert report[path]["optimizer"] == "SGD" and report[path]["schedule"] == "LinearWarmup", path
             assert report[path]["iterations"] > 0, path
+
+
+def test_gbg_group_loss_flag(monkeypatch):
+    received = []
+    fake = {"dataset": "digits-lt", "imbalance_factor": 20, "method": "gbg", "model": "mlp", "epochs": 1,
+            "train_seconds": 0.1, "shot_classes": {"many": 1, "medium": 0, "few": 1}, "class_counts": [9, 1],
+            "accuracy": {"overall": 50.0, "many": 100.0, "few": 0.0}}
+    monkeypatch.setattr(cli, "run_training", lambda **kwargs: received.append(kwargs) or fake)
+    assert cli.main(["train", "--method", "gbg", "--gbg-group-loss", "class_balanced"]) == 0
+    assert received[-1]["gbg_options"] == {"normalization": "loss+", "group_loss": "class_balanced"}
+    assert cli.main(["train", "--method", "gbg"]) == 0  # the default, "mean", is not written out
+    assert "group_loss" not in received[-1]["gbg_options"]

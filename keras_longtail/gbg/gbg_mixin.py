@@ -16,8 +16,9 @@ from keras_longtail.gbg.gbg_config import GBGConfig
 from keras_longtail.gbg.gbg_config import describe
 
 MODES = ("backbone", "exact", "representation")
+GROUP_LOSSES = ("mean", "class_balanced")
 _GBG_KEYS = ("grouping", "mode", "normalization", "solver", "head_layer", "max_iterations", "tolerance",
-             "solve_every")
+             "solve_every", "group_loss")
 
 
 class GBGMixin(TrainStepMixin):
@@ -28,10 +29,10 @@ class GBGMixin(TrainStepMixin):
 
     1. one forward pass; the batch is split by the group of each label
        (`grouping.groups[label]`), B_g = the examples of group g;
-    2. per group the compiled loss on B_g, as its mean over the group:
-       L_g = compute_loss(sample_weight = w * 1[group = g] * B / n_g) (for Keras'
-       default `"sum_over_batch_size"` reduction, the mean of w l over B_g; the
-       model's regularization losses are part of every L_g);
+    2. per group the compiled loss on B_g (see `group_loss`); by default its mean
+       over the group: L_g = compute_loss(sample_weight = w * 1[group = g] * B / n_g)
+       (for Keras' default `"sum_over_batch_size"` reduction, the mean of w l over
+       B_g; the model's regularization losses are part of every L_g);
     3. per-group gradients (see `mode`), their Gram matrix and the min-norm weights
        alpha on the simplex of the groups *present* in the (global) batch (Eq. 11,
        with the gradient normalizer `normalization`);
@@ -74,6 +75,21 @@ class GBGMixin(TrainStepMixin):
     weight per example than under plain CE (alpha_g / n_g against 1 / B); a class
     much smaller than its group's largest can be left unlearned (docs/methods/gbg.md).
     Check the grouping (`ClassGrouping.groups`) against the class counts.
+
+    Group losses (`group_loss`, all three modes): with n_g and n_c the examples of
+    group g and of class c in the global batch (all-reduced over the replicas, so a
+    `tf.distribute` step equals one device's), and m_g the number of classes of g
+    present in it,
+
+    - `"mean"` (the default): L_g = (1 / n_g) sum_{i in B_g} w_i l_i, the mean over
+      the group's examples: the paper's group loss of Eq. 11 and what the GBG code
+      (WickyLee1998/GBG_v1) runs, one cross-entropy per group;
+    - `"class_balanced"` (ours, not in the paper or the code; a control for the
+      diagnosis above): every class of the group present in the batch counts
+      equally, L_g = (1 / m_g) sum_{c in g, n_c > 0} (1 / n_c) sum_{i: y_i = c} w_i l_i,
+      i.e. sample weights w_i * B / (m_g * n_{y_i}). It equals `"mean"` when every
+      group has one class, or when the classes of each group are equally frequent
+      in the batch.
 
     Amortized solve (`solve_every=k`, backbone or exact mode): every k-th step (optimizer
     iterations 0, k, 2k, ...) is the exact step above and stores alpha in the
@@ -148,6 +164,9 @@ class GBGMixin(TrainStepMixin):
         solve_every: re-solve alpha every this many steps (see above; backbone or
             exact mode, with the grouping on the model). Defaults to `1` (every
             step, as the code).
+        group_loss: `"mean"` or `"class_balanced"`: the loss L_g of each group
+            (see "Group losses" above). Defaults to `"mean"` (the paper's Eq. 11 and
+            the GBG code's).
 
     One owner for the configuration: the grouping and the four solver settings
     form one `keras_longtail.gbg.GBGConfig` (`gbg_config`). Given a `grouping`,
@@ -157,7 +176,7 @@ class GBGMixin(TrainStepMixin):
     with it: the step raises `ValueError` naming the settings otherwise, when it is
     traced (the first step); it reads the configuration in force and merges
     nothing. `mode`,
-    `head_layer` and `solve_every` shape the step and are the model's only.
+    `head_layer`, `solve_every` and `group_loss` shape the step and are the model's only.
 
     Example:
 
@@ -189,10 +208,12 @@ class GBGMixin(TrainStepMixin):
     """
 
     def __init__(self, *args, grouping=None, mode="backbone", normalization=None, solver=None,
-                 head_layer="classifier", max_iterations=None, tolerance=None, solve_every=1, **kwargs):
+                 head_layer="classifier", max_iterations=None, tolerance=None, solve_every=1, group_loss="mean",
+                 **kwargs):
         _backend.require_tensorflow_backend(type(self).__name__)
         grouping = None if grouping is None else as_grouping(grouping)
         _validation.check_choice("mode", mode, MODES)
+        _validation.check_choice("group_loss", group_loss, GROUP_LOSSES)
         solve_every = _validation.check_int("solve_every", solve_every, minimum=1)
         if solve_every > 1 and mode == "representation":
             raise ValueError("`solve_every` > 1 amortizes the backbone and exact modes' solve; representation mode "
@@ -251,6 +272,7 @@ class GBGMixin(TrainStepMixin):
         self.mode = mode
         self.head_layer = head_layer
         self.solve_every = solve_every
+        self.group_loss = group_loss
 
     @property
     def grouping(self):
@@ -340,7 +362,7 @@ class GBGMixin(TrainStepMixin):
         """The GBG constructor arguments as plain JSON (the solver settings `None` when the optimizer owns them)."""
         own = self._gbg_own_config
         return {"grouping": None if own is None else self.grouping.get_config(), "mode": self.mode,
-                "head_layer": self.head_layer, "solve_every": self.solve_every,
+                "head_layer": self.head_layer, "solve_every": self.solve_every, "group_loss": self.group_loss,
                 **{key: None if own is None else getattr(own, key) for key in SOLVER_SETTINGS}}
 
     # ------------------------------------------------------------------ the step
@@ -375,30 +397,14 @@ class GBGMixin(TrainStepMixin):
         tf = _backend.import_tensorflow()
         config = self._gbg_config_in_force()
         settings = config.solver_settings()
-        grouping = config.grouping
-        num_groups = grouping.num_groups
-        labels = self._gbg_labels(y, grouping.num_classes)
-        if config is self._gbg_own_config:
-            # A checkpoint of a model with more groups could have loaded ids >= num_groups into `gbg_groups`.
-            groups = _checks.labels_in_range(tf.gather(tf.convert_to_tensor(self.gbg_groups), labels), num_groups,
-                                             argument="gbg_groups")
-        else:
-            groups = tf.gather(tf.constant(grouping.groups, tf.int32), labels)
-        membership = tf.one_hot(groups, num_groups, dtype=tf.float32)  # (B, G)
-        counts = _distribute.cross_replica_sum(tf.reduce_sum(membership, axis=0))  # global examples per group
-        present = counts > 0.0
-        factors = tf.reduce_sum(counts) / tf.maximum(counts, 1.0)  # B / n_g
-        base = (tf.ones_like(membership[:, 0]) if sample_weight is None
-                else tf.cast(tf.reshape(sample_weight, [-1]), tf.float32))
+        num_groups = config.grouping.num_groups
+        group_weights, present = self._gbg_group_sample_weights(y, sample_weight, config)
         variables = self.trainable_weights
         with tf.GradientTape(persistent=True) as tape:
             y_pred = self(x, training=True)
             batch_loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
-            group_losses = []
-            for g in range(num_groups):
-                weights = base * membership[:, g] * factors[g]
-                group_losses.append(self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=weights,
-                                                      training=True))
+            group_losses = [self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=weights, training=True)
+                            for weights in group_weights]
             scaled = [self.step_scale_loss(loss) for loss in group_losses]
         if self.mode != "representation" and self.solve_every > 1:
             gradients, alpha, gap = self._gbg_amortized(tape, scaled, group_losses, present, variables, settings)
@@ -419,6 +425,49 @@ class GBGMixin(TrainStepMixin):
         self._gbg_solver_gap().assign(tf.maximum(self._gbg_solver_gap(), gap))
         del tape
         return gradients, alpha, y_pred, batch_loss
+
+    def _gbg_group_sample_weights(self, y, sample_weight, config):
+        """The G per-example sample weights whose compiled loss is L_g (see `group_loss`), and which groups are
+        present in the global batch: a list of G float32 (B,) tensors and a (G,) bool tensor.
+
+        With Keras' `"sum_over_batch_size"` reduction (sum of w l over the B examples of the global batch,
+        divided by B), example i of group g = g(y_i) gets, zero in the other groups,
+
+        - `"mean"`: w_i * B / n_g, so L_g = (1 / n_g) sum_{i in B_g} w_i l_i;
+        - `"class_balanced"`: w_i * B / (m_g * n_{y_i}), so
+          L_g = (1 / m_g) sum_{c in g, n_c > 0} (1 / n_c) sum_{i: y_i = c} w_i l_i,
+
+        with n_g, n_c the global-batch counts of group g and class c (summed over the replicas) and m_g the
+        number of classes of g present in the global batch.
+        """
+        tf = _backend.import_tensorflow()
+        grouping = config.grouping
+        num_groups, num_classes = grouping.num_groups, grouping.num_classes
+        labels = self._gbg_labels(y, num_classes)
+        if config is self._gbg_own_config:
+            # A checkpoint of a model with more groups could have loaded ids >= num_groups into `gbg_groups`.
+            class_groups = tf.convert_to_tensor(self.gbg_groups)
+            groups = _checks.labels_in_range(tf.gather(class_groups, labels), num_groups, argument="gbg_groups")
+        else:
+            class_groups = tf.constant(grouping.groups, tf.int32)
+            groups = tf.gather(class_groups, labels)
+        membership = tf.one_hot(groups, num_groups, dtype=tf.float32)  # (B, G)
+        counts = _distribute.cross_replica_sum(tf.reduce_sum(membership, axis=0))  # global examples per group
+        present = counts > 0.0
+        base = (tf.ones_like(membership[:, 0]) if sample_weight is None
+                else tf.cast(tf.reshape(sample_weight, [-1]), tf.float32))
+        if self.group_loss == "mean":
+            factors = tf.reduce_sum(counts) / tf.maximum(counts, 1.0)  # B / n_g
+            return [base * membership[:, g] * factors[g] for g in range(num_groups)], present
+        # class_balanced: global examples per class n_c, present classes per group m_g
+        class_counts = _distribute.cross_replica_sum(
+            tf.reduce_sum(tf.one_hot(labels, num_classes, dtype=tf.float32), axis=0))  # (C,)
+        classes_present = tf.cast(class_counts > 0.0, tf.float32)
+        per_group = tf.reduce_sum(tf.one_hot(class_groups, num_groups, dtype=tf.float32) * classes_present[:, None],
+                                  axis=0)  # (G,) m_g
+        denominators = tf.gather(per_group, groups) * tf.gather(class_counts, labels)  # m_{g(y_i)} n_{y_i} >= 1
+        factors = tf.reduce_sum(counts) / tf.maximum(denominators, 1.0)  # B / (m_g n_{y_i})
+        return [base * membership[:, g] * factors for g in range(num_groups)], present
 
     def _gbg_amortized(self, tape, scaled, group_losses, present, variables, settings):
         """The exact step on iterations 0, k, 2k, ...; between them one backward pass with the stored alpha.

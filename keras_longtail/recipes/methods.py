@@ -29,6 +29,7 @@ from keras_longtail.recipes.registry import register_method
 GBG_MODES = ("backbone", "exact", "representation")
 GBG_SAMPLERS = ("group_aware_completion", "random")
 GBG_NORMALIZATIONS = ("none", "l2", "loss", "loss+")
+GBG_GROUP_LOSSES = ("mean", "class_balanced")
 GALA_ACCUMULATIONS = ("paper", "official")
 GRADTAIL_LAYERS = ("classifier", "last-two")
 
@@ -83,13 +84,18 @@ def _check_gbg(options):
     sampler = (options["gbg_options"] or {}).get("sampler", "group_aware_completion")
     if sampler not in GBG_SAMPLERS:
         raise ValueError(f"Expected gbg_options['sampler'] in {list(GBG_SAMPLERS)}. Received: sampler={sampler!r}")
+    group_loss = (options["gbg_options"] or {}).get("group_loss", "mean")
+    if group_loss not in GBG_GROUP_LOSSES:  # checked before the grouping pass, not after it
+        raise ValueError(f"Expected gbg_options['group_loss'] in {list(GBG_GROUP_LOSSES)}. "
+                         f"Received: group_loss={group_loss!r}")
 
 
 def _train_gbg(job, options):
     """GBG: the classes grouped once on the initialized network (`group_classes` with its defaults, the GBG
     code's: backbone gradients, batch norm in inference mode, the un-augmented training set), then
     `GBGModel(mode=gbg_mode, **gbg_options)` on the group-aware-completion batches (or shuffled ones with
-    `gbg_options["sampler"] = "random"`)."""
+    `gbg_options["sampler"] = "random"`). `gbg_options["group_classes"]` goes to `group_classes`; every other
+    key (e.g. `"normalization"`, `"solve_every"`, `"group_loss"`) to the model."""
     from keras_longtail import data as lt_data
     from keras_longtail import gbg as lt_gbg
     from keras_longtail import training as lt_training
@@ -117,7 +123,8 @@ def _train_gbg(job, options):
             shuffle_buffer=loaded.num_train, augment=crop_and_flip if job.augment else None,
         ).prefetch(tf.data.AUTOTUNE)
     job.extra.update(num_groups=num_groups, gbg_mode=options["gbg_mode"], groups=[int(g) for g in grouping.groups],
-                     gbg_normalization=network.gbg_settings()["normalization"], gbg_sampler=sampler)
+                     gbg_normalization=network.gbg_settings()["normalization"], gbg_sampler=sampler,
+                     gbg_group_loss=network.group_loss)
     if options["gbg_options"]:
         job.extra["gbg_options"] = dict(options["gbg_options"])
     return job.fit(network, label="gbg", train=train)

@@ -8,7 +8,7 @@ EXPECTED_RESULT_KEYS = {
     "ce": set(),
     "gala": {"gala_accumulation"},
     "gradtail": {"gradtail_max_weight", "gradtail_layers"},
-    "gbg": {"num_groups", "gbg_mode", "groups", "gbg_normalization", "gbg_sampler"},
+    "gbg": {"num_groups", "gbg_mode", "groups", "gbg_normalization", "gbg_sampler", "gbg_group_loss"},
     "async": {"phase_two_learning_rate", "async_phase_one_classes", "async_steps_per_epoch"},
     "wb": {"stage_one_accuracy", "stage_two_max_norm"},
 }
