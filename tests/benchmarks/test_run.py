@@ -21,12 +21,8 @@ def test_suite_writes_json_and_table(tmp_path, capsys):
     assert "exists, skipped" in capsys.readouterr().out
 
 
-def test_stage_two_runs_load_the_stage_one_model_of_their_own_seed(tmp_path, monkeypatch):
-    models = tmp_path / "models"
-    models.mkdir()
-    for seed in (0, 1, 2):
-        (models / f"digits-lt-short-ce-seed{seed}.keras").write_text("stand-in")
-    monkeypatch.setattr(run, "MODELS", models)
+def _record_runs(monkeypatch):
+    """Replaces training by a stand-in; returns the list that receives each run's `run_training` arguments."""
     calls = []
 
     def fake_run_training(**kwargs):
@@ -36,6 +32,16 @@ def test_stage_two_runs_load_the_stage_one_model_of_their_own_seed(tmp_path, mon
     monkeypatch.setattr(recipes, "run_training", fake_run_training)
     monkeypatch.setattr(recipes, "format_shot_table", lambda results: "")
     monkeypatch.setattr(run, "write_table", lambda out_dir: "")
+    return calls
+
+
+def test_stage_two_runs_load_the_stage_one_model_of_their_own_seed(tmp_path, monkeypatch):
+    models = tmp_path / "models"
+    models.mkdir()
+    for seed in (0, 1, 2):
+        (models / f"digits-lt-short-ce-seed{seed}.keras").write_text("stand-in")
+    monkeypatch.setattr(run, "MODELS", models)
+    calls = _record_runs(monkeypatch)
     run.run_suite("digits-lt", "short", ["wb"], seeds=[0, 1, 2], epochs=1, verbose=0, results_dir=tmp_path)
     assert [c["stage_one_model"] for c in calls] == [str(models / f"digits-lt-short-ce-seed{s}.keras")
                                                      for s in (0, 1, 2)]
@@ -43,15 +49,7 @@ def test_stage_two_runs_load_the_stage_one_model_of_their_own_seed(tmp_path, mon
 
 def test_dual_phase_runs_share_the_phase_one_of_their_own_seed(tmp_path, monkeypatch):
     monkeypatch.setattr(run, "MODELS", tmp_path / "models")
-    calls = []
-
-    def fake_run_training(**kwargs):
-        calls.append(kwargs)
-        return {"accuracy": {"overall": 50.0}, "seed": kwargs["seed"]}
-
-    monkeypatch.setattr(recipes, "run_training", fake_run_training)
-    monkeypatch.setattr(recipes, "format_shot_table", lambda results: "")
-    monkeypatch.setattr(run, "write_table", lambda out_dir: "")
+    calls = _record_runs(monkeypatch)
     run.run_suite("digits-lt", "short", ["async", "async-p2lr"], seeds=[0, 1], epochs=1, verbose=0,
                   results_dir=tmp_path)
     expected = [str(tmp_path / "models" / f"digits-lt-short-async-seed{s}-phase-one") for s in (0, 1)]
