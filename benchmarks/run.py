@@ -157,6 +157,11 @@ RUNS = {
     "async-m100": ({"method": "async", "weight_decay": WEIGHT_DECAY, "phase_one_from": "async",
                     "async_options": {"memory_size": 100}},
                    [("Dual-phase, 100 exemplars per phase-I class + WD", "accuracy")]),
+    # As many exemplars per head class as a tail class has images on average (CIFAR-10-LT IF 100: 67).
+    "async-mbal": ({"method": "async", "weight_decay": WEIGHT_DECAY, "phase_one_from": "async",
+                    "async_options": {"memory_size": "balanced"}},
+                   [("Dual-phase, balanced memory (mean phase-II class count per phase-I class) + WD",
+                     "accuracy")]),
     "async-m200": ({"method": "async", "weight_decay": WEIGHT_DECAY, "phase_one_from": "async",
                     "async_options": {"memory_size": 200}},
                    [("Dual-phase, 200 exemplars per phase-I class + WD", "accuracy")]),

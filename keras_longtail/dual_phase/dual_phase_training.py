@@ -117,7 +117,11 @@ class DualPhaseTraining:
         class_counts: per-class training counts (length C).
         threshold: C1, the number of phase-I classes. Defaults to `None`
             (`split_by_frequency`'s Many + Medium rule).
-        memory_size: exemplars per phase-I class. Defaults to `10`.
+        memory_size: exemplars per phase-I class, an int >= 1 or `"balanced"`:
+            the mean training count of the phase-II classes, rounded half up, so
+            that D = X2 ∪ M is about class-balanced (`memory_size` then
+            holds the resolved int). Defaults to `10` (the paper's best on
+            Places-LT, whose phase-II classes have fewer than 20 images).
         similarity: similarity of the memory bank and of L_dis, `"cosine"` or
             `"dot"`. Defaults to `"cosine"`.
         retentive_weight: λ >= 0. Defaults to `None` (sqrt(C / C1)).
@@ -180,6 +184,10 @@ class DualPhaseTraining:
         if retentive_weight is None:
             retentive_weight = math.sqrt(self.num_classes / num_phase_one)
         self.retentive_weight = _validation.check_float("retentive_weight", retentive_weight, minimum=0.0)
+        if isinstance(memory_size, str):
+            _validation.check_choice("memory_size", memory_size, ("balanced",))
+            # as many exemplars per phase-I class as a phase-II class has examples, on average (at least 1)
+            memory_size = max(1, math.floor(float(np.mean([self.class_counts[k] for k in self.split.phase_two])) + 0.5))
         self.memory_size = _validation.check_int("memory_size", memory_size, minimum=1)
         self.similarity = similarity
         self.cosine_classifier = bool(cosine_classifier)

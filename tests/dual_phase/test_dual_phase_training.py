@@ -30,6 +30,21 @@ def test_phase_one_model_and_data():
     assert phase_one == [0] * 40 + [1] * 30
 
 
+def test_balanced_memory_size_is_the_mean_phase_two_count():
+    # phase II = classes 0 and 3 (5 and 24 examples): 14.5 rounded up, 15 exemplars per phase-I class
+    dual = DualPhaseTraining(models.mlp(4, (2,)), [5, 40, 30, 24], threshold=2, memory_size="balanced")
+    assert sorted(dual.split.phase_two) == [0, 3] and dual.memory_size == 15
+    assert dual.phase_two_size() == 5 + 24 + 2 * 15
+    # CIFAR-10-LT IF 100: the two phase-II classes have 83 and 50 training images
+    counts = data.imbalance_profile(10, 5000, 100)
+    dual = DualPhaseTraining(models.mlp(4, (2,)), counts, memory_size="balanced")
+    assert [counts[k] for k in dual.split.phase_two] == [83, 50] and dual.memory_size == 67
+    with pytest.raises(ValueError, match="memory_size"):
+        DualPhaseTraining(models.mlp(4, (2,)), [5, 40, 30, 24], threshold=2, memory_size="half")
+    with pytest.raises(TypeError, match="memory_size"):
+        DualPhaseTraining(models.mlp(4, (2,)), [5, 40, 30, 24], threshold=2, memory_size=2.5)
+
+
 def test_dense_classifier_is_truncated_to_the_phase_one_columns():
     keras.utils.set_random_seed(0)
     network = models.mlp(4, (2,))
