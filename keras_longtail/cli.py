@@ -90,6 +90,16 @@ def _phase_two_steps(text):
         raise argparse.ArgumentTypeError(f"expected an integer >= 1 or phase_one, received {text!r}") from None
 
 
+def _memory_size(text):
+    """--memory-size: an integer >= 1 or `balanced`."""
+    if text == "balanced":
+        return text
+    try:
+        return _POSITIVE_INT(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1 or balanced, received {text!r}") from None
+
+
 class _DeprecatedAlias(argparse.Action):
     """Stores the value like the flag it is an alias of, and says on stderr that the alias is deprecated."""
 
@@ -198,6 +208,9 @@ def build_parser():
     dual.add_argument("--phase-two-steps", type=_phase_two_steps, default=None, metavar="N",
                       help="steps per epoch of phase II, an integer >= 1, or phase_one: as many as phase I (the "
                            "paper) (default: one pass over phase II's data, at most half the epoch)")
+    dual.add_argument("--memory-size", type=_memory_size, default=None, metavar="M",
+                      help="exemplars per phase-I class, an integer >= 1, or balanced: the mean size of the "
+                           "phase-II classes (default: 10, the paper's best on Places-LT)")
     dual.add_argument("--phase-one-dir", default=None, metavar="DIR",
                       help="keep phase I here: trained and saved when DIR holds none, else loaded (runs that "
                            "differ only in phase II share it)")
@@ -353,6 +366,12 @@ def _classification_options(options):
         gbg_options["group_loss"] = group_loss
     if gbg_options:
         options["gbg_options"] = gbg_options
+    memory_size = options.pop("memory_size")
+    if memory_size is not None:
+        if options["method"] != "async":
+            raise ValueError(f"--memory-size is a --method async option. Received: memory_size={memory_size!r} "
+                             f"with method={options['method']!r}")
+        options["async_options"] = {"memory_size": memory_size}
     options["gradtail_max_weight"] = (GRADTAIL_MAX_WEIGHT if options["gradtail_max_weight"] is None
                                       else options["gradtail_max_weight"])
     return options

@@ -336,6 +336,8 @@ def test_a_failed_final_write_keeps_the_results(tmp_path, monkeypatch, capsys):
     (["--gbg-solve-every", "0"], "--gbg-solve-every"),
     (["--async-threshold", "0"], "--async-threshold"),
     (["--phase-two-lr", "-0.01"], "--phase-two-lr"),
+    (["--memory-size", "0"], "--memory-size"),
+    (["--memory-size", "half"], "--memory-size"),
     (["--gradtail-max-weight", "0"], "--gradtail-max-weight"),
     (["--gradtail-pivot", "inf"], "--gradtail-pivot"),
     (["--rebalance-tau", "-1"], "--rebalance-tau"),
@@ -496,3 +498,20 @@ def test_gbg_group_loss_flag(monkeypatch):
     assert received[-1]["gbg_options"] == {"normalization": "loss+", "group_loss": "class_balanced"}
     assert cli.main(["train", "--method", "gbg"]) == 0  # the default, "mean", is not written out
     assert "group_loss" not in received[-1]["gbg_options"]
+
+
+def test_memory_size_flag(monkeypatch, capsys):
+    received = []
+    fake = {"dataset": "digits-lt", "imbalance_factor": 20, "method": "async", "model": "mlp", "epochs": 1,
+            "train_seconds": 0.1, "shot_classes": {"many": 1, "medium": 0, "few": 1}, "class_counts": [9, 1],
+            "accuracy": {"overall": 50.0, "many": 100.0, "few": 0.0}}
+    monkeypatch.setattr(cli, "run_training", lambda **kwargs: received.append(kwargs) or fake)
+    assert cli.main(["train", "--method", "async", "--memory-size", "balanced"]) == 0
+    assert received[-1]["async_options"] == {"memory_size": "balanced"}
+    assert cli.main(["train", "--method", "async", "--memory-size", "50"]) == 0
+    assert received[-1]["async_options"] == {"memory_size": 50}
+    assert cli.main(["train", "--method", "async"]) == 0
+    assert "async_options" not in received[-1]
+    assert cli.main(["train", "--method", "ce", "--memory-size", "50"]) != 0
+    assert "--memory-size is a --method async option" in capsys.readouterr().err
+    assert len(received) == 3
