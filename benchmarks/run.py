@@ -90,6 +90,13 @@ RUNS = {
     "gbg-official-cb": ({"method": "gbg", "gbg_options": {"group_loss": "class_balanced"},
                          "weight_decay": WEIGHT_DECAY},
                         [("GBG (official defaults), class-balanced group losses + WD", "accuracy")]),
+    # Controls for gbg-official (issue 17), each about a CE run's cost: alpha from the classifier's gradients
+    # instead of the backbone's (representation mode), and alpha solved once at step 0 and then held.
+    "gbg-official-classifier": ({"method": "gbg", "gbg_mode": "representation", "weight_decay": WEIGHT_DECAY},
+                                [("GBG (official defaults), alpha from the classifier's gradients + WD",
+                                  "accuracy")]),
+    "gbg-official-frozen": ({"method": "gbg", "gbg_options": {"solve_every": 10**9}, "weight_decay": WEIGHT_DECAY},
+                            [("GBG (official defaults), alpha solved at step 0 only, then held + WD", "accuracy")]),
     # The same without the GAC sampler: exactly what the GBG code's step runs (shuffled batches).
     "gbg-official-random": ({"method": "gbg", "gbg_options": {"sampler": "random"}, "weight_decay": WEIGHT_DECAY},
                             [("GBG (GBG code's defaults), shuffled batches + WD", "accuracy")]),
