@@ -197,6 +197,7 @@ def _train_async(job, options):
                                          **(async_options or {}))
     if async_options:
         job.extra["async_options"] = dict(async_options)
+    job.extra["memory_size"] = dual.memory_size  # exemplars per phase-I class (`"balanced"` resolved)
     one_pass = min(math.ceil(dual.phase_two_size() / batch_size), max(1, steps // 2))
     phase_one_steps = max(1, steps - one_pass)
     phase_one_dir = None if options["phase_one_dir"] is None else os.fspath(options["phase_one_dir"])
