@@ -137,8 +137,12 @@ RUNS = {
                            [("GBG (representation, loss+ normalizer) + WD", "accuracy")]),
     # Every dual-phase run keeps its phase I in the models folder ("phase_one_from"): the runs below differ only
     # in phase II, so they load the phase I of "async" (same suite, budget and seed) and train phase II alone.
-    "async": ({"method": "async", "weight_decay": WEIGHT_DECAY, "phase_one_from": "async"},
-              [("Dual-phase (L_dis: unit features, T = 0.01, batch mean) + WD", "accuracy")]),
+    # The memory is pinned at 10 exemplars per class (the paper's Places-LT value), whatever the default is: the
+    # phase I this run saves (95 steps per epoch here) is the one every async-* run of the seed loads.
+    "async": ({"method": "async", "weight_decay": WEIGHT_DECAY, "phase_one_from": "async",
+               "async_options": {"memory_size": 10}},
+              [("Dual-phase, 10 exemplars per phase-I class (L_dis: unit features, T = 0.01, batch mean) + WD",
+                "accuracy")]),
     # Phase II (2 steps per epoch on ~213 images here) at a tenth of phase I's learning rate.
     "async-p2lr": ({"method": "async", "weight_decay": WEIGHT_DECAY, "phase_two_learning_rate": 0.01,
                     "phase_one_from": "async"},
