@@ -210,7 +210,7 @@ def build_parser():
                            "paper) (default: one pass over phase II's data, at most half the epoch)")
     dual.add_argument("--memory-size", type=_memory_size, default=None, metavar="M",
                       help="exemplars per phase-I class, an integer >= 1, or balanced: the mean size of the "
-                           "phase-II classes (default: 10, the paper's best on Places-LT)")
+                           "phase-II classes (default: balanced; 10 on CIFAR-100-LT, the paper's value)")
     dual.add_argument("--phase-one-dir", default=None, metavar="DIR",
                       help="keep phase I here: trained and saved when DIR holds none, else loaded (runs that "
                            "differ only in phase II share it)")

@@ -261,7 +261,7 @@ def test_phase_one_state_bad_use(tmp_path):
 def test_phase_one_weights_alone_load_under_another_memory_size(tmp_path):
     keras.utils.set_random_seed(0)
     counts, _, _, dataset = _toy()
-    dual = DualPhaseTraining(models.mlp(4, (2,), hidden_units=(8,)), counts, threshold=2)
+    dual = DualPhaseTraining(models.mlp(4, (2,), hidden_units=(8,)), counts, threshold=2, memory_size=10)
     dual.build_memory_bank(dataset)
     dual.save_phase_one(str(tmp_path / "state"))
 
