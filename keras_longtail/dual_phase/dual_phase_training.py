@@ -202,6 +202,11 @@ class DualPhaseTraining:
             # as many exemplars per phase-I class as a phase-II class has examples, on average (at least 1)
             memory_size = max(1, math.floor(float(np.mean([self.class_counts[k] for k in self.split.phase_two])) + 0.5))
         self.memory_size = _validation.check_int("memory_size", memory_size, minimum=1)
+        smallest = min(self.phase_one_class_counts)
+        if self.memory_size > smallest:  # here, not after phase I: the bank is filled from every phase-I class
+            raise ValueError(f"Expected `memory_size` <= {smallest}, the training count of the smallest phase-I "
+                             f"class ({self.split.phase_one[self.phase_one_class_counts.index(smallest)]}). "
+                             f"Received: memory_size={self.memory_size}")
         self.similarity = similarity
         self.cosine_classifier = bool(cosine_classifier)
         self.scale = _validation.check_float("scale", scale, minimum=0.0, min_inclusive=False)

@@ -142,9 +142,11 @@ def test_bad_input():
         DualPhaseTraining(network, [40, 30, 12, 6], phase_two_data="tail")
     with pytest.raises(ValueError, match="feature_layer"):
         DualPhaseTraining(network, [40, 30, 12, 6], feature_layer="pool")
-    with pytest.raises(ValueError, match="memory_size"):
-        counts, _, _, dataset = _toy()
-        DualPhaseTraining(models.mlp(4, (2,)), counts, threshold=3, memory_size=13).build_memory_bank(dataset)
+    # at construction, before phase I trains: the bank needs memory_size examples of every phase-I class
+    with pytest.raises(ValueError, match=r"Expected `memory_size` <= 12, .* class \(2\)\. Received: memory_size=13"):
+        counts, _, _, _ = _toy()
+        DualPhaseTraining(models.mlp(4, (2,)), counts, threshold=3, memory_size=13)
+    DualPhaseTraining(models.mlp(4, (2,)), counts, threshold=3, memory_size=12)
 
 
 @pytest.mark.slow
