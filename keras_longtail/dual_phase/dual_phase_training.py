@@ -134,7 +134,7 @@ class DualPhaseTraining:
             holds the resolved int). Defaults to `"balanced"`, which is the
             paper's 10 on CIFAR-100-LT IF 100 (its Few classes have 5-19
             images) and 67 on CIFAR-10-LT IF 100 (phase II: 83 and 50); see
-            "Defaults" below.
+            the memory-size paragraph above.
         similarity: similarity of the memory bank and of L_dis, `"cosine"` or
             `"dot"`. Defaults to `"cosine"`.
         retentive_weight: λ >= 0. Defaults to `None` (sqrt(C / C1)).
@@ -200,7 +200,8 @@ class DualPhaseTraining:
         if isinstance(memory_size, str):
             _validation.check_choice("memory_size", memory_size, ("balanced",))
             # as many exemplars per phase-I class as a phase-II class has examples, on average (at least 1)
-            memory_size = max(1, math.floor(float(np.mean([self.class_counts[k] for k in self.split.phase_two])) + 0.5))
+            tail_counts = [self.class_counts[k] for k in self.split.phase_two]
+            memory_size = max(1, math.floor(float(np.mean(tail_counts)) + 0.5))
         self.memory_size = _validation.check_int("memory_size", memory_size, minimum=1)
         smallest = min(self.phase_one_class_counts)
         if self.memory_size > smallest:  # here, not after phase I: the bank is filled from every phase-I class

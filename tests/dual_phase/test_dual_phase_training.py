@@ -143,8 +143,8 @@ def test_bad_input():
     with pytest.raises(ValueError, match="feature_layer"):
         DualPhaseTraining(network, [40, 30, 12, 6], feature_layer="pool")
     # at construction, before phase I trains: the bank needs memory_size examples of every phase-I class
+    counts = _toy()[0]
     with pytest.raises(ValueError, match=r"Expected `memory_size` <= 12, .* class \(2\)\. Received: memory_size=13"):
-        counts, _, _, _ = _toy()
         DualPhaseTraining(models.mlp(4, (2,)), counts, threshold=3, memory_size=13)
     DualPhaseTraining(models.mlp(4, (2,)), counts, threshold=3, memory_size=12)
 
