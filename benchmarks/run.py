@@ -191,6 +191,10 @@ RUNS = {
                          "async_options": {"memory_size": 10},
                          "phase_two_learning_rate": 0.01, "phase_two_steps": "phase_one"},
                         [("Dual-phase, 10 exemplars, phase II as long as phase I at lr 0.01 + WD", "accuracy")]),
+    # The paper's phase-II length at the default (balanced) memory.
+    "async-mbal-long": ({"method": "async", "weight_decay": WEIGHT_DECAY, "phase_one_from": "async",
+                         "async_options": {"memory_size": "balanced"}, "phase_two_steps": "phase_one"},
+                        [("Dual-phase, balanced memory, phase II as long as phase I (the paper) + WD", "accuracy")]),
     "async-t01": ({"method": "async", "weight_decay": WEIGHT_DECAY, "phase_one_from": "async",
                    "async_options": {"memory_size": 10, "retentive_temperature": 0.1, "retentive_normalize": False,
                                      "retentive_reduction": "sum_over_batch_size"}},
