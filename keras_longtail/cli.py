@@ -80,24 +80,22 @@ _POSITIVE_FLOAT = _number(float, minimum=0, min_inclusive=False, name="number > 
 _NON_NEGATIVE_FLOAT = _number(float, minimum=0, name="number >= 0")
 
 
-def _phase_two_steps(text):
-    """--phase-two-steps: an integer >= 1 or `phase_one`."""
-    if text == "phase_one":
-        return text
-    try:
-        return _POSITIVE_INT(text)
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1 or phase_one, received {text!r}") from None
+def _positive_int_or(keyword):
+    """An argparse type: an integer >= 1, or the word `keyword` as it is."""
+    def parse(text):
+        if text == keyword:
+            return text
+        try:
+            return _POSITIVE_INT(text)
+        except argparse.ArgumentTypeError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= 1 or {keyword}, received {text!r}") from None
+
+    parse.__name__ = f"integer >= 1 or {keyword}"
+    return parse
 
 
-def _memory_size(text):
-    """--memory-size: an integer >= 1 or `balanced`."""
-    if text == "balanced":
-        return text
-    try:
-        return _POSITIVE_INT(text)
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1 or balanced, received {text!r}") from None
+_PHASE_TWO_STEPS = _positive_int_or("phase_one")  # --phase-two-steps
+_MEMORY_SIZE = _positive_int_or("balanced")  # --memory-size
 
 
 class _DeprecatedAlias(argparse.Action):
@@ -205,10 +203,10 @@ def build_parser():
     dual.add_argument("--phase-two-lr", dest="phase_two_learning_rate", type=_POSITIVE_FLOAT, default=None,
                       metavar="LR", help="peak learning rate of phase II, > 0 (default: --learning-rate, as in "
                                          "the paper's Algorithm 1)")
-    dual.add_argument("--phase-two-steps", type=_phase_two_steps, default=None, metavar="N",
+    dual.add_argument("--phase-two-steps", type=_PHASE_TWO_STEPS, default=None, metavar="N",
                       help="steps per epoch of phase II, an integer >= 1, or phase_one: as many as phase I (the "
                            "paper) (default: one pass over phase II's data, at most half the epoch)")
-    dual.add_argument("--memory-size", type=_memory_size, default=None, metavar="M",
+    dual.add_argument("--memory-size", type=_MEMORY_SIZE, default=None, metavar="M",
                       help="exemplars per phase-I class, an integer >= 1, or balanced: the mean size of the "
                            "phase-II classes (default: balanced; 10 on CIFAR-100-LT, the paper's value)")
     dual.add_argument("--phase-one-dir", default=None, metavar="DIR",

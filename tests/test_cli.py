@@ -488,12 +488,18 @@ def test_every_method_saves_and_reloads_with_its_warm_up_schedule(tmp_path):
             assert report[path]["iterations"] > 0, path
 
 
-def test_gbg_group_loss_flag(monkeypatch):
+def _record_run_training(monkeypatch):
+    """Replaces `cli.run_training` by a stand-in that records its keyword arguments; returns the record."""
     received = []
-    fake = {"dataset": "digits-lt", "imbalance_factor": 20, "method": "gbg", "model": "mlp", "epochs": 1,
+    fake = {"dataset": "digits-lt", "imbalance_factor": 20, "method": "ce", "model": "mlp", "epochs": 1,
             "train_seconds": 0.1, "shot_classes": {"many": 1, "medium": 0, "few": 1}, "class_counts": [9, 1],
             "accuracy": {"overall": 50.0, "many": 100.0, "few": 0.0}}
-    monkeypatch.setattr(cli, "run_training", lambda **kwargs: received.append(kwargs) or fake)
+    monkeypatch.setattr(cli, "run_training", lambda **kwargs: received.append(kwargs) or {**fake, "method": kwargs["method"]})
+    return received
+
+
+def test_gbg_group_loss_flag(monkeypatch):
+    received = _record_run_training(monkeypatch)
     assert cli.main(["train", "--method", "gbg", "--gbg-group-loss", "class_balanced"]) == 0
     assert received[-1]["gbg_options"] == {"normalization": "loss+", "group_loss": "class_balanced"}
     assert cli.main(["train", "--method", "gbg"]) == 0  # the default, "mean", is not written out
@@ -501,11 +507,7 @@ def test_gbg_group_loss_flag(monkeypatch):
 
 
 def test_memory_size_flag(monkeypatch, capsys):
-    received = []
-    fake = {"dataset": "digits-lt", "imbalance_factor": 20, "method": "async", "model": "mlp", "epochs": 1,
-            "train_seconds": 0.1, "shot_classes": {"many": 1, "medium": 0, "few": 1}, "class_counts": [9, 1],
-            "accuracy": {"overall": 50.0, "many": 100.0, "few": 0.0}}
-    monkeypatch.setattr(cli, "run_training", lambda **kwargs: received.append(kwargs) or fake)
+    received = _record_run_training(monkeypatch)
     assert cli.main(["train", "--method", "async", "--memory-size", "balanced"]) == 0
     assert received[-1]["async_options"] == {"memory_size": "balanced"}
     assert cli.main(["train", "--method", "async", "--memory-size", "50"]) == 0
