@@ -105,12 +105,23 @@ def _train_gbg(job, options):
     sampler = model_options.pop("sampler", "group_aware_completion")
     grouping_options = {"projection_dim": None if num_classes <= 1000 else 1024,
                         **model_options.pop("group_classes", {})}
-    # GBG Algorithm 1, once, on the initialized model: one pass over the un-augmented training set.
-    announce(job.verbose, f"GBG: grouping {num_classes} classes into {num_groups} groups from their "
-                          f"{grouping_options.get('gradients', 'backbone')} gradients (Algorithm 1, one pass over "
-                          f"{loaded.num_train} training images)")
-    batches = with_progress(loaded.train.batch(256), math.ceil(loaded.num_train / 256), job.verbose)
-    grouping = lt_gbg.group_classes(job.network, batches, num_groups=num_groups, seed=job.seed, **grouping_options)
+    kept = job.progress.kept("gbg_grouping")
+    if kept is not None:
+        # A resumed run: the grouping its first call computed on the initial model, never a recomputed one (the
+        # checkpoint restores it into the model; the sampler must use the same one).
+        grouping = lt_gbg.ClassGrouping.from_config(kept)
+        announce(job.verbose, f"GBG: the interrupted run's grouping of {num_classes} classes into "
+                              f"{grouping.num_groups} groups, from its state directory")
+    else:
+        # GBG Algorithm 1, once, on the initialized model: one pass over the un-augmented training set.
+        announce(job.verbose, f"GBG: grouping {num_classes} classes into {num_groups} groups from their "
+                              f"{grouping_options.get('gradients', 'backbone')} gradients (Algorithm 1, one pass "
+                              f"over {loaded.num_train} training images)")
+        batches = with_progress(loaded.train.batch(256), math.ceil(loaded.num_train / 256), job.verbose)
+        grouping = lt_gbg.group_classes(job.network, batches, num_groups=num_groups, seed=job.seed,
+                                        **grouping_options)
+        job.progress.keep("gbg_grouping", {"groups": [int(g) for g in grouping.groups],
+                                           "num_groups": grouping.num_groups})
     network = lt_training.GBGModel.from_model(job.network, grouping, mode=options["gbg_mode"], **model_options)
     train = None
     if sampler == "group_aware_completion":

@@ -34,7 +34,8 @@ class Progress:
     the phase ends so that a later interruption can still resume the run from there, and
     `progress.json` records the epochs done per phase and the wall and CPU seconds of the
     finished epochs. The run's totals are the earlier calls' recorded seconds plus this
-    call's own clock.
+    call's own clock. `kept` / `keep` hold what a method computed once before its first
+    epoch (GBG's grouping), so a resumed call reuses it instead of recomputing it.
     """
 
     def __init__(self, state_dir):
@@ -75,10 +76,24 @@ class Progress:
         backup = lt_callbacks.BackupAndRestore(os.path.join(self.state_dir, phase), delete_checkpoint=False)
         return [backup, _Record()]
 
-    def record(self, phase, epoch, epochs):
-        from keras_longtail._internal import files as _files
+    def kept(self, key):
+        """The plain-JSON value an earlier call of this run stored with `keep(key, value)`, or None."""
+        return self.state.get("kept", {}).get(key)
 
+    def keep(self, key, value):
+        """Stores the plain-JSON `value` under `key` in `progress.json` (nothing without a state directory)."""
+        if self.state_dir is None:
+            return
+        self.state.setdefault("kept", {})[key] = value
+        self._write()
+
+    def record(self, phase, epoch, epochs):
         wall, cpu = self.totals()
         self.state["phases"][phase] = {"epoch": epoch, "epochs": epochs}
         self.state["wall_seconds"], self.state["cpu_seconds"] = round(wall, 2), round(cpu, 2)
+        self._write()
+
+    def _write(self):
+        from keras_longtail._internal import files as _files
+
         _files.write_bytes(self.path, json.dumps(self.state, indent=1).encode())  # never half a file

@@ -64,3 +64,38 @@ def test_dual_phase_length_and_phase_one_dir_bad_input(options, match):
         recipes.run_training("digits-lt", method="async", epochs=1, verbose=0, **options)
     with pytest.raises(ValueError, match=match):  # options of the dual-phase method only
         recipes.run_training("digits-lt", method="ce", epochs=1, verbose=0, **options)
+
+
+@pytest.mark.slow
+def test_a_resumed_gbg_run_reuses_its_grouping_and_skips_the_grouping_pass(tmp_path, monkeypatch):
+    from keras_longtail import gbg as lt_gbg
+
+    options = dict(method="gbg", epochs=2, steps_per_epoch=2, verbose=0, state_dir=str(tmp_path))
+    record = recipes.Progress.record
+
+    def interrupted(self, phase, epoch, epochs):
+        record(self, phase, epoch, epochs)
+        raise KeyboardInterrupt  # killed just after the first epoch's checkpoint
+
+    monkeypatch.setattr(recipes.Progress, "record", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        recipes.run_training("digits-lt", **options)
+    monkeypatch.setattr(recipes.Progress, "record", record)
+    first_groups = recipes.Progress(str(tmp_path)).kept("gbg_grouping")["groups"]
+
+    def no_second_pass(*args, **kwargs):
+        raise AssertionError("the resumed run recomputed the grouping")
+
+    monkeypatch.setattr(lt_gbg, "group_classes", no_second_pass)
+    resumed = recipes.run_training("digits-lt", **options)
+    assert resumed["resumed_from"] == {"fit": {"epoch": 1, "epochs": 2}}
+    assert resumed["groups"] == first_groups and len(set(first_groups)) == resumed["num_groups"]
+
+
+def test_progress_keeps_values_across_calls_and_nothing_without_a_state_dir(tmp_path):
+    recipes.Progress(str(tmp_path)).keep("grouping", {"groups": [0, 1, 1]})
+    assert recipes.Progress(str(tmp_path)).kept("grouping") == {"groups": [0, 1, 1]}
+    assert recipes.Progress(str(tmp_path)).kept("other") is None
+    without = recipes.Progress(None)
+    without.keep("grouping", [0])
+    assert without.kept("grouping") is None
