@@ -1,6 +1,7 @@
-"""Where GBG's min-norm direction points, on real Fashion-MNIST-LT batches (ResNet-32, seed 0).
+"""Where GBG's min-norm direction points, on real long-tailed batches (ResNet-32, seed 0).
 
-    python -m benchmarks.studies.gbg_diagnostics [--batches 2] [--ce-steps 60]
+    python -m benchmarks.studies.gbg_diagnostics [--dataset fashion-mnist-lt|cifar10-lt] [--data-dir DIR]
+        [--batches 2] [--ce-steps 60]
 
 Groups the classes as `--method gbg` does (`group_classes`, 4 groups, on the initialized
 network), then on `--batches` training batches of 128 computes the group-mean losses L_g
@@ -15,7 +16,9 @@ CE steps (SGD 0.1, momentum 0.9). Writes benchmarks/results/gbg_diagnostics.json
 With `--model PATH` (a trained `.keras` model, e.g. the one `benchmarks.run` saves for a
 GBG run) it analyses that model instead, on `--batches` batches, with the grouping stored in
 the model (`gbg_groups`) or `--groups`, and writes `--output`
-(default benchmarks/results/gbg_diagnostics_trained.json).
+(default benchmarks/results/gbg_diagnostics_trained.json). `--dataset` (default
+fashion-mnist-lt, imbalance factor 100) picks the training images; `cifar10-lt` needs
+`--data-dir` (the CIFAR-10 JPEG folders).
 """
 
 import argparse
@@ -85,6 +88,7 @@ def analyse(network, groups, batches):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m benchmarks.studies.gbg_diagnostics",
                                      description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", choices=("fashion-mnist-lt", "cifar10-lt"), default="fashion-mnist-lt")
     parser.add_argument("--batches", type=int, default=2)
     parser.add_argument("--ce-steps", type=int, default=60)
     parser.add_argument("--data-dir", default=None)
@@ -93,7 +97,10 @@ def main(argv=None):
     parser.add_argument("--groups", default=None, help="comma-separated group of each class (with --model)")
     args = parser.parse_args(argv)
     keras.utils.set_random_seed(0)
-    loaded = data.load_fashion_mnist_lt(100, data_dir=args.data_dir)
+    if args.dataset == "cifar10-lt":
+        loaded = data.load_cifar_lt("cifar10", 100, data_dir=args.data_dir)
+    else:
+        loaded = data.load_fashion_mnist_lt(100, data_dir=args.data_dir)
     if args.model is not None:
         network = keras.saving.load_model(args.model, compile=False)
         if args.groups is not None:
@@ -103,7 +110,7 @@ def main(argv=None):
         else:
             parser.error("--model without a stored GBG grouping needs --groups")
         stream = iter(loaded.train.shuffle(loaded.num_train, seed=0).repeat().batch(128))
-        results = {"dataset": "fashion-mnist-lt", "imbalance_factor": 100, "model_file": args.model,
+        results = {"dataset": args.dataset, "imbalance_factor": 100, "model_file": args.model,
                    "batch_size": 128, "groups": groups.tolist(),
                    "command": " ".join(["python -m benchmarks.studies.gbg_diagnostics"] + sys.argv[1:]),
                    "machine": f"{platform.machine()}, {platform.python_version()}",
@@ -116,7 +123,7 @@ def main(argv=None):
     grouping = gbg.group_classes(network, loaded.train.batch(256), num_groups=4, seed=0)
     groups = np.array(grouping.groups)
     stream = iter(loaded.train.shuffle(loaded.num_train, seed=0).repeat().batch(128))
-    results = {"dataset": "fashion-mnist-lt", "imbalance_factor": 100, "model": "resnet32", "batch_size": 128,
+    results = {"dataset": args.dataset, "imbalance_factor": 100, "model": "resnet32", "batch_size": 128,
                "groups": grouping.groups, "command": " ".join(["python -m benchmarks.studies.gbg_diagnostics"] + sys.argv[1:]),
                "machine": f"{platform.machine()}, {platform.python_version()}",
                "initialization": analyse(network, groups, [next(stream) for _ in range(args.batches)])}
