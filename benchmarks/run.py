@@ -97,6 +97,11 @@ RUNS = {
                                   "accuracy")]),
     "gbg-official-frozen": ({"method": "gbg", "gbg_options": {"solve_every": 10**9}, "weight_decay": WEIGHT_DECAY},
                             [("GBG (official defaults), alpha solved at step 0 only, then held + WD", "accuracy")]),
+    # Control for loss+ (issue 17): with loss+, a group whose loss is far above the others' gets most of alpha
+    # (CIFAR-10-LT after 60 CE steps: 0.82-0.89 on the one-class group of the rarest class, ||d|| 22-25x the CE
+    # gradient; results/gbg_diagnostics_cifar10.json). l2-normalized backbone gradients, all else official.
+    "gbg-official-l2": ({"method": "gbg", "gbg_options": {"normalization": "l2"}, "weight_decay": WEIGHT_DECAY},
+                        [("GBG (official defaults), l2-normalized group gradients + WD", "accuracy")]),
     # The same without the GAC sampler: exactly what the GBG code's step runs (shuffled batches).
     "gbg-official-random": ({"method": "gbg", "gbg_options": {"sampler": "random"}, "weight_decay": WEIGHT_DECAY},
                             [("GBG (GBG code's defaults), shuffled batches + WD", "accuracy")]),
