@@ -386,8 +386,8 @@ def run_status(suite, budget, runs, seeds, results_dir=RESULTS, state_dir=STATE)
                 state = f"done ({accuracy} % overall)"
             elif progress.exists():
                 phases = json.loads(progress.read_text())["phases"]
-                state = "partial (" + ", ".join(f"{name} epoch {p['epoch']} of {p['epochs']}"
-                                                for name, p in phases.items()) + (", rerun" if rerun else "") + ")"
+                done = ", ".join(f"{name} epoch {p['epoch']} of {p['epochs']}" for name, p in phases.items())
+                state = f"partial ({done or 'started, no epoch done'}{', rerun' if rerun else ''})"
             else:
                 state = "pending"
             lines.append(f"{suite}-{budget} {label} seed {seed}: {state}")

@@ -234,3 +234,11 @@ def test_register_run_rejects_an_unregistered_method_or_an_unknown_option(monkey
     run.register_run("gala-official-wd0", {"method": "gala", "gala_accumulation": "official", "weight_decay": 0.0},
                      [("GALA official (WD=0)", "accuracy")])
     assert "gala-official-wd0" in run.RUNS
+
+
+def test_status_of_a_run_killed_before_its_first_epoch(tmp_path):
+    # GBG keeps its grouping in progress.json before the first epoch; a kill then leaves no epoch recorded.
+    state = tmp_path / "state"
+    recipes.Progress(str(state / "digits-lt-short" / "gbg-seed0")).keep("gbg_grouping", {"groups": [0, 1]})
+    assert run.run_status("digits-lt", "short", ["gbg"], [0], tmp_path, state) == [
+        "digits-lt-short gbg seed 0: partial (started, no epoch done)"]
