@@ -18,7 +18,9 @@ GBG run) it analyses that model instead, on `--batches` batches, with the groupi
 the model (`gbg_groups`) or `--groups`, and writes `--output`
 (default benchmarks/results/gbg_diagnostics_trained.json). `--dataset` (default
 fashion-mnist-lt, imbalance factor 100) picks the training images; `cifar10-lt` needs
-`--data-dir` (the CIFAR-10 JPEG folders).
+`--data-dir` (the CIFAR-10 JPEG folders). `--sampler gac` draws the batches from
+`gbg.group_aware_completion` with the model's grouping (every group present, as the
+benchmark's GBG runs train) instead of shuffled batches.
 """
 
 import argparse
@@ -85,11 +87,21 @@ def analyse(network, groups, batches):
     return rows
 
 
+def _batches(loaded, groups, sampler):
+    """Batches of 128 training images: shuffled, or group-aware completion with `groups` (un-augmented)."""
+    if sampler == "gac":
+        return gbg.group_aware_completion(loaded.train, [int(g) for g in groups], loaded.class_counts, 128, seed=0,
+                                          shuffle_buffer=loaded.num_train)
+    return loaded.train.shuffle(loaded.num_train, seed=0).repeat().batch(128)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m benchmarks.studies.gbg_diagnostics",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", choices=("fashion-mnist-lt", "cifar10-lt"), default="fashion-mnist-lt")
     parser.add_argument("--batches", type=int, default=2)
+    parser.add_argument("--sampler", choices=("random", "gac"), default="random",
+                        help="shuffled batches, or group-aware completion with the grouping")
     parser.add_argument("--ce-steps", type=int, default=60)
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--output", default=None)
@@ -109,9 +121,9 @@ def main(argv=None):
             groups = np.array(network.grouping.groups)
         else:
             parser.error("--model without a stored GBG grouping needs --groups")
-        stream = iter(loaded.train.shuffle(loaded.num_train, seed=0).repeat().batch(128))
+        stream = iter(_batches(loaded, groups, args.sampler))
         results = {"dataset": args.dataset, "imbalance_factor": 100, "model_file": args.model,
-                   "batch_size": 128, "groups": groups.tolist(),
+                   "batch_size": 128, "sampler": args.sampler, "groups": groups.tolist(),
                    "command": " ".join(["python -m benchmarks.studies.gbg_diagnostics"] + sys.argv[1:]),
                    "machine": f"{platform.machine()}, {platform.python_version()}",
                    "trained": analyse(network, groups, [next(stream) for _ in range(args.batches)])}
@@ -122,8 +134,8 @@ def main(argv=None):
     network = models.resnet32(loaded.num_classes, input_shape=tuple(loaded.train.element_spec[0].shape))
     grouping = gbg.group_classes(network, loaded.train.batch(256), num_groups=4, seed=0)
     groups = np.array(grouping.groups)
-    stream = iter(loaded.train.shuffle(loaded.num_train, seed=0).repeat().batch(128))
-    results = {"dataset": args.dataset, "imbalance_factor": 100, "model": "resnet32", "batch_size": 128,
+    stream = iter(_batches(loaded, groups, args.sampler))
+    results = {"sampler": args.sampler, "dataset": args.dataset, "imbalance_factor": 100, "model": "resnet32", "batch_size": 128,
                "groups": grouping.groups, "command": " ".join(["python -m benchmarks.studies.gbg_diagnostics"] + sys.argv[1:]),
                "machine": f"{platform.machine()}, {platform.python_version()}",
                "initialization": analyse(network, groups, [next(stream) for _ in range(args.batches)])}
