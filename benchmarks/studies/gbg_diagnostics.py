@@ -135,7 +135,8 @@ def main(argv=None):
     grouping = gbg.group_classes(network, loaded.train.batch(256), num_groups=4, seed=0)
     groups = np.array(grouping.groups)
     stream = iter(_batches(loaded, groups, args.sampler))
-    results = {"sampler": args.sampler, "dataset": args.dataset, "imbalance_factor": 100, "model": "resnet32", "batch_size": 128,
+    results = {"dataset": args.dataset, "imbalance_factor": 100, "model": "resnet32", "batch_size": 128,
+               "sampler": args.sampler,
                "groups": grouping.groups, "command": " ".join(["python -m benchmarks.studies.gbg_diagnostics"] + sys.argv[1:]),
                "machine": f"{platform.machine()}, {platform.python_version()}",
                "initialization": analyse(network, groups, [next(stream) for _ in range(args.batches)])}

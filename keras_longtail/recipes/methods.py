@@ -110,6 +110,10 @@ def _train_gbg(job, options):
         # A resumed run: the grouping its first call computed on the initial model, never a recomputed one (the
         # checkpoint restores it into the model; the sampler must use the same one).
         grouping = lt_gbg.ClassGrouping.from_config(kept)
+        if (grouping.num_classes, grouping.num_groups) != (num_classes, num_groups):
+            raise ValueError(f"Expected num_groups={grouping.num_groups} over {grouping.num_classes} classes, as in "
+                             f"the run kept in `state_dir` (another run's state, or changed arguments?). "
+                             f"Received: num_groups={num_groups} over {num_classes} classes")
         announce(job.verbose, f"GBG: the interrupted run's grouping of {num_classes} classes into "
                               f"{grouping.num_groups} groups, from its state directory")
     else:
@@ -120,8 +124,7 @@ def _train_gbg(job, options):
         batches = with_progress(loaded.train.batch(256), math.ceil(loaded.num_train / 256), job.verbose)
         grouping = lt_gbg.group_classes(job.network, batches, num_groups=num_groups, seed=job.seed,
                                         **grouping_options)
-        job.progress.keep("gbg_grouping", {"groups": [int(g) for g in grouping.groups],
-                                           "num_groups": grouping.num_groups})
+        job.progress.keep("gbg_grouping", json.loads(grouping.to_json(include_similarity=False)))
     network = lt_training.GBGModel.from_model(job.network, grouping, mode=options["gbg_mode"], **model_options)
     train = None
     if sampler == "group_aware_completion":

@@ -99,3 +99,9 @@ def test_progress_keeps_values_across_calls_and_nothing_without_a_state_dir(tmp_
     without = recipes.Progress(None)
     without.keep("grouping", [0])
     assert without.kept("grouping") is None
+
+
+def test_a_gbg_state_dir_with_another_grouping_is_refused_before_training(tmp_path):
+    recipes.Progress(str(tmp_path)).keep("gbg_grouping", {"groups": [0, 1, 2, 3] * 2 + [0, 1], "num_groups": 4})
+    with pytest.raises(ValueError, match=r"Expected num_groups=4 over 10 classes.*Received: num_groups=3 over 10"):
+        recipes.run_training("digits-lt", method="gbg", num_groups=3, epochs=1, verbose=0, state_dir=str(tmp_path))
