@@ -115,7 +115,13 @@ class GBGMixin(TrainStepMixin):
     `keras_longtail.gbg.min_norm_weights(..., return_gap=True)`): at most
     `tolerance` when every solve reached the optimum, larger when one stopped
     at `max_iterations` (raise it, or use `solver="active_set"`, the default).
-    It is not a model weight and not an evaluation metric.
+    `gbg_alpha_max` is the epoch's mean of the largest group weight, max_g alpha_g,
+    over its steps (the applied alpha, stored or solved; a skipped float16 step is
+    not counted): 1 / G when alpha is uniform over G groups, 1 when one group takes
+    the whole step. A value near 1 on a long-tailed problem says that alpha keeps
+    concentrating on one group (with `normalization="loss+"`, a small group whose
+    loss is high; see docs/methods/gbg.md).
+    Neither is a model weight nor an evaluation metric.
 
     Under `tf.distribute` the group counts, group losses and per-group gradients
     are summed over replicas before the solve, so every replica solves the same
@@ -269,6 +275,11 @@ class GBGMixin(TrainStepMixin):
             # box, so that Keras tracks it neither as a weight (saved) nor as a metric (evaluated).
             self._gbg_gap_holder = _Holder(keras.Variable(0.0, dtype="float32", trainable=False,
                                                           aggregation="only_first_replica", name="gbg_solver_gap"))
+            # The sum and count of the epoch's largest group weights max_g alpha_g, logged as their mean
+            # `gbg_alpha_max` (in the same box, for the same reason).
+            self._gbg_alpha_holder = _Holder(
+                [keras.Variable(0.0, dtype="float32", trainable=False, aggregation="only_first_replica",
+                                name=name) for name in ("gbg_alpha_max_sum", "gbg_alpha_max_count")])
         self.mode = mode
         self.head_layer = head_layer
         self.solve_every = solve_every
@@ -374,6 +385,8 @@ class GBGMixin(TrainStepMixin):
         self.step_log_loss(batch_loss, x)
         logs = self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
         logs["gbg_solver_gap"] = tf.convert_to_tensor(self._gbg_solver_gap())
+        total, count = self._gbg_alpha_holder.value
+        logs["gbg_alpha_max"] = tf.convert_to_tensor(total) / tf.maximum(tf.convert_to_tensor(count), 1.0)
         return logs
 
     def _gbg_solver_gap(self):
@@ -386,6 +399,8 @@ class GBGMixin(TrainStepMixin):
     def reset_metrics(self):
         super().reset_metrics()
         self._gbg_solver_gap().assign(0.0)
+        for variable in self._gbg_alpha_holder.value:
+            variable.assign(0.0)
 
     def gbg_gradients(self, x, y, sample_weight=None):
         """The replica's share of d = sum_g alpha_g grad L_g, alpha, y_pred and the batch loss.
@@ -421,8 +436,12 @@ class GBGMixin(TrainStepMixin):
             upstream = [tf.cast(alpha[g], scaled[g].dtype) for g in range(num_groups)]
             gradients = self._dense(tape.gradient(scaled, variables, output_gradients=upstream), variables)
         # A solve on non-finite gradients (a float16 step the LossScaleOptimizer skips) is not counted.
+        counted = tf.cast(tf.math.is_finite(gap), tf.float32)
         gap = tf.where(tf.math.is_finite(gap), gap, 0.0)
         self._gbg_solver_gap().assign(tf.maximum(self._gbg_solver_gap(), gap))
+        total, count = self._gbg_alpha_holder.value
+        total.assign_add(counted * tf.reduce_max(tf.cast(alpha, tf.float32)))
+        count.assign_add(counted)
         del tape
         return gradients, alpha, y_pred, batch_loss
 

@@ -36,6 +36,8 @@ class Progress:
     finished epochs. The run's totals are the earlier calls' recorded seconds plus this
     call's own clock. `kept` / `keep` hold what a method computed once before its first
     epoch (GBG's grouping), so a resumed call reuses it instead of recomputing it.
+    `epoch_logs` holds each phase's training logs per epoch (kept in `progress.json` too,
+    so a resumed run's list starts with the interrupted call's epochs).
     """
 
     def __init__(self, state_dir):
@@ -61,8 +63,8 @@ class Progress:
                 self.earlier_cpu + time.process_time() - self.cpu_start)
 
     def callbacks(self, phase, epochs):
-        if self.state_dir is None:
-            return []
+        """The callbacks of one `fit` (a phase): the epoch-log record, and with a state directory the
+        per-epoch checkpoint (first, so that a resumed `fit` starts at the checkpoint's epoch)."""
         import keras
 
         from keras_longtail import callbacks as lt_callbacks
@@ -71,10 +73,17 @@ class Progress:
 
         class _Record(keras.callbacks.Callback):
             def on_epoch_end(self, epoch, logs=None):
-                progress.record(phase, epoch + 1, epochs)
+                progress.record(phase, epoch + 1, epochs, logs)
 
+        if self.state_dir is None:
+            return [_Record()]
         backup = lt_callbacks.BackupAndRestore(os.path.join(self.state_dir, phase), delete_checkpoint=False)
         return [backup, _Record()]
+
+    @property
+    def epoch_logs(self):
+        """{phase: [the training logs of epoch 1, 2, ...]}, floats rounded to 6 significant digits."""
+        return {phase: list(logs) for phase, logs in self.state.get("logs", {}).items()}
 
     def kept(self, key):
         """The plain-JSON value an earlier call of this run stored with `keep(key, value)`, or None."""
@@ -87,7 +96,13 @@ class Progress:
         self.state.setdefault("kept", {})[key] = value
         self._write()
 
-    def record(self, phase, epoch, epochs):
+    def record(self, phase, epoch, epochs, logs=None):
+        """Records that `phase` finished `epoch` (1-based) of `epochs`, with its training `logs`."""
+        logged = self.state.setdefault("logs", {}).setdefault(phase, [])
+        del logged[epoch - 1:]  # a resumed phase repeats nothing; a shorter list cannot happen
+        logged.append({key: float(f"{float(value):.6g}") for key, value in sorted((logs or {}).items())})
+        if self.state_dir is None:
+            return
         wall, cpu = self.totals()
         self.state["phases"][phase] = {"epoch": epoch, "epochs": epochs}
         self.state["wall_seconds"], self.state["cpu_seconds"] = round(wall, 2), round(cpu, 2)

@@ -133,8 +133,10 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
     Returns:
         A JSON-serializable dict: the configuration, `class_counts`, `accuracy`
         (`overall`, and `many`/`medium`/`few` for the splits that have classes, in %),
-        `per_class_accuracy` (%), `shot_classes` and `train_seconds`; with
-        `rebalance_tau`, also `rebalanced_accuracy` and `rebalanced_per_class_accuracy`.
+        `per_class_accuracy` (%), `shot_classes`, `train_seconds` and `epoch_logs`
+        (per `fit` phase, each epoch's training logs: loss, metrics and the method's
+        own, e.g. GBG's `gbg_alpha_max`); with `rebalance_tau`, also
+        `rebalanced_accuracy` and `rebalanced_per_class_accuracy`.
 
     Example:
 
@@ -232,6 +234,7 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
     extra = job.extra
     if state_dir is not None:
         extra.update(resumed_from=progress.resumed_from)
+    extra["epoch_logs"] = progress.epoch_logs
     train_seconds, train_cpu_seconds = progress.totals()
     if save_model:
         network.save(save_model)

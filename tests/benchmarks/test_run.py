@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 
 from benchmarks import run
@@ -65,8 +66,8 @@ def test_status_rerun_and_resume_after_an_interruption(tmp_path, monkeypatch):
         "digits-lt-short ce seed 0: pending"]
     record = recipes.Progress.record
 
-    def interrupted(self, phase, epoch, epochs):
-        record(self, phase, epoch, epochs)
+    def interrupted(self, phase, epoch, epochs, logs=None):
+        record(self, phase, epoch, epochs, logs)
         if epoch == 2:
             raise KeyboardInterrupt  # a kill just after the epoch-2 checkpoint
 
@@ -77,10 +78,15 @@ def test_status_rerun_and_resume_after_an_interruption(tmp_path, monkeypatch):
         pass
     assert run.run_status("digits-lt", "short", ["ce"], [0], tmp_path, state) == [
         "digits-lt-short ce seed 0: partial (fit epoch 2 of 4)"]
+    before = recipes.Progress(str(state / "digits-lt-short" / "ce-seed0")).epoch_logs["fit"]
     monkeypatch.setattr(recipes.Progress, "record", record)
     run.run_suite("digits-lt", "short", ["ce"], seeds=[0], **args)
     results = json.loads((tmp_path / "digits-lt-short" / "ce-seed0.json").read_text())
     assert results["resumed_from"] == {"fit": {"epoch": 2, "epochs": 4}}
+    # the training curve spans the interruption: the killed call's two epochs, then the resumed call's two
+    logs = results["epoch_logs"]["fit"]
+    assert len(before) == 2 and len(logs) == 4 and logs[:2] == before
+    assert all(np.isfinite(epoch["loss"]) and 0 <= epoch["acc_overall"] <= 1 for epoch in logs)
     assert json.loads((state / "digits-lt-short" / "ce-seed0" / "progress.json").read_text())["phases"] == {
         "fit": {"epoch": 4, "epochs": 4}}
     assert run.run_status("digits-lt", "short", ["ce"], [0], tmp_path, state)[0].startswith(

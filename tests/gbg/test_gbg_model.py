@@ -349,14 +349,15 @@ def test_solver_gap_is_logged_per_epoch_and_not_a_weight():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("solve_every", [1, 2])
-def test_solver_gap_under_mirrored_strategy_equals_one_device(solve_every):
-    def gap():
+def test_solver_gap_and_alpha_max_under_mirrored_strategy_equal_one_device(solve_every):
+    def logs():
         model = GBGModel.from_model(_network(), GROUPING, solver="pgd", max_iterations=3, solve_every=solve_every)
-        return _fit(model)[1].history["gbg_solver_gap"][0]
+        history = _fit(model)[1].history
+        return history["gbg_solver_gap"][0], history["gbg_alpha_max"][0]
 
-    expected = gap()
-    assert expected > 1e-6
-    assert helpers.run_mirrored(lambda strategy: gap()) == pytest.approx(expected, rel=1e-3)
+    expected = logs()
+    assert expected[0] > 1e-6 and 1 / 3 < expected[1] <= 1
+    assert helpers.run_mirrored(lambda strategy: logs()) == pytest.approx(expected, rel=1e-3)
 
 
 @pytest.mark.slow
@@ -404,3 +405,20 @@ def test_static_shape_path_for_xla_replicas_equals_one_device(monkeypatch):
     assert max(shape.num_elements() for shape in recorded) == largest  # per-leaf gradients, zeros between solves
     for want, have in zip(expected, got):
         np.testing.assert_allclose(have, want, rtol=1e-5, atol=1e-6)
+
+
+def test_alpha_max_is_logged_per_epoch_and_equals_the_reference_solve():
+    # One full-batch SGD step: the epoch's mean of max_g alpha_g is the one solve's, checked against the
+    # step written directly (per-group tapes, cvxopt weights).
+    _, alpha = _reference_step(_network(), X, Y, np.ones(len(X), np.float32), GROUPING, "backbone", "loss+", 0.1)
+    model, history = _fit(GBGModel.from_model(_network(), GROUPING), optimizer=keras.optimizers.SGD(0.1),
+                          batch_size=len(X))
+    assert history.history["gbg_alpha_max"] == [pytest.approx(max(alpha), abs=1e-4)]
+    assert 1 / 3 < max(alpha) < 1  # a non-trivial value: neither uniform nor one group
+    assert "gbg_alpha_max" not in model.evaluate(X, Y, verbose=0, return_dict=True)
+    assert all("gbg_alpha_max" not in v.path for v in model.weights)
+    model.reset_metrics()
+    assert [float(v.numpy()) for v in model._gbg_alpha_holder.value] == [0.0, 0.0]
+    # the limiting case of one group: alpha = 1 at every step of every epoch
+    _, history = _fit(GBGModel.from_model(_network(), ClassGrouping([0] * NUM_CLASSES)), epochs=2)
+    assert history.history["gbg_alpha_max"] == [1.0, 1.0]

@@ -25,6 +25,9 @@ def test_each_registered_method_trains_one_step_with_its_defaults(name):
     assert set(results["accuracy"]) == {"overall", "many", "medium", "few"}
     assert 0 <= results["accuracy"]["overall"] <= 100
     assert EXPECTED_RESULT_KEYS[name] <= set(results)
+    phases = ["phase_one", "phase_two"] if name == "async" else ["fit"]
+    assert sorted(results["epoch_logs"]) == phases  # one epoch per fit, with its loss
+    assert all(len(logs) == 1 and np.isfinite(logs[0]["loss"]) for logs in results["epoch_logs"].values())
     for option, default in method.defaults.items():  # the recorded options are the registered defaults
         if option in results and default is not None:  # None: resolved in the recipe (e.g. phase II's rate)
             assert results[option] == default, option
@@ -73,8 +76,8 @@ def test_a_resumed_gbg_run_reuses_its_grouping_and_skips_the_grouping_pass(tmp_p
     options = dict(method="gbg", epochs=2, steps_per_epoch=2, verbose=0, state_dir=str(tmp_path))
     record = recipes.Progress.record
 
-    def interrupted(self, phase, epoch, epochs):
-        record(self, phase, epoch, epochs)
+    def interrupted(self, phase, epoch, epochs, logs=None):
+        record(self, phase, epoch, epochs, logs)
         raise KeyboardInterrupt  # killed just after the first epoch's checkpoint
 
     monkeypatch.setattr(recipes.Progress, "record", interrupted)
@@ -90,6 +93,8 @@ def test_a_resumed_gbg_run_reuses_its_grouping_and_skips_the_grouping_pass(tmp_p
     resumed = recipes.run_training("digits-lt", **options)
     assert resumed["resumed_from"] == {"fit": {"epoch": 1, "epochs": 2}}
     assert resumed["groups"] == first_groups and len(set(first_groups)) == resumed["num_groups"]
+    logs = resumed["epoch_logs"]["fit"]  # both epochs, GBG's logs included
+    assert len(logs) == 2 and all(1 / resumed["num_groups"] <= epoch["gbg_alpha_max"] <= 1 for epoch in logs)
 
 
 def test_progress_keeps_values_across_calls_and_nothing_without_a_state_dir(tmp_path):
