@@ -78,6 +78,40 @@ class ClassGrouping:
         """The number of classes in every group (a list of G ints)."""
         return np.bincount(self.groups, minlength=self.num_groups).tolist()
 
+    def within_group_imbalance(self, class_counts):
+        """Per class c, how many times smaller it is than the largest class of its group.
+
+            r_c = max_{k in g(c)} n_k / n_c
+
+        GBG's group loss is the mean over the group's examples, so inside a group
+        the largest class dominates; a class with a large r_c gets little of its
+        group's weight (see `keras_longtail.gbg.GBGMixin`). Check the classes with
+        r_c >= 10 before training.
+
+        Args:
+            class_counts: the training examples of every class, K non-negative
+                numbers.
+
+        Returns:
+            A list of K floats, each >= 1 (`inf` for a class with no example in a
+            group that has some; 1.0 when the whole group is empty).
+
+        Example:
+
+        >>> ClassGrouping([0, 0, 1]).within_group_imbalance([500, 20, 7])
+        [1.0, 25.0, 1.0]
+        """
+        counts = np.asarray(class_counts, dtype=np.float64)
+        if counts.shape != (self.num_classes,) or not np.all(np.isfinite(counts)) or np.any(counts < 0):
+            raise ValueError(f"Expected `class_counts` to hold {self.num_classes} non-negative numbers, one per "
+                             f"class of the grouping. Received: class_counts={class_counts!r}")
+        largest = np.zeros(self.num_groups)
+        np.maximum.at(largest, self.groups, counts)
+        group_largest = largest[self.groups]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(group_largest > 0, group_largest / counts, 1.0)
+        return [float(r) for r in ratio]
+
     def get_config(self):
         config = {"groups": list(self.groups), "num_groups": self.num_groups}
         if self.similarity is not None:

@@ -125,6 +125,12 @@ def _train_gbg(job, options):
         grouping = lt_gbg.group_classes(job.network, batches, num_groups=num_groups, seed=job.seed,
                                         **grouping_options)
         job.progress.keep("gbg_grouping", json.loads(grouping.to_json(include_similarity=False)))
+    imbalance = grouping.within_group_imbalance(loaded.class_counts)
+    starved = [c for c, ratio in enumerate(imbalance) if ratio >= 10.0]
+    if starved:
+        announce(job.verbose, f"GBG: classes {starved} are 10x or more smaller than the largest class of their "
+                              "group; a group's loss is the mean over its examples, so they get little of its "
+                              "weight (ClassGrouping.within_group_imbalance, docs/methods/gbg.md)")
     network = lt_training.GBGModel.from_model(job.network, grouping, mode=options["gbg_mode"], **model_options)
     train = None
     if sampler == "group_aware_completion":
@@ -136,6 +142,7 @@ def _train_gbg(job, options):
             loaded.train, grouping, loaded.class_counts, job.batch_size, seed=job.seed,
             shuffle_buffer=loaded.num_train, augment=crop_and_flip if job.augment else None,
         ).prefetch(tf.data.AUTOTUNE)
+    job.extra.update(gbg_within_group_imbalance=[None if math.isinf(r) else round(r, 2) for r in imbalance])
     job.extra.update(num_groups=num_groups, gbg_mode=options["gbg_mode"], groups=[int(g) for g in grouping.groups],
                      gbg_normalization=network.gbg_settings()["normalization"], gbg_sampler=sampler,
                      gbg_group_loss=network.group_loss)

@@ -240,3 +240,18 @@ def test_group_classes_under_mixed_precision(dtype_policy, policy):
         for projection_dim in (None, 64):
             grouping = group_classes(model, _dataset(), 2, gradients=gradients, projection_dim=projection_dim, seed=0)
             assert len(grouping.groups) == 5 and set(grouping.groups) <= {0, 1}
+
+
+def test_within_group_imbalance_against_a_loop():
+    rng = np.random.default_rng(0)
+    groups = rng.integers(0, 4, size=12)
+    counts = rng.integers(1, 5000, size=12)
+    grouping = ClassGrouping(groups, num_groups=5)  # group 4 empty
+    expected = [max(counts[groups == g]) / counts[c] for c, g in enumerate(groups)]
+    np.testing.assert_allclose(grouping.within_group_imbalance(counts), expected)
+    # limiting cases: one class per group is 1; a class without examples next to one with some is inf
+    assert ClassGrouping([0, 1, 2]).within_group_imbalance([5000, 50, 7]) == [1.0, 1.0, 1.0]
+    assert ClassGrouping([0, 0, 1]).within_group_imbalance([10, 0, 0]) == [1.0, float("inf"), 1.0]
+    for bad in ([1, 2], [1, -1, 3], [1, float("nan"), 3]):
+        with pytest.raises(ValueError, match=r"Expected `class_counts` to hold 3 .*Received: class_counts="):
+            ClassGrouping([0, 0, 1]).within_group_imbalance(bad)

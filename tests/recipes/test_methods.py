@@ -9,7 +9,8 @@ EXPECTED_RESULT_KEYS = {
     "ce": set(),
     "gala": {"gala_accumulation"},
     "gradtail": {"gradtail_max_weight", "gradtail_layers"},
-    "gbg": {"num_groups", "gbg_mode", "groups", "gbg_normalization", "gbg_sampler", "gbg_group_loss"},
+    "gbg": {"num_groups", "gbg_mode", "groups", "gbg_normalization", "gbg_sampler", "gbg_group_loss",
+            "gbg_within_group_imbalance"},
     "async": {"phase_two_learning_rate", "async_phase_one_classes", "async_steps_per_epoch", "memory_size"},
     "wb": {"stage_one_accuracy", "stage_two_max_norm"},
 }
@@ -25,6 +26,12 @@ def test_each_registered_method_trains_one_step_with_its_defaults(name):
     assert set(results["accuracy"]) == {"overall", "many", "medium", "few"}
     assert 0 <= results["accuracy"]["overall"] <= 100
     assert EXPECTED_RESULT_KEYS[name] <= set(results)
+    if name == "gbg":  # the grouping's within-group imbalance, for the class counts it was trained on
+        from keras_longtail.gbg import ClassGrouping
+
+        grouping = ClassGrouping(results["groups"], results["num_groups"])
+        assert results["gbg_within_group_imbalance"] == [
+            round(r, 2) for r in grouping.within_group_imbalance(results["class_counts"])]
     phases = ["phase_one", "phase_two"] if name == "async" else ["fit"]
     assert sorted(results["epoch_logs"]) == phases  # one epoch per fit, with its loss
     assert all(len(logs) == 1 and np.isfinite(logs[0]["loss"]) for logs in results["epoch_logs"].values())
