@@ -14,6 +14,7 @@ skipped; a run none of whose results has the logs is an error.
 
 import argparse
 import json
+import math
 import pathlib
 import re
 import sys
@@ -26,8 +27,10 @@ def epoch_curve(result, metric):
     logs = result.get("epoch_logs")
     if not logs:
         return None
-    values = [epoch.get(metric) for phase in logs.values() for epoch in phase]
-    return values if all(v is not None for v in values) and values else []
+    epochs = [epoch for phase in logs.values() for epoch in phase]
+    if not any(metric in epoch for epoch in epochs):
+        return []
+    return [math.nan if epoch.get(metric) is None else epoch[metric] for epoch in epochs]  # None: not finite
 
 
 def collect(results_dir, suite, budget, runs, metrics, seeds=None):
@@ -63,9 +66,12 @@ def collect(results_dir, suite, budget, runs, metrics, seeds=None):
                 continue  # this run does not log the metric (e.g. CE and gbg_alpha_max)
             length = min(len(values) for _, values in per_seed)
             columns = list(zip(*(values[:length] for _, values in per_seed)))
-            curves[run][metric] = {"seeds": [seed for seed, _ in per_seed],
-                                   "mean": [round(sum(c) / len(c), 6) for c in columns],
-                                   "low": [min(c) for c in columns], "high": [max(c) for c in columns]}
+            # a non-finite epoch (a diverged loss) stays NaN in the mean and the range
+            curves[run][metric] = {
+                "seeds": [seed for seed, _ in per_seed],
+                "mean": [math.nan if any(map(math.isnan, c)) else round(sum(c) / len(c), 6) for c in columns],
+                "low": [math.nan if any(map(math.isnan, c)) else min(c) for c in columns],
+                "high": [math.nan if any(map(math.isnan, c)) else max(c) for c in columns]}
     missing = [m for m in metrics if not any(m in by_metric for by_metric in curves.values())]
     if missing:
         raise ValueError(f"Expected every metric in the logs of at least one run. Received: metrics {missing}; "
@@ -126,7 +132,10 @@ def main(argv=None):
         print(f"skipped (no epoch_logs): {path}", file=sys.stderr)
     plot(curves, metrics, output, f"{args.suite} {args.budget}: training logs per epoch")
     if args.json:
-        pathlib.Path(args.json).write_text(json.dumps(curves, indent=1) + "\n")
+        plain = {run: {metric: {key: [None if isinstance(v, float) and math.isnan(v) else v for v in values]
+                                for key, values in curve.items()} for metric, curve in by_metric.items()}
+                 for run, by_metric in curves.items()}  # JSON has no NaN
+        pathlib.Path(args.json).write_text(json.dumps(plain, indent=1) + "\n")
     print(f"wrote {output}" + (f" and {args.json}" if args.json else ""))
 
 

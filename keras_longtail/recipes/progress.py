@@ -1,6 +1,7 @@
 """Announcements, progress bars, checkpoints and the clock of one `run_training` call."""
 
 import json
+import math
 import os
 import time
 
@@ -25,6 +26,18 @@ def with_progress(batches, num_batches, verbose):
                 bar.update(done)
 
     return _Batches()
+
+
+def _plain(value, check=False):
+    """A training-log value as plain JSON: a float (6 significant digits), None when it is not finite (a
+    diverged loss; JSON has no NaN). With `check`, whether the value is a scalar number at all."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return False if check else None
+    if check:
+        return True
+    return float(f"{number:.6g}") if math.isfinite(number) else None
 
 
 class Progress:
@@ -82,7 +95,8 @@ class Progress:
 
     @property
     def epoch_logs(self):
-        """{phase: [the training logs of epoch 1, 2, ...]}, floats rounded to 6 significant digits."""
+        """{phase: [the training logs of epoch 1, 2, ...]}: each scalar log as a float rounded to 6
+        significant digits (None where it was not finite); logs that are not scalars are left out."""
         return {phase: list(logs) for phase, logs in self.state.get("logs", {}).items()}
 
     def kept(self, key):
@@ -100,7 +114,7 @@ class Progress:
         """Records that `phase` finished `epoch` (1-based) of `epochs`, with its training `logs`."""
         logged = self.state.setdefault("logs", {}).setdefault(phase, [])
         del logged[epoch - 1:]  # a resumed phase repeats nothing; a shorter list cannot happen
-        logged.append({key: float(f"{float(value):.6g}") for key, value in sorted((logs or {}).items())})
+        logged.append({key: _plain(value) for key, value in sorted((logs or {}).items()) if _plain(value, True)})
         if self.state_dir is None:
             return
         wall, cpu = self.totals()

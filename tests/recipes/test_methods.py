@@ -113,6 +113,20 @@ def test_progress_keeps_values_across_calls_and_nothing_without_a_state_dir(tmp_
     assert without.kept("grouping") is None
 
 
+def test_progress_keeps_the_scalar_epoch_logs_as_plain_json(tmp_path):
+    progress = recipes.Progress(str(tmp_path))
+    progress.record("fit", 1, 2, {"loss": float("nan"), "acc": np.float32(0.123456789), "per_class": np.ones(3),
+                                  "name": "text", "steps": 7})
+    progress.record("fit", 2, 2, {"loss": 1.0})
+    expected = {"fit": [{"acc": 0.123457, "loss": None, "steps": 7.0}, {"loss": 1.0}]}
+    assert progress.epoch_logs == expected
+    assert recipes.Progress(str(tmp_path)).epoch_logs == expected  # strict JSON on disk (no NaN)
+    assert "NaN" not in (tmp_path / "progress.json").read_text()
+    resumed = recipes.Progress(str(tmp_path))
+    resumed.record("fit", 2, 2, {"loss": 0.5})  # a resumed epoch 2 replaces the old one
+    assert resumed.epoch_logs["fit"][1] == {"loss": 0.5} and len(resumed.epoch_logs["fit"]) == 2
+
+
 def test_a_gbg_state_dir_with_another_grouping_is_refused_before_training(tmp_path):
     recipes.Progress(str(tmp_path)).keep("gbg_grouping", {"groups": [0, 1, 2, 3] * 2 + [0, 1], "num_groups": 4})
     with pytest.raises(ValueError, match=r"Expected num_groups=4 over 10 classes.*Received: num_groups=3 over 10"):

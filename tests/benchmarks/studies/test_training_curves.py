@@ -63,3 +63,15 @@ def test_bad_input(tmp_path, capsys, argv, match):
     with pytest.raises(SystemExit):
         training_curves.main(argv)
     assert __import__("re").search(match, capsys.readouterr().err.replace("\n", " "))
+
+
+def test_a_diverged_epoch_stays_a_gap(tmp_path):
+    # run_training stores a non-finite log as None (JSON has no NaN): NaN in the curve, None in the JSON
+    _write(tmp_path / "toy-e60", "ce", 0, {"fit": _logs([2.0, None, 1.0])})
+    _write(tmp_path / "toy-e60", "ce", 1, {"fit": _logs([3.0, 2.0, 2.0])})
+    curve = training_curves.collect(tmp_path, "toy", "e60", ["ce"], ["loss"])[0]["ce"]["loss"]
+    assert curve["mean"][0] == 2.5 and np.isnan(curve["mean"][1]) and np.isnan(curve["low"][1])
+    data = tmp_path / "curves.json"
+    training_curves.main(["--results", str(tmp_path), "--suite", "toy", "--runs", "ce", "--metrics", "loss",
+                          "--output", str(tmp_path / "c.png"), "--json", str(data)])
+    assert json.loads(data.read_text())["ce"]["loss"]["mean"] == [2.5, None, 1.5]
