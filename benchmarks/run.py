@@ -374,7 +374,8 @@ def run_parallel(suite, budget, runs, seeds, parallel, results_dir=RESULTS, stat
 
 
 def run_status(suite, budget, runs, seeds, results_dir=RESULTS, state_dir=STATE):
-    """Lines `label seed: done | partial (phase epoch k of E) | pending` for the selected runs."""
+    """Lines `label seed: done | partial (phase epoch k of E at loss L) | pending` for the selected runs (the
+    training loss of the last finished epoch, where the run's state recorded it)."""
     lines = []
     for label in runs:
         for seed in seeds:
@@ -385,8 +386,15 @@ def run_status(suite, budget, runs, seeds, results_dir=RESULTS, state_dir=STATE)
                 accuracy = json.loads(path.read_text()).get("accuracy", {}).get("overall")
                 state = f"done ({accuracy} % overall)"
             elif progress.exists():
-                phases = json.loads(progress.read_text())["phases"]
-                done = ", ".join(f"{name} epoch {p['epoch']} of {p['epochs']}" for name, p in phases.items())
+                kept = json.loads(progress.read_text())
+                phases, logs = kept["phases"], kept.get("logs", {})
+
+                def last_loss(name):  # the training loss of the phase's last finished epoch, when recorded
+                    loss = (logs.get(name) or [{}])[-1].get("loss")
+                    return "" if loss is None else f" at loss {loss:.4g}"
+
+                done = ", ".join(f"{name} epoch {p['epoch']} of {p['epochs']}{last_loss(name)}"
+                                 for name, p in phases.items())
                 state = f"partial ({done or 'started, no epoch done'}{', rerun' if rerun else ''})"
             else:
                 state = "pending"

@@ -76,9 +76,9 @@ def test_status_rerun_and_resume_after_an_interruption(tmp_path, monkeypatch):
         run.run_suite("digits-lt", "short", ["ce"], seeds=[0], **args)
     except KeyboardInterrupt:
         pass
-    assert run.run_status("digits-lt", "short", ["ce"], [0], tmp_path, state) == [
-        "digits-lt-short ce seed 0: partial (fit epoch 2 of 4)"]
     before = recipes.Progress(str(state / "digits-lt-short" / "ce-seed0")).epoch_logs["fit"]
+    assert run.run_status("digits-lt", "short", ["ce"], [0], tmp_path, state) == [
+        f"digits-lt-short ce seed 0: partial (fit epoch 2 of 4 at loss {before[1]['loss']:.4g})"]
     monkeypatch.setattr(recipes.Progress, "record", record)
     run.run_suite("digits-lt", "short", ["ce"], seeds=[0], **args)
     results = json.loads((tmp_path / "digits-lt-short" / "ce-seed0.json").read_text())
