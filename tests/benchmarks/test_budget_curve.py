@@ -17,10 +17,11 @@ def _write(results_dir, budget, seed, overall, many, medium, cpu=None, wall=100.
 
 
 def test_curve_statistics_cpu_fallback_and_discriminative_budget(tmp_path, capsys):
-    # 12 epochs: old results without CPU time (estimated as wall x 2 cores); 30: below 60 %; 60: >= 60 % over 3
-    # seeds (the answer); 100: higher but dearer. Other runs' files in the folders are ignored.
+    # 12 epochs: old results without CPU time (estimated as 12 x the median measured CPU s per epoch, 100 here; not
+    # wall x cores); 30: below 60 %; 60: >= 60 % over 3 seeds (the answer); 100: higher but dearer. Other runs'
+    # files in the folders are ignored.
     for seed, overall in enumerate((34.0, 36.0, 38.0)):
-        _write(tmp_path, "short", seed, overall, 45.0, 0.0, wall=600.0)
+        _write(tmp_path, "short", seed, overall, 45.0, 0.0, wall=900.0)
     for seed in range(3):
         _write(tmp_path, "e30", seed, 55.0, 70.0, 20.0, cpu=3000.0)
         _write(tmp_path, "e60", seed, 59.0 + seed, 75.0, 40.0 + seed, cpu=6000.0 + 600 * seed)
@@ -52,6 +53,14 @@ def test_too_few_seeds_do_not_count_and_the_closest_budget_is_named(tmp_path):
     assert entry["budget"] == "full" and reason.startswith("cheapest")
     entry, _ = budget_curve.discriminative_budget(curve, threshold=50.0, min_seeds=1)
     assert entry["budget"] == "e30"
+
+
+def test_without_any_measured_cpu_time_the_estimate_is_wall_time_x_cores(tmp_path):
+    _write(tmp_path, "short", 0, 35.0, 45.0, 0.0, wall=600.0)
+    _write(tmp_path, "e30", 0, 55.0, 65.0, 10.0, wall=1000.0)
+    curve = budget_curve.collect(tmp_path)
+    assert [e["train_cpu_seconds"]["mean"] for e in curve] == [1200.0, 2000.0]
+    assert [e["cpu_seconds_estimated"] for e in curve] == [[0], [0]]
 
 
 def test_wrong_epochs_are_rejected(tmp_path):
