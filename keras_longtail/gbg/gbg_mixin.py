@@ -73,8 +73,10 @@ class GBGMixin(TrainStepMixin):
     group's examples, so inside a group the largest class dominates, and a class
     whose group holds a larger share of the batch than its alpha_g gets less
     weight per example than under plain CE (alpha_g / n_g against 1 / B); a class
-    much smaller than its group's largest can be left unlearned (docs/methods/gbg.md).
-    Check the grouping (`ClassGrouping.groups`) against the class counts.
+    much smaller than its group's largest can be left unlearned when the per-step
+    alpha keeps moving weight away from its group (measured in docs/methods/gbg.md).
+    Check the grouping against the class counts
+    (`ClassGrouping.within_group_imbalance`) and watch `gbg_alpha_max` (below).
 
     Group losses (`group_loss`, all three modes): with n_g and n_c the examples of
     group g and of class c in the global batch (all-reduced over the replicas, so a
