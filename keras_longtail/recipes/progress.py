@@ -28,16 +28,17 @@ def with_progress(batches, num_batches, verbose):
     return _Batches()
 
 
-def _plain(value, check=False):
-    """A training-log value as plain JSON: a float (6 significant digits), None when it is not finite (a
-    diverged loss; JSON has no NaN). With `check`, whether the value is a scalar number at all."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return False if check else None
-    if check:
-        return True
-    return float(f"{number:.6g}") if math.isfinite(number) else None
+def _plain_logs(logs):
+    """Training logs as plain JSON: each scalar as a float with 6 significant digits, None where it is not finite
+    (a diverged loss; JSON has no NaN); values that are not scalars are left out."""
+    plain = {}
+    for key, value in sorted((logs or {}).items()):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            continue
+        plain[key] = float(f"{number:.6g}") if math.isfinite(number) else None
+    return plain
 
 
 class Progress:
@@ -96,7 +97,8 @@ class Progress:
     @property
     def epoch_logs(self):
         """{phase: [the training logs of epoch 1, 2, ...]}: each scalar log as a float rounded to 6
-        significant digits (None where it was not finite); logs that are not scalars are left out."""
+        significant digits (None where it was not finite); logs that are not scalars are left out, and an
+        epoch finished before the state kept logs (an older run's state) is `{}`."""
         return {phase: list(logs) for phase, logs in self.state.get("logs", {}).items()}
 
     def kept(self, key):
@@ -113,8 +115,9 @@ class Progress:
     def record(self, phase, epoch, epochs, logs=None):
         """Records that `phase` finished `epoch` (1-based) of `epochs`, with its training `logs`."""
         logged = self.state.setdefault("logs", {}).setdefault(phase, [])
-        del logged[epoch - 1:]  # a resumed phase repeats nothing; a shorter list cannot happen
-        logged.append({key: _plain(value) for key, value in sorted((logs or {}).items()) if _plain(value, True)})
+        del logged[epoch - 1:]  # a resumed phase repeats nothing
+        logged.extend({} for _ in range(epoch - 1 - len(logged)))  # epochs of a state that kept no logs
+        logged.append(_plain_logs(logs))
         if self.state_dir is None:
             return
         wall, cpu = self.totals()

@@ -125,6 +125,9 @@ def test_progress_keeps_the_scalar_epoch_logs_as_plain_json(tmp_path):
     resumed = recipes.Progress(str(tmp_path))
     resumed.record("fit", 2, 2, {"loss": 0.5})  # a resumed epoch 2 replaces the old one
     assert resumed.epoch_logs["fit"][1] == {"loss": 0.5} and len(resumed.epoch_logs["fit"]) == 2
+    # a phase resumed from a state that kept no logs: the epochs before stay in place, empty
+    resumed.record("phase_two", 3, 5, {"loss": 2.0})
+    assert resumed.epoch_logs["phase_two"] == [{}, {}, {"loss": 2.0}]
 
 
 def test_a_gbg_state_dir_with_another_grouping_is_refused_before_training(tmp_path):
