@@ -67,11 +67,10 @@ def collect(results_dir, suite, budget, runs, metrics, seeds=None):
             length = min(len(values) for _, values in per_seed)
             columns = list(zip(*(values[:length] for _, values in per_seed)))
             # a non-finite epoch (a diverged loss) stays NaN in the mean and the range
-            curves[run][metric] = {
-                "seeds": [seed for seed, _ in per_seed],
-                "mean": [math.nan if any(map(math.isnan, c)) else round(sum(c) / len(c), 6) for c in columns],
-                "low": [math.nan if any(map(math.isnan, c)) else min(c) for c in columns],
-                "high": [math.nan if any(map(math.isnan, c)) else max(c) for c in columns]}
+            stats = [(math.nan,) * 3 if any(map(math.isnan, c)) else (round(sum(c) / len(c), 6), min(c), max(c))
+                     for c in columns]
+            curves[run][metric] = {"seeds": [seed for seed, _ in per_seed],
+                                   **dict(zip(("mean", "low", "high"), map(list, zip(*stats))))}
     missing = [m for m in metrics if not any(m in by_metric for by_metric in curves.values())]
     if missing:
         raise ValueError(f"Expected every metric in the logs of at least one run. Received: metrics {missing}; "

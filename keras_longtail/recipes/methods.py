@@ -142,10 +142,10 @@ def _train_gbg(job, options):
             loaded.train, grouping, loaded.class_counts, job.batch_size, seed=job.seed,
             shuffle_buffer=loaded.num_train, augment=crop_and_flip if job.augment else None,
         ).prefetch(tf.data.AUTOTUNE)
-    job.extra.update(gbg_within_group_imbalance=[None if math.isinf(r) else round(r, 2) for r in imbalance])
     job.extra.update(num_groups=num_groups, gbg_mode=options["gbg_mode"], groups=[int(g) for g in grouping.groups],
                      gbg_normalization=network.gbg_settings()["normalization"], gbg_sampler=sampler,
-                     gbg_group_loss=network.group_loss)
+                     gbg_group_loss=network.group_loss,
+                     gbg_within_group_imbalance=[None if math.isinf(r) else round(r, 2) for r in imbalance])
     if options["gbg_options"]:
         job.extra["gbg_options"] = dict(options["gbg_options"])
     return job.fit(network, label="gbg", train=train)

@@ -414,6 +414,9 @@ def test_alpha_max_is_logged_per_epoch_and_equals_the_reference_solve():
     model, history = _fit(GBGModel.from_model(_network(), GROUPING), optimizer=keras.optimizers.SGD(0.1),
                           batch_size=len(X))
     assert history.history["gbg_alpha_max"] == [pytest.approx(max(alpha), abs=1e-4)]
+    _, compiled = _fit(GBGModel.from_model(_network(), GROUPING), optimizer=keras.optimizers.SGD(0.1),
+                       batch_size=len(X), jit_compile=True)  # the same inside an XLA-compiled step
+    assert compiled.history["gbg_alpha_max"] == [pytest.approx(max(alpha), abs=1e-4)]
     assert 1 / 3 < max(alpha) < 1  # a non-trivial value: neither uniform nor one group
     assert "gbg_alpha_max" not in model.evaluate(X, Y, verbose=0, return_dict=True)
     assert all("gbg_alpha_max" not in v.path for v in model.weights)
