@@ -3,14 +3,17 @@
     python -m benchmarks.run --suite cifar10-lt --budget short --data-dir /tmp/cifar10-jpeg
     python -m benchmarks.run --suite fashion-mnist-lt --budget short --runs ce,wb --seeds 0,1,2
     python -m benchmarks.run --suite cifar10-lt --budget e60 --runs ce --seeds 0,1,2 --status
-    python -m benchmarks.run --suite cifar10-lt --budget full --parallel 19 --jit --mixed-precision bfloat16
+    python -m benchmarks.run --suite cifar10-lt --budget full --parallel 19 --jit --mixed-precision bfloat16 \
+        --steps-per-execution epoch
 
 `--parallel N` runs the selection as N processes at a time, each one `python -m benchmarks.run` of a single
 (run, seed) with the same options, its output in `<state-dir>/<suite>-<budget>/<run>-seed<seed>.log`; on a GPU
 (or TPU) they share the one device (`TF_FORCE_GPU_ALLOW_GROWTH=true`, so no process takes all its memory). A
 stage-two run (`wb`) starts once the stage-one run of its seed (`ce`) has finished. `--jit` compiles every
 training step with XLA (`jit_compile=True`) and `--mixed-precision bfloat16|float16` trains under Keras'
-`mixed_bfloat16` / `mixed_float16` dtype policy (float16 with loss scaling); both are recorded in the JSON. The
+`mixed_bfloat16` / `mixed_float16` dtype policy (float16 with loss scaling); `--steps-per-execution K|epoch`
+runs K training steps (or a whole epoch) per call of the compiled function (fewer host round trips, the same
+training); all three are recorded in the JSON. The
 time the full 200-epoch suite needs on one H200 is estimated in `benchmarks/README.md` ("The paper budget on one
 accelerator").
 
@@ -32,6 +35,7 @@ one JSON per run and seed, and `table.md` with mean ± std over the seeds presen
 
 import argparse
 import contextlib
+import inspect
 import json
 import os
 import pathlib
@@ -239,17 +243,28 @@ MIXED_PRECISION = {"bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 
 
 @contextlib.contextmanager
-def training_options(jit_compile=False, mixed_precision=None):
-    """Within the block, models built use the `mixed_precision` dtype policy and every `Model.compile` gets
-    `jit_compile=True` when asked: `recipes.run_training` has no such arguments, so they are set around it. The
-    global dtype policy and `keras.Model.compile` are restored on exit."""
+def training_options(jit_compile=False, mixed_precision=None, steps_per_execution=1):
+    """Within the block, models built use the `mixed_precision` dtype policy, every `Model.compile` gets
+    `jit_compile=True` when asked, and every `Model.fit` runs `steps_per_execution` training steps per call of the
+    compiled function: `recipes.run_training` has no such arguments, so they are set around it.
+
+    `steps_per_execution` is 1, an integer K that divides the steps per epoch of every `fit` given
+    `steps_per_epoch` (Keras runs whole executions: 97 steps at K = 8 would train 104 steps per epoch, so that is
+    an error), or `"epoch"`, one call per epoch (each `fit` given `steps_per_epoch` runs that many steps per call;
+    one without it keeps its compiled value). More steps per call cut the per-step host work on an accelerator and
+    change no number of the training. The global dtype policy, `keras.Model.compile` and `keras.Model.fit` are
+    restored on exit."""
     import keras
 
     if mixed_precision is not None and mixed_precision not in MIXED_PRECISION:
         raise ValueError(f"Expected `mixed_precision` in {sorted(MIXED_PRECISION)} or None. "
                          f"Received: mixed_precision={mixed_precision!r}")
+    if steps_per_execution != "epoch" and (isinstance(steps_per_execution, bool)
+                                           or not isinstance(steps_per_execution, int) or steps_per_execution < 1):
+        raise ValueError(f"Expected `steps_per_execution` to be an integer >= 1 or 'epoch'. "
+                         f"Received: steps_per_execution={steps_per_execution!r}")
     policy = keras.config.dtype_policy()
-    compile_ = keras.Model.compile
+    compile_, fit_ = keras.Model.compile, keras.Model.fit
     if mixed_precision is not None:
         keras.config.set_dtype_policy(MIXED_PRECISION[mixed_precision])
     if jit_compile:
@@ -258,15 +273,32 @@ def training_options(jit_compile=False, mixed_precision=None):
             return compile_(self, *args, **kwargs)
 
         keras.Model.compile = compile_with_xla
+    if steps_per_execution != 1:
+        signature = inspect.signature(fit_)
+
+        def fit_in_executions(self, *args, **kwargs):
+            steps = signature.bind(self, *args, **kwargs).arguments.get("steps_per_epoch")
+            value = steps if steps_per_execution == "epoch" else steps_per_execution
+            if steps is not None and steps % value:
+                raise ValueError(f"Expected the steps per epoch of every fit to be a multiple of "
+                                 f"`steps_per_execution` (Keras would round them up to whole executions), or "
+                                 f"steps_per_execution='epoch'. Received: steps_per_execution={value} for "
+                                 f"steps_per_epoch={steps}")
+            if value is not None and value != self.steps_per_execution:
+                self.steps_per_execution = value
+                self.train_function = None  # traced again with the new number of steps per call
+            return fit_(self, *args, **kwargs)
+
+        keras.Model.fit = fit_in_executions
     try:
         yield
     finally:
-        keras.Model.compile = compile_
+        keras.Model.compile, keras.Model.fit = compile_, fit_
         keras.config.set_dtype_policy(policy)
 
 
 def run_suite(suite, budget, runs, seeds, data_dir=None, epochs=None, verbose=2, results_dir=RESULTS,
-              state_dir=STATE, rerun=False, jit_compile=False, mixed_precision=None):
+              state_dir=STATE, rerun=False, jit_compile=False, mixed_precision=None, steps_per_execution=1):
     out_dir = pathlib.Path(results_dir) / f"{suite}-{budget}"
     out_dir.mkdir(parents=True, exist_ok=True)
     for label in runs:
@@ -295,14 +327,15 @@ def run_suite(suite, budget, runs, seeds, data_dir=None, epochs=None, verbose=2,
             if phase_one is not None:  # trained and saved there by the first run of this seed, loaded by the rest
                 kwargs["phase_one_dir"] = str(MODELS / f"{suite}-{budget}-{phase_one}-seed{seed}-phase-one")
             print(f"[benchmarks] {suite}-{budget} {label} seed {seed}: state in {run_state}", flush=True)
-            with training_options(jit_compile, mixed_precision):
+            with training_options(jit_compile, mixed_precision, steps_per_execution):
                 results = recipes.run_training(**SUITES[suite], **kwargs, epochs=epochs or BUDGETS[budget],
                                                data_dir=data_dir, seed=seed, verbose=verbose,
                                                state_dir=str(run_state),
                                                save_model=str(MODELS / f"{suite}-{budget}-{label}-seed{seed}.keras"))
             results["run"] = label
-            if jit_compile or mixed_precision:
-                results.update(jit_compile=bool(jit_compile), mixed_precision=mixed_precision)
+            if jit_compile or mixed_precision or steps_per_execution != 1:
+                results.update(jit_compile=bool(jit_compile), mixed_precision=mixed_precision,
+                               steps_per_execution=steps_per_execution)
             results["command"] = " ".join(["python -m benchmarks.run"] + sys.argv[1:])
             results["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}"
             results["wall_seconds"] = round(time.time() - start, 1)
@@ -332,8 +365,8 @@ def run_parallel(suite, budget, runs, seeds, parallel, results_dir=RESULTS, stat
     """Runs every (run, seed) of the selection as its own process, at most `parallel` at a time.
 
     `options` are the command-line options the processes get (`epochs`, `data_dir`, `verbose`, `rerun`, `jit`,
-    `mixed_precision`, as in `main`). A stage-two run waits for the stage-one run of its seed when that is in the
-    selection. Returns {(label, seed): exit code}; every process writes its output to
+    `mixed_precision`, `steps_per_execution`, as in `main`). A stage-two run waits for the stage-one run of its
+    seed when that is in the selection. Returns {(label, seed): exit code}; every process writes its output to
     `<state_dir>/<suite>-<budget>/<label>-seed<seed>.log`.
     """
     if parallel < 1:
@@ -437,6 +470,18 @@ def write_table(out_dir):
     return table
 
 
+def _steps_per_execution(text):
+    if text == "epoch":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1 or 'epoch', got {text!r}")
+    return value
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
     parser.add_argument("--suite", choices=sorted(SUITES), required=True)
@@ -456,6 +501,10 @@ def main(argv=None):
     parser.add_argument("--jit", action="store_true", help="compile every training step with XLA (jit_compile=True)")
     parser.add_argument("--mixed-precision", choices=sorted(MIXED_PRECISION), default=None,
                         help="train under the mixed_bfloat16 or mixed_float16 dtype policy (default: float32)")
+    parser.add_argument("--steps-per-execution", type=_steps_per_execution, default=1,
+                        help="training steps per call of the compiled step function: an integer that divides the "
+                             "steps per epoch, or 'epoch' (one call per epoch); default 1. More cut the per-step "
+                             "host work on an accelerator and change no result")
     parser.add_argument("--results-dir", default=str(RESULTS), help=f"where results go (default: {RESULTS})")
     args = parser.parse_args(argv)
     runs = args.runs.split(",") if args.runs else list(RUNS)
@@ -473,7 +522,8 @@ def main(argv=None):
         codes = run_parallel(args.suite, args.budget, runs, seeds, args.parallel, results_dir=args.results_dir,
                              state_dir=args.state_dir, epochs=args.epochs, data_dir=args.data_dir,
                              verbose=args.verbose, rerun=args.rerun, jit=args.jit,
-                             mixed_precision=args.mixed_precision)
+                             mixed_precision=args.mixed_precision,
+                             steps_per_execution=None if args.steps_per_execution == 1 else args.steps_per_execution)
         out_dir = pathlib.Path(args.results_dir) / f"{args.suite}-{args.budget}"
         out_dir.mkdir(parents=True, exist_ok=True)
         print(write_table(out_dir))
@@ -483,7 +533,8 @@ def main(argv=None):
         return 1 if failed else 0
     run_suite(args.suite, args.budget, runs, seeds, data_dir=args.data_dir, epochs=args.epochs,
               verbose=args.verbose, results_dir=args.results_dir, state_dir=args.state_dir, rerun=args.rerun,
-              jit_compile=args.jit, mixed_precision=args.mixed_precision)
+              jit_compile=args.jit, mixed_precision=args.mixed_precision,
+              steps_per_execution=args.steps_per_execution)
     return 0
 
 

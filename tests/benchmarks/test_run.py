@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from benchmarks import run
 from keras_longtail import recipes
@@ -131,6 +132,75 @@ def test_jit_and_mixed_precision_reach_training_and_are_restored(tmp_path, monke
     assert "jit_compile" not in json.loads((tmp_path / "digits-lt-short" / "ce-wd0-seed0.json").read_text())
 
 
+def _fit_steps_per_execution(steps_per_epoch):
+    """The steps per call of a small model fitted for one epoch of `steps_per_epoch` steps, and its optimizer's
+    step count."""
+    import keras
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(optimizer="sgd", loss="mse")
+    data = tf.data.Dataset.from_tensor_slices((np.zeros((4, 3), "float32"), np.zeros((4, 2), "float32")))
+    model.fit(data.repeat().batch(2), epochs=1, steps_per_epoch=steps_per_epoch, verbose=0)
+    return model.steps_per_execution, int(model.optimizer.iterations)
+
+
+def test_steps_per_execution_reaches_fit_and_the_json(tmp_path, monkeypatch):
+    seen = []
+
+    def fake_run_training(**kwargs):
+        seen.append(_fit_steps_per_execution(12))
+        return {"accuracy": {"overall": 50.0}, "seed": kwargs["seed"]}
+
+    monkeypatch.setattr(recipes, "run_training", fake_run_training)
+    monkeypatch.setattr(recipes, "format_shot_table", lambda results: "")
+    monkeypatch.setattr(run, "write_table", lambda out_dir: "")
+    monkeypatch.setattr(run, "MODELS", tmp_path / "models")
+    for value in ("4", "epoch"):
+        assert run.main(["--suite", "digits-lt", "--runs", "ce", "--steps-per-execution", value, "--verbose", "0",
+                         "--rerun", "--results-dir", str(tmp_path), "--state-dir", str(tmp_path / "state")]) == 0
+        results = json.loads((tmp_path / "digits-lt-short" / "ce-seed0.json").read_text())
+        assert results["steps_per_execution"] == (4 if value == "4" else "epoch")
+        assert results["jit_compile"] is False
+    assert seen == [(4, 12), (12, 12)]  # the steps per call, and exactly 12 steps trained
+    assert _fit_steps_per_execution(12) == (1, 12)  # restored on exit
+
+
+def test_steps_per_execution_that_does_not_divide_the_epoch_is_an_error():
+    # Keras itself would round 12 steps up to 15 at 5 per call.
+    with run.training_options(steps_per_execution=5):
+        with pytest.raises(ValueError, match="steps_per_execution=5 for steps_per_epoch=12"):
+            _fit_steps_per_execution(12)
+
+
+@pytest.mark.parametrize("value", [0, -1, 2.0, True, "step"])
+def test_training_options_rejects_a_bad_steps_per_execution(value):
+    with pytest.raises(ValueError, match="Expected `steps_per_execution` to be an integer >= 1 or 'epoch'"):
+        with run.training_options(steps_per_execution=value):
+            pass
+
+
+@pytest.mark.parametrize("value", ["0", "x"])
+def test_main_rejects_a_bad_steps_per_execution_before_training(value, capsys):
+    with pytest.raises(SystemExit):
+        run.main(["--suite", "digits-lt", "--steps-per-execution", value])
+    assert "expected an integer >= 1 or 'epoch'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", sorted(recipes.METHODS))
+def test_one_execution_per_epoch_changes_no_result(method):
+    # Every registered method's training (its in-step state, callbacks, per-epoch checkpoints, each of its fits)
+    # is the same with a whole epoch per call of the compiled function as with one step per call.
+    results = []
+    for steps_per_execution in (1, "epoch"):
+        with run.training_options(steps_per_execution=steps_per_execution):
+            results.append(recipes.run_training("digits-lt", method=method, epochs=2, verbose=0, seed=0))
+    assert results[1]["per_class_accuracy"] == results[0]["per_class_accuracy"]
+    for phase, logs in results[0]["epoch_logs"].items():
+        np.testing.assert_allclose([e["loss"] for e in results[1]["epoch_logs"][phase]],
+                                   [e["loss"] for e in logs], rtol=1e-5)
+
+
 def test_training_options_rejects_an_unknown_precision():
     with pytest.raises(ValueError, match="Expected `mixed_precision` in"):
         with run.training_options(mixed_precision="int8"):
@@ -141,9 +211,11 @@ def test_training_options_rejects_an_unknown_precision():
 def test_jit_and_bfloat16_train_for_real(tmp_path, monkeypatch):
     monkeypatch.setattr(run, "MODELS", tmp_path / "models")
     run.run_suite("digits-lt", "short", ["ce"], seeds=[0], epochs=1, verbose=0, results_dir=tmp_path,
-                  state_dir=tmp_path / "state", jit_compile=True, mixed_precision="bfloat16")
+                  state_dir=tmp_path / "state", jit_compile=True, mixed_precision="bfloat16",
+                  steps_per_execution="epoch")
     results = json.loads((tmp_path / "digits-lt-short" / "ce-seed0.json").read_text())
     assert results["accuracy"]["overall"] > 20.0  # 10 classes: above chance after one epoch
+    assert results["steps_per_execution"] == "epoch"
 
 
 def _fake_jobs(monkeypatch, tmp_path, fail=()):
