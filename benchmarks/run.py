@@ -4,7 +4,7 @@
     python -m benchmarks.run --suite fashion-mnist-lt --budget short --runs ce,wb --seeds 0,1,2
     python -m benchmarks.run --suite cifar10-lt --budget e60 --runs ce --seeds 0,1,2 --status
     python -m benchmarks.run --suite cifar10-lt --budget full --parallel 19 --jit --mixed-precision bfloat16 \
-        --steps-per-execution epoch
+        --steps-per-execution epoch --augment-in-model
 
 `--parallel N` runs the selection as N processes at a time, each one `python -m benchmarks.run` of a single
 (run, seed) with the same options, its output in `<state-dir>/<suite>-<budget>/<run>-seed<seed>.log`; on a GPU
@@ -13,7 +13,8 @@ stage-two run (`wb`) starts once the stage-one run of its seed (`ce`) has finish
 training step with XLA (`jit_compile=True`) and `--mixed-precision bfloat16|float16` trains under Keras'
 `mixed_bfloat16` / `mixed_float16` dtype policy (float16 with loss scaling); `--steps-per-execution K|epoch`
 runs K training steps (or a whole epoch) per call of the compiled function (fewer host round trips, the same
-training); all three are recorded in the JSON. The
+training); `--augment-in-model` crops and flips inside the network (`run_training(augment_in_model=True)`) instead
+of in `tf.data`; all are recorded in the JSON. The
 time the full 200-epoch suite needs on one H200 is estimated in `benchmarks/README.md` ("The paper budget on one
 accelerator").
 
@@ -298,7 +299,8 @@ def training_options(jit_compile=False, mixed_precision=None, steps_per_executio
 
 
 def run_suite(suite, budget, runs, seeds, data_dir=None, epochs=None, verbose=2, results_dir=RESULTS,
-              state_dir=STATE, rerun=False, jit_compile=False, mixed_precision=None, steps_per_execution=1):
+              state_dir=STATE, rerun=False, jit_compile=False, mixed_precision=None, steps_per_execution=1,
+              augment_in_model=False):
     out_dir = pathlib.Path(results_dir) / f"{suite}-{budget}"
     out_dir.mkdir(parents=True, exist_ok=True)
     for label in runs:
@@ -331,6 +333,7 @@ def run_suite(suite, budget, runs, seeds, data_dir=None, epochs=None, verbose=2,
                 results = recipes.run_training(**SUITES[suite], **kwargs, epochs=epochs or BUDGETS[budget],
                                                data_dir=data_dir, seed=seed, verbose=verbose,
                                                state_dir=str(run_state),
+                                               **({"augment_in_model": True} if augment_in_model else {}),
                                                save_model=str(MODELS / f"{suite}-{budget}-{label}-seed{seed}.keras"))
             results["run"] = label
             if jit_compile or mixed_precision or steps_per_execution != 1:
@@ -365,9 +368,9 @@ def run_parallel(suite, budget, runs, seeds, parallel, results_dir=RESULTS, stat
     """Runs every (run, seed) of the selection as its own process, at most `parallel` at a time.
 
     `options` are the command-line options the processes get (`epochs`, `data_dir`, `verbose`, `rerun`, `jit`,
-    `mixed_precision`, `steps_per_execution`, as in `main`). A stage-two run waits for the stage-one run of its
-    seed when that is in the selection. Returns {(label, seed): exit code}; every process writes its output to
-    `<state_dir>/<suite>-<budget>/<label>-seed<seed>.log`.
+    `mixed_precision`, `steps_per_execution`, `augment_in_model`, as in `main`). A stage-two run waits for the
+    stage-one run of its seed when that is in the selection. Returns {(label, seed): exit code}; every process
+    writes its output to `<state_dir>/<suite>-<budget>/<label>-seed<seed>.log`.
     """
     if parallel < 1:
         raise ValueError(f"Expected `parallel` >= 1. Received: parallel={parallel}")
@@ -505,6 +508,9 @@ def main(argv=None):
                         help="training steps per call of the compiled step function: an integer that divides the "
                              "steps per epoch, or 'epoch' (one call per epoch); default 1. More cut the per-step "
                              "host work on an accelerator and change no result")
+    parser.add_argument("--augment-in-model", action="store_true",
+                        help="crop and flip inside the network (in the compiled step, on the accelerator) instead "
+                             "of in the tf.data pipeline")
     parser.add_argument("--results-dir", default=str(RESULTS), help=f"where results go (default: {RESULTS})")
     args = parser.parse_args(argv)
     runs = args.runs.split(",") if args.runs else list(RUNS)
@@ -523,7 +529,8 @@ def main(argv=None):
                              state_dir=args.state_dir, epochs=args.epochs, data_dir=args.data_dir,
                              verbose=args.verbose, rerun=args.rerun, jit=args.jit,
                              mixed_precision=args.mixed_precision,
-                             steps_per_execution=None if args.steps_per_execution == 1 else args.steps_per_execution)
+                             steps_per_execution=None if args.steps_per_execution == 1 else args.steps_per_execution,
+                             augment_in_model=args.augment_in_model)
         out_dir = pathlib.Path(args.results_dir) / f"{args.suite}-{args.budget}"
         out_dir.mkdir(parents=True, exist_ok=True)
         print(write_table(out_dir))
@@ -534,7 +541,7 @@ def main(argv=None):
     run_suite(args.suite, args.budget, runs, seeds, data_dir=args.data_dir, epochs=args.epochs,
               verbose=args.verbose, results_dir=args.results_dir, state_dir=args.state_dir, rerun=args.rerun,
               jit_compile=args.jit, mixed_precision=args.mixed_precision,
-              steps_per_execution=args.steps_per_execution)
+              steps_per_execution=args.steps_per_execution, augment_in_model=args.augment_in_model)
     return 0
 
 

@@ -71,7 +71,7 @@ def _basic_block(x, filters, stride, kernel_regularizer, name, momentum, shortcu
 
 
 def resnet32(num_classes, input_shape=(32, 32, 3), kernel_regularizer=None, name="resnet32",
-             batch_norm_momentum=0.9, shortcut="zero_pad"):
+             batch_norm_momentum=0.9, shortcut="zero_pad", augmentation=()):
     """The CIFAR ResNet-32: 3 stages x 5 basic blocks with 16 / 32 / 64 filters.
 
     conv3x3(16)-BN-ReLU, then stages of 5 basic blocks (two 3x3 conv-BN, identity
@@ -103,6 +103,11 @@ def resnet32(num_classes, input_shape=(32, 32, 3), kernel_regularizer=None, name
             parameters; `ZeroPadShortcut`) or `"projection"` (option B: a strided
             1x1 convolution with batch norm, ~2.6 k more parameters, built only from
             standard Keras layers). Defaults to `"zero_pad"`.
+        augmentation: layers applied to the image first, in order, e.g. the CIFAR
+            recipe `[PaddedRandomCrop(4), keras.layers.RandomFlip("horizontal")]`, so
+            that augmentation runs inside the compiled training step; random layers
+            like these are the identity outside training. Defaults to `()`: none (the
+            input pipeline augments).
 
     Returns:
         A functional `keras.Model` mapping images to logits.
@@ -126,8 +131,15 @@ def resnet32(num_classes, input_shape=(32, 32, 3), kernel_regularizer=None, name
                                                   maximum=1.0, max_inclusive=False)
     if shortcut not in SHORTCUTS:
         raise ValueError(f"Expected `shortcut` in {list(SHORTCUTS)}. Received: shortcut={shortcut!r}")
+    augmentation = list(augmentation)
+    for layer in augmentation:
+        if not isinstance(layer, keras.layers.Layer):
+            raise TypeError(f"Expected `augmentation` to hold Keras layers. Received: augmentation={augmentation!r}")
     inputs = keras.Input(shape=tuple(input_shape), name="image")
-    x = _conv(16, 3, 1, kernel_regularizer, "stem_conv")(inputs)
+    x = inputs
+    for layer in augmentation:
+        x = layer(x)
+    x = _conv(16, 3, 1, kernel_regularizer, "stem_conv")(x)
     x = layers.BatchNormalization(momentum=batch_norm_momentum, name="stem_bn")(x)
     x = layers.ReLU(name="stem_relu")(x)
     for stage, filters in enumerate((16, 32, 64)):

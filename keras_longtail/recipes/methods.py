@@ -227,7 +227,8 @@ def _train_async(job, options):
                      "parameters": int(job.network.count_params()), "num_train": int(loaded.num_train),
                      "class_counts": [int(c) for c in loaded.class_counts], "epochs": epochs,
                      "batch_size": batch_size, "seed": job.seed, "learning_rate": job.learning_rate,
-                     "weight_decay": job.weight_decay, "augment": job.augment,
+                     "weight_decay": job.weight_decay,
+                     "augment": "in model" if job.augment_in_model else job.augment,
                      "async_threshold": options["async_threshold"]}
     trained_steps = _saved_phase_one_steps(phase_one_dir, phase_one_run)
     loaded_phase_one = trained_steps is not None and dual.load_phase_one(phase_one_dir, memory_bank=False)

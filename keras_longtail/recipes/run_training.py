@@ -25,16 +25,17 @@ class Job:
 
     Attributes: `loaded` (the `load_*_lt` data), `network` (the built, untrained network),
     `num_classes`, `epochs`, `steps` (per epoch), `batch_size`, `learning_rate`, `weight_decay`,
-    `augment`, `seed`, `verbose`, `loss` (sparse cross-entropy from logits), `shot_metric`
-    (`ShotAccuracy`), `progress` (checkpoints and clock) and `extra` (the method's results, added to
-    the returned dict).
+    `augment` (in the pipeline), `augment_in_model` (in the network instead), `seed`, `verbose`,
+    `loss` (sparse cross-entropy from logits), `shot_metric` (`ShotAccuracy`), `progress`
+    (checkpoints and clock) and `extra` (the method's results, added to the returned dict).
     """
 
     def __init__(self, loaded, network, loader, epochs, steps, batch_size, learning_rate, weight_decay, augment,
-                 seed, verbose, progress, loss, shot_metric):
+                 seed, verbose, progress, loss, shot_metric, augment_in_model=False):
         self.loaded, self.network, self.loader = loaded, network, loader
         self.epochs, self.steps, self.batch_size = epochs, steps, batch_size
         self.learning_rate, self.weight_decay, self.augment = learning_rate, weight_decay, augment
+        self.augment_in_model = augment_in_model
         self.seed, self.verbose, self.progress = seed, verbose, progress
         self.loss, self.shot_metric = loss, shot_metric
         self.extra = {}
@@ -81,7 +82,7 @@ class Job:
 def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model="auto", epochs=None,
                  batch_size=None, learning_rate=None, weight_decay=None, steps_per_epoch=None,
                  data_dir=None, seed=0, verbose=2, save_model=None, rebalance_tau=None, batch_norm_momentum=None,
-                 state_dir=None, **method_options):
+                 state_dir=None, augment_in_model=False, **method_options):
     """Trains one model as `keras-longtail train` does and returns the results dict.
 
     `method` names a registered method (`keras_longtail.recipes.METHODS`: ce, gala,
@@ -107,7 +108,11 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
     `"sampler"`: `"group_aware_completion"` (default; the paper's GAC sampler, which the
     GBG code does not have: a batch missing a group gets ceil(0.1 B) class-balanced
     examples of it) or `"random"` (the shuffled batches of the other methods).
-    `batch_norm_momentum` is passed to `resnet32` (default: its 0.9). With
+    `batch_norm_momentum` is passed to `resnet32` (default: its 0.9). The image data sets are
+    augmented by a random crop after 4-pixel zero padding and a horizontal flip, in the
+    `tf.data` pipeline (`recipes.crop_and_flip`), or with `augment_in_model=True` inside the
+    network (`resnet32(augmentation=[PaddedRandomCrop(4), RandomFlip("horizontal")])`), so
+    that it runs in the compiled training step on the accelerator. With
     `method="async"`, `DualPhaseTraining` runs phase I on the head classes and phase II
     on the tail plus the exemplar memory, splitting the CE baseline's steps per epoch
     between them (phase II at most half); `async_options` are further
@@ -188,6 +193,11 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
         raise ValueError(f"Expected `rebalance_tau` >= 0. Received: rebalance_tau={rebalance_tau}")
     if steps_per_epoch is not None and steps_per_epoch < 1:
         raise ValueError(f"Expected `steps_per_epoch` >= 1. Received: steps_per_epoch={steps_per_epoch}")
+    if not isinstance(augment_in_model, bool):
+        raise TypeError(f"Expected `augment_in_model` to be a bool. Received: augment_in_model={augment_in_model!r}")
+    if augment_in_model and (loader == "digits" or model_name == "mlp"):
+        raise ValueError("Expected `augment_in_model=True` only with the resnet32 model on an augmented (image) data "
+                         f"set. Received: augment_in_model=True with dataset={dataset!r}, model={model_name!r}")
     keras.utils.set_random_seed(seed)
 
     announce(verbose, f"loading {dataset} (imbalance factor {imbalance_factor:g})")
@@ -211,7 +221,14 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
         network = lt_models.mlp(num_classes, image_shape, hidden_units=(64,))
     else:
         batch_norm_momentum = RESNET_BATCH_NORM_MOMENTUM if batch_norm_momentum is None else batch_norm_momentum
-        network = lt_models.resnet32(num_classes, input_shape=image_shape, batch_norm_momentum=batch_norm_momentum)
+        augmentation = []
+        if augment_in_model:
+            from keras_longtail import layers as lt_layers
+
+            augmentation = [lt_layers.PaddedRandomCrop(4, name="augment_crop"),
+                            keras.layers.RandomFlip("horizontal", name="augment_flip")]
+        network = lt_models.resnet32(num_classes, input_shape=image_shape, batch_norm_momentum=batch_norm_momentum,
+                                     augmentation=augmentation)
 
     steps = math.ceil(loaded.num_train / batch_size)
     if steps_per_epoch is not None:
@@ -223,13 +240,13 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
     else:
         learning_rate = SGD_LEARNING_RATE if learning_rate is None else learning_rate
         weight_decay = WEIGHT_DECAY if weight_decay is None else weight_decay
-        augment = True
+        augment = not augment_in_model  # in the pipeline, or else in the network
 
     ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     shot_metric = lt_metrics.ShotAccuracy(loaded.class_counts)
     progress = Progress(state_dir)  # also the clock of train_seconds and train_cpu_seconds
     job = Job(loaded, network, loader, epochs, steps, batch_size, learning_rate, weight_decay, augment, seed,
-              verbose, progress, ce, shot_metric)
+              verbose, progress, ce, shot_metric, augment_in_model=augment_in_model)
     network = recipe.train(job, options)
     extra = job.extra
     if state_dir is not None:
@@ -269,5 +286,6 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
         **(recipe.results(options) if recipe.results is not None else {}),
         **({} if model_name == "mlp" else {"batch_norm_momentum": batch_norm_momentum,
                                            "shortcut": "zero_pad"}),
+        **({"augment_in_model": True} if augment_in_model else {}),
         **extra,
     }

@@ -270,6 +270,9 @@ NOT_IN_FIT = {
     "gbg.GBGMixin": "the same class as training.GBGMixin (re-exported there)",
     "gbg.GBGModel": "the same class as training.GBGModel (the case; re-exported there)",
     "gbg.GBGOptimizer": "the same class as optimizers.GBGOptimizer (the case; re-exported there)",
+    "layers.PaddedRandomCrop": "input augmentation with random draws per replica, so a MirroredStrategy run cannot "
+                               "equal one device; fit (one device and MirroredStrategy), XLA, bfloat16, "
+                               "serialization and .keras are in tests/layers/test_padded_random_crop.py",
     "optimizers.LinearWarmup": "a learning-rate schedule, not a fit component; its formula, serialization and "
                                "the .keras round trip with its optimizer are in tests/optimizers/test_linear_warmup.py",
     "training.DualPhaseTraining": "runs two fits; its phase-II step (MemoryRetentiveLoss, IntraClassMarginLoss, "

@@ -66,3 +66,23 @@ def test_batch_norm_momentum_reaches_every_batch_norm():
     assert len(norms) == 1 + 15 * 2 + 2 and all(layer.momentum == 0.99 for layer in norms)
     with pytest.raises(ValueError, match="batch_norm_momentum"):
         resnet32(10, batch_norm_momentum=1.0)
+
+
+def test_augmentation_layers_come_first_and_act_only_in_training(tmp_path):
+    from keras_longtail.layers import PaddedRandomCrop
+
+    crop, flip = PaddedRandomCrop(4, seed=0, name="crop"), keras.layers.RandomFlip("horizontal", seed=0, name="flip")
+    model = resnet32(10, input_shape=(16, 16, 3), augmentation=[crop, flip])
+    plain = resnet32(10, input_shape=(16, 16, 3))
+    assert [layer.name for layer in model.layers[1:4]] == ["crop", "flip", "stem_conv"]
+    assert _trainable(model) == _trainable(plain)
+    plain.set_weights(model.get_weights())  # the random layers have no weights
+    x = np.random.default_rng(0).uniform(size=(4, 16, 16, 3)).astype("float32")
+    np.testing.assert_allclose(model(x, training=False), plain(x, training=False), atol=1e-6)  # identity
+    # In training the network sees augmented images: its output is that of the plain network on them.
+    features = keras.Model(model.input, model.get_layer("flip").output)
+    augmented = np.asarray(features(x, training=True))
+    assert not np.allclose(augmented, x)
+    helpers.assert_keras_save_load(model, x, tmp_path, atol=1e-5)
+    with pytest.raises(TypeError, match="Expected `augmentation` to hold Keras layers"):
+        resnet32(10, augmentation=["crop"])

@@ -134,3 +134,35 @@ def test_a_gbg_state_dir_with_another_grouping_is_refused_before_training(tmp_pa
     recipes.Progress(str(tmp_path)).keep("gbg_grouping", {"groups": [0, 1, 2, 3] * 2 + [0, 1], "num_groups": 4})
     with pytest.raises(ValueError, match=r"Expected num_groups=4 over 10 classes.*Received: num_groups=3 over 10"):
         recipes.run_training("digits-lt", method="gbg", num_groups=3, epochs=1, verbose=0, state_dir=str(tmp_path))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["ce", "gbg", "async"])
+def test_augmentation_in_the_model_replaces_the_pipeline_s(name, monkeypatch, tmp_path):
+    # The three input paths (Job.fit, which gala, gradtail and wb also use; GBG's sampler; the two dual-phase
+    # fits) train with the crop and flip inside the network, and the tf.data pipeline then never augments: one
+    # augmentation, not two. The image recipe (resnet32, augmented) runs on
+    # digits-LT's 8x8 images standing in for Fashion-MNIST, so that the test stays small.
+    import keras
+
+    from keras_longtail import data
+    from keras_longtail.recipes import pipeline
+
+    def refuse(image, label):
+        raise AssertionError("the tf.data pipeline augmented although the network does")
+
+    monkeypatch.setattr(pipeline, "crop_and_flip", refuse)
+    monkeypatch.setattr(data, "load_fashion_mnist_lt", lambda imbalance_factor, data_dir=None: data.load_digits_lt())
+    path = str(tmp_path / "model.keras")
+    results = recipes.run_training("fashion-mnist-lt", method=name, epochs=1, steps_per_epoch=2, verbose=0,
+                                   augment_in_model=True, save_model=path)
+    assert results["augment_in_model"] is True and 0 <= results["accuracy"]["overall"] <= 100
+    names = [layer.name for layer in keras.saving.load_model(path).layers]
+    assert "augment_crop" in names and "augment_flip" in names
+
+
+def test_augmentation_in_the_model_bad_input():
+    with pytest.raises(ValueError, match="Expected `augment_in_model=True` only with the resnet32 model"):
+        recipes.run_training("digits-lt", epochs=1, verbose=0, augment_in_model=True)
+    with pytest.raises(TypeError, match="Expected `augment_in_model` to be a bool"):
+        recipes.run_training("digits-lt", epochs=1, verbose=0, augment_in_model="yes")
