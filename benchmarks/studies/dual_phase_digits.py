@@ -88,9 +88,11 @@ def run_dual_phase(seed, **options):
 
 
 def _summary(runs):
+    """Mean and sample standard deviation (n - 1, as the suite tables) over the seeds."""
     keys = runs[0]["accuracy"].keys()
     return {key: {"mean": round(float(np.mean([r["accuracy"][key] for r in runs])), 2),
-                  "std": round(float(np.std([r["accuracy"][key] for r in runs])), 2)} for key in keys}
+                  "std": round(float(np.std([r["accuracy"][key] for r in runs], ddof=1)), 2) if len(runs) > 1
+                  else 0.0} for key in keys}
 
 
 def main(argv=None):
