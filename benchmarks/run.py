@@ -251,7 +251,8 @@ def training_options(jit_compile=False, mixed_precision=None, steps_per_executio
 
     `steps_per_execution` is 1, an integer K that divides the steps per epoch of every `fit` given
     `steps_per_epoch` (Keras runs whole executions: 97 steps at K = 8 would train 104 steps per epoch, so that is
-    an error), or `"epoch"`, one call per epoch (each `fit` given `steps_per_epoch` runs that many steps per call;
+    an error, raised when that `fit` starts; dual-phase's two fits have different lengths, and what trained before
+    stays in the run's state directory), or `"epoch"`, one call per epoch (each `fit` given `steps_per_epoch` runs that many steps per call;
     one without it keeps its compiled value). More steps per call cut the per-step host work on an accelerator and
     change no number of the training. The global dtype policy, `keras.Model.compile` and `keras.Model.fit` are
     restored on exit."""
