@@ -333,8 +333,7 @@ def run_suite(suite, budget, runs, seeds, data_dir=None, epochs=None, verbose=2,
             with training_options(jit_compile, mixed_precision, steps_per_execution):
                 results = recipes.run_training(**SUITES[suite], **kwargs, epochs=epochs or BUDGETS[budget],
                                                data_dir=data_dir, seed=seed, verbose=verbose,
-                                               state_dir=str(run_state),
-                                               **({"augment_in_model": True} if augment_in_model else {}),
+                                               state_dir=str(run_state), augment_in_model=augment_in_model,
                                                save_model=str(MODELS / f"{suite}-{budget}-{label}-seed{seed}.keras"))
             results["run"] = label
             if jit_compile or mixed_precision or steps_per_execution != 1:

@@ -17,7 +17,8 @@ class PaddedRandomCrop(keras.layers.Layer):
     padding=4)` in the papers' PyTorch code, `recipes.crop_and_flip` in `tf.data`), as a
     layer, so that the augmentation runs inside the compiled training step (on the
     accelerator, under XLA) instead of in the host's input pipeline. Keras' own
-    `keras.layers.RandomCrop` draws one offset for the whole batch. Add
+    `keras.layers.RandomCrop` draws one offset for the whole batch, and
+    `keras.layers.RandomTranslation` draws continuous shifts and resamples. Add
     `keras.layers.RandomFlip("horizontal")` for the recipe's flip.
 
     Outside training (`training=False`: `predict`, `evaluate`, inference) the layer is
@@ -75,7 +76,6 @@ class PaddedRandomCrop(keras.layers.Layer):
         self.seed = None if seed is None else _validation.check_int("seed", seed)
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.input_spec = keras.layers.InputSpec(ndim=4)
-        self.supports_masking = False
 
     def build(self, input_shape):
         if input_shape[1] is None or input_shape[2] is None:
