@@ -178,6 +178,17 @@ def _gbg_optimizer():
             "optimizer": lambda: optimizer}
 
 
+def _pytorch_sgd():
+    from keras_longtail.optimizers import LinearWarmup
+    from keras_longtail.optimizers import PyTorchSGD
+
+    # Steps 0-2 at 0.05, 0.1, 0.001: a drop inside the three steps, with the velocity already full.
+    schedule = LinearWarmup(keras.optimizers.schedules.PiecewiseConstantDecay([1], [0.1, 0.001]), warmup_steps=2,
+                            peak=0.1)
+    return {"model": classifier(), "compile": {"loss": ce()}, "obj": PyTorchSGD(schedule, momentum=0.9),
+            "optimizer": lambda: PyTorchSGD(schedule, momentum=0.9, nesterov=True, weight_decay=5e-3)}
+
+
 def _per_class_max_norm():
     from keras_longtail.constraints import PerClassMaxNorm
 
@@ -252,6 +263,7 @@ CASES = {
     "metrics.PerClassAccuracy": _per_class_accuracy,
     "metrics.ShotAccuracy": _shot_accuracy,
     "optimizers.GBGOptimizer": _gbg_optimizer,
+    "optimizers.PyTorchSGD": _pytorch_sgd,
     "training.GBGModel": _gbg_model("exact"),
     "training.GradTailModel": _gradtail_model,
     "training.GradTailSigmoid": _gradtail_sigmoid,
