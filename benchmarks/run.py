@@ -134,6 +134,9 @@ RUNS = {
     "gbg-bn09": ({"method": "gbg", "gbg_mode": "exact", "gbg_options": {**GBG_EARLIER, "normalization": "none"},
                   "batch_norm_momentum": 0.9, "weight_decay": WEIGHT_DECAY},
                  [("GBG (exact, Eq. 11) + WD, BN momentum 0.9", "accuracy")]),
+    # CE + WD with PyTorch's SGD momentum form (`PyTorchSGD`): the reference code's update at the learning-rate drops.
+    "ce-ptsgd": ({"method": "ce", "weight_decay": WEIGHT_DECAY, "momentum_form": "pytorch"},
+                 [("CE + WD, PyTorch's SGD momentum form", "accuracy")]),
     "ce-bn09": ({"method": "ce", "batch_norm_momentum": 0.9, "weight_decay": WEIGHT_DECAY},
                 [("CE + WD, BN momentum 0.9", "accuracy")]),
     # The GBG code's hard-coded normalizer, loss+ (loss x l2 norm), with exact gradients.
@@ -218,7 +221,7 @@ RUNS = {
 # run_training's own keyword arguments a run may set besides its method's options (the suite, budget, seed and
 # paths are the harness's).
 _RUN_OPTIONS = {"method", "weight_decay", "rebalance_tau", "batch_norm_momentum", "learning_rate", "model",
-                "batch_size", "stage_one_from", "phase_one_from"}
+                "batch_size", "stage_one_from", "phase_one_from", "momentum_form"}
 
 
 def _check_run(label, kwargs):

@@ -229,7 +229,8 @@ def _train_async(job, options):
                      "batch_size": batch_size, "seed": job.seed, "learning_rate": job.learning_rate,
                      "weight_decay": job.weight_decay,
                      "augment": "in model" if job.augment_in_model else job.augment,
-                     "async_threshold": options["async_threshold"]}
+                     "async_threshold": options["async_threshold"],
+                     **({} if job.momentum_form == "keras" else {"momentum_form": job.momentum_form})}
     trained_steps = _saved_phase_one_steps(phase_one_dir, phase_one_run)
     loaded_phase_one = trained_steps is not None and dual.load_phase_one(phase_one_dir, memory_bank=False)
     if loaded_phase_one:

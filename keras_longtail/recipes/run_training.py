@@ -25,17 +25,18 @@ class Job:
 
     Attributes: `loaded` (the `load_*_lt` data), `network` (the built, untrained network),
     `num_classes`, `epochs`, `steps` (per epoch), `batch_size`, `learning_rate`, `weight_decay`,
-    `augment` (in the pipeline), `augment_in_model` (in the network instead), `seed`, `verbose`,
+    `augment` (in the pipeline), `augment_in_model` (in the network instead), `momentum_form` (SGD's:
+    `"keras"` or `"pytorch"`), `seed`, `verbose`,
     `loss` (sparse cross-entropy from logits), `shot_metric` (`ShotAccuracy`), `progress`
     (checkpoints and clock) and `extra` (the method's results, added to the returned dict).
     """
 
     def __init__(self, loaded, network, loader, epochs, steps, batch_size, learning_rate, weight_decay, augment,
-                 seed, verbose, progress, loss, shot_metric, augment_in_model=False):
+                 seed, verbose, progress, loss, shot_metric, augment_in_model=False, momentum_form="keras"):
         self.loaded, self.network, self.loader = loaded, network, loader
         self.epochs, self.steps, self.batch_size = epochs, steps, batch_size
         self.learning_rate, self.weight_decay, self.augment = learning_rate, weight_decay, augment
-        self.augment_in_model = augment_in_model
+        self.augment_in_model, self.momentum_form = augment_in_model, momentum_form
         self.seed, self.verbose, self.progress = seed, verbose, progress
         self.loss, self.shot_metric = loss, shot_metric
         self.extra = {}
@@ -51,7 +52,7 @@ class Job:
     def optimizer(self, steps_per_epoch, peak=None, epochs=None):
         """The data set's optimizer for `epochs` (default: the run's) of `steps_per_epoch` steps, peaking at `peak`
         (default: the run's learning rate): Adam on a cosine decay for digits-LT, else SGD (momentum 0.9) on the
-        LDAM-DRW schedule."""
+        LDAM-DRW schedule, `keras.optimizers.SGD` or, with `momentum_form="pytorch"`, `PyTorchSGD`."""
         import keras
 
         peak = self.learning_rate if peak is None else peak
@@ -59,8 +60,11 @@ class Job:
         if self.loader == "digits":
             schedule = keras.optimizers.schedules.CosineDecay(peak, epochs * steps_per_epoch)
             return keras.optimizers.Adam(schedule, weight_decay=self.weight_decay or None)
-        return keras.optimizers.SGD(ldam_schedule(peak, epochs, steps_per_epoch), momentum=SGD_MOMENTUM,
-                                    weight_decay=self.weight_decay or None)
+        from keras_longtail.optimizers import PyTorchSGD
+
+        sgd = PyTorchSGD if self.momentum_form == "pytorch" else keras.optimizers.SGD
+        return sgd(ldam_schedule(peak, epochs, steps_per_epoch), momentum=SGD_MOMENTUM,
+                   weight_decay=self.weight_decay or None)
 
     def pipeline(self, dataset, num_examples):
         """`training_pipeline` of `dataset` with the run's batch size, augmentation and seed."""
@@ -82,7 +86,7 @@ class Job:
 def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model="auto", epochs=None,
                  batch_size=None, learning_rate=None, weight_decay=None, steps_per_epoch=None,
                  data_dir=None, seed=0, verbose=2, save_model=None, rebalance_tau=None, batch_norm_momentum=None,
-                 state_dir=None, augment_in_model=False, **method_options):
+                 state_dir=None, augment_in_model=False, momentum_form="keras", **method_options):
     """Trains one model as `keras-longtail train` does and returns the results dict.
 
     `method` names a registered method (`keras_longtail.recipes.METHODS`: ce, gala,
@@ -123,6 +127,12 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
     `retrain_classifier` (class-balanced loss β = 0.9999, decoupled WD 0.01, MaxNorm
     at thresh 0.1 projected per epoch, 10 epochs on features computed once); the
     results also hold `stage_one_accuracy`.
+
+    `momentum_form` chooses the SGD of the image data sets' fits (every method's, both
+    dual-phase phases, GBG's inner optimizer, weight balancing's stage 1): `"keras"`
+    (default, `keras.optimizers.SGD`: the learning rate inside the velocity) or
+    `"pytorch"` (`keras_longtail.optimizers.PyTorchSGD`: the papers' code's update, which
+    differs from Keras' after each learning-rate drop). Digits-LT trains with Adam.
 
     Unless `verbose` is 0, each phase is announced on stdout before it starts (loading,
     GBG's class grouping and the test evaluation with a `keras.utils.Progbar`, the
@@ -195,6 +205,10 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
         raise ValueError(f"Expected `steps_per_epoch` >= 1. Received: steps_per_epoch={steps_per_epoch}")
     if not isinstance(augment_in_model, bool):
         raise TypeError(f"Expected `augment_in_model` to be a bool. Received: augment_in_model={augment_in_model!r}")
+    _validation.check_choice("momentum_form", momentum_form, {"keras", "pytorch"})
+    if momentum_form != "keras" and loader == "digits":
+        raise ValueError("Expected `momentum_form='keras'` with digits-lt (it trains with Adam, not SGD). "
+                         f"Received: momentum_form={momentum_form!r} with dataset={dataset!r}")
     if augment_in_model and (loader == "digits" or model_name == "mlp"):
         raise ValueError("Expected `augment_in_model=True` only with the resnet32 model on an augmented (image) data "
                          f"set. Received: augment_in_model=True with dataset={dataset!r}, model={model_name!r}")
@@ -246,7 +260,7 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
     shot_metric = lt_metrics.ShotAccuracy(loaded.class_counts)
     progress = Progress(state_dir)  # also the clock of train_seconds and train_cpu_seconds
     job = Job(loaded, network, loader, epochs, steps, batch_size, learning_rate, weight_decay, augment, seed,
-              verbose, progress, ce, shot_metric, augment_in_model=augment_in_model)
+              verbose, progress, ce, shot_metric, augment_in_model=augment_in_model, momentum_form=momentum_form)
     network = recipe.train(job, options)
     extra = job.extra
     if state_dir is not None:
@@ -276,6 +290,7 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
         "steps_per_epoch": steps,
         "learning_rate": learning_rate,
         "weight_decay": weight_decay,
+        "momentum_form": momentum_form,
         "seed": seed,
         "class_counts": loaded.class_counts,
         "shot_classes": {k: len(v) for k, v in splits._asdict().items()},
