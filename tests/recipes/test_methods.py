@@ -166,3 +166,34 @@ def test_augmentation_in_the_model_bad_input():
         recipes.run_training("digits-lt", epochs=1, verbose=0, augment_in_model=True)
     with pytest.raises(TypeError, match="Expected `augment_in_model` to be a bool"):
         recipes.run_training("digits-lt", epochs=1, verbose=0, augment_in_model="yes")
+
+
+@pytest.mark.parametrize("name", ["ce", pytest.param("async", marks=pytest.mark.slow)])
+def test_momentum_form_pytorch_trains_every_fit_with_pytorch_sgd(name, monkeypatch):
+    # Job.optimizer makes the optimizer of every fit (ce's one, both dual-phase phases); digits-LT's 8x8 images stand
+    # in for Fashion-MNIST so that the SGD recipe (resnet32) stays small.
+    import importlib
+
+    from keras_longtail import data
+
+    module = importlib.import_module("keras_longtail.recipes.run_training")
+    made, original = [], module.Job.optimizer
+
+    def spy(self, *args, **kwargs):
+        optimizer = original(self, *args, **kwargs)
+        made.append(type(optimizer).__name__)
+        return optimizer
+
+    monkeypatch.setattr(module.Job, "optimizer", spy)
+    monkeypatch.setattr(data, "load_fashion_mnist_lt", lambda imbalance_factor, data_dir=None: data.load_digits_lt())
+    results = recipes.run_training("fashion-mnist-lt", method=name, epochs=1, steps_per_epoch=2, verbose=0,
+                                   momentum_form="pytorch")
+    assert results["momentum_form"] == "pytorch"
+    assert made == ["PyTorchSGD"] * (2 if name == "async" else 1)
+
+
+def test_momentum_form_bad_input():
+    with pytest.raises(ValueError, match=r"Expected `momentum_form` to be one of \['keras', 'pytorch'\]"):
+        recipes.run_training("digits-lt", epochs=1, verbose=0, momentum_form="torch")
+    with pytest.raises(ValueError, match="Expected `momentum_form='keras'` with digits-lt"):
+        recipes.run_training("digits-lt", epochs=1, verbose=0, momentum_form="pytorch")
