@@ -37,19 +37,21 @@ def drop_epoch(epochs, steps_per_epoch):
 
 
 def summarize(runs, drop):
-    """Per form: mean over seeds of the epoch losses, and the loss change into the drop epoch (drop - (drop-1))."""
+    """Per form: the mean over seeds of the epoch losses, and per seed the largest rise of the epoch loss from the
+    last epoch before the drop to any epoch from the drop on (positive: the loss went up after the drop)."""
     summary = {}
     for form in FORMS:
-        curves = [r["loss"] for r in runs if r["momentum_form"] == form]
-        if not curves:
+        mine = [r for r in runs if r["momentum_form"] == form]
+        if not mine:
             continue
+        curves = [r["loss"] for r in mine]
         length = min(len(c) for c in curves)
         mean = [sum(c[i] for c in curves) / len(curves) for i in range(length)]
-        jumps = [c[drop - 1] - c[drop - 2] for c in curves if len(c) >= drop]
-        summary[form] = {"seeds": sorted(r["seed"] for r in runs if r["momentum_form"] == form),
-                         "mean_loss": [round(v, 4) for v in mean],
-                         "loss_change_into_drop_epoch": [round(j, 4) for j in jumps],
-                         "test_accuracy": [r["accuracy"]["overall"] for r in runs if r["momentum_form"] == form]}
+        rises = [max(c[drop - 1:]) - c[drop - 2] for c in curves if len(c) >= drop]
+        summary[form] = {"seeds": [r["seed"] for r in mine], "mean_loss": [round(v, 4) for v in mean],
+                         "largest_rise_after_drop": [round(v, 4) for v in rises],
+                         "final_loss": [round(c[-1], 4) for c in curves],
+                         "test_accuracy": [r["accuracy"]["overall"] for r in mine]}
     return summary
 
 
@@ -144,8 +146,8 @@ def main(argv=None):
     if args.plot:
         plot(study, args.plot)
     for form, row in study["summary"].items():
-        print(f"{form}: mean loss by epoch {row['mean_loss']}; change into epoch {study['drop_epoch']} "
-              f"{row['loss_change_into_drop_epoch']}")
+        print(f"{form}: mean loss by epoch {row['mean_loss']}; largest rise from epoch {study['drop_epoch'] - 1} "
+              f"on {row['largest_rise_after_drop']}")
 
 
 if __name__ == "__main__":
