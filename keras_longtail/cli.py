@@ -172,6 +172,10 @@ def build_parser():
                                    "weight-balancing paper's tuned value; 0 for digits-lt)")
     optimization.add_argument("--steps-per-epoch", type=_POSITIVE_INT, default=None, metavar="N",
                               help="cap the steps of each epoch (smoke runs); default: one pass over the data")
+    optimization.add_argument("--momentum-form", choices=("keras", "pytorch"), default=None,
+                              help="SGD's momentum form (CIFAR, Fashion-MNIST): keras (default, "
+                                   "keras.optimizers.SGD) or pytorch (optimizers.PyTorchSGD, the papers' code's "
+                                   "update at the learning-rate drops)")
 
     gbg = train.add_argument_group("GBG (--method gbg)")
     gbg.add_argument("--gbg-num-groups", dest="num_groups", type=_number(int, minimum=1, name="integer >= 1"),
@@ -352,6 +356,8 @@ def _classification_options(options):
             raise ValueError(f"--{name.replace('_', '-')} is a --task depth option. Received: {name} with "
                              "task='classification'")
     options["dataset"] = options["dataset"] or "digits-lt"
+    if options["momentum_form"] is None:
+        options.pop("momentum_form")
     gbg_options = {}
     normalization = options.pop("gbg_normalization")
     if normalization is not None:  # passed even when "none": GBGModel's own default is the GBG code's "loss+"
@@ -377,6 +383,9 @@ def _classification_options(options):
 
 def _depth_options(options):
     """`keras-longtail train --task depth` options for `run_depth_training` (classification-only ones dropped)."""
+    if options.get("momentum_form") is not None:
+        raise ValueError("--momentum-form is for the SGD recipes of classification (depth trains with Adam). "
+                         f"Received: momentum_form={options['momentum_form']!r} with task='depth'")
     keep = ("dataset", "method", "epochs", "batch_size", "learning_rate", "steps_per_epoch", "data_dir", "seed",
             "verbose", "gradtail_max_weight", "gradtail_pivot", *_DEPTH_ONLY)
     options = {k: v for k, v in options.items() if k in keep}

@@ -50,12 +50,15 @@ def test_module_entry_point_help():
 
 
 @pytest.mark.slow
-def test_real_cifar10_lt_one_short_epoch(cifar10_jpeg_dir, capsys):
+@pytest.mark.parametrize("momentum_form", [None, "pytorch"])
+def test_real_cifar10_lt_one_short_epoch(cifar10_jpeg_dir, capsys, tmp_path, momentum_form):
+    extra = [] if momentum_form is None else ["--momentum-form", momentum_form]
     code = cli.main(["train", "--dataset", "cifar10-lt", "--data-dir", cifar10_jpeg_dir, "--epochs", "1",
-                     "--steps-per-epoch", "2", "--verbose", "0"])
+                     "--steps-per-epoch", "2", "--verbose", "0", "--output", str(tmp_path / "r.json"), *extra])
     assert code == 0
     out = capsys.readouterr().out
     assert "cifar10-lt" in out and "few" in out
+    assert json.loads((tmp_path / "r.json").read_text())["momentum_form"] == (momentum_form or "keras")
 
 
 @pytest.mark.slow
@@ -234,6 +237,13 @@ def test_depth_and_classification_options_do_not_mix(capsys):
     assert "method" in capsys.readouterr().err
     assert cli.main(["train", "--task", "depth", "--dataset", "cifar10-lt"]) == 2
     assert "dataset" in capsys.readouterr().err
+    assert cli.main(["train", "--task", "depth", "--dataset", "synthetic-depth", "--momentum-form", "keras"]) == 2
+    assert "--momentum-form is for the SGD recipes of classification" in capsys.readouterr().err
+
+
+def test_momentum_form_pytorch_is_refused_for_digits_lt_which_trains_with_adam(capsys):
+    assert cli.main(["train", "--momentum-form", "pytorch", "--epochs", "1", "--verbose", "0"]) == 2
+    assert "Expected `momentum_form='keras'` with digits-lt" in capsys.readouterr().err
 
 
 def test_ldam_schedule_warm_up_is_never_zero_and_the_schedule_serializes():
