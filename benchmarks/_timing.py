@@ -73,3 +73,20 @@ def ratio_of_medians(times, name, baseline):
 def per_round_ratios(times, name, baseline, digits=3):
     """[times[name][r] / times[baseline][r], rounded, for each round r]."""
     return [round(a / b, digits) for a, b in zip(times[name], times[baseline])]
+
+
+def machine():
+    """`"<arch>, <n> cores, <CPU model>"`: what a timing depends on (the CPU model from /proc/cpuinfo on Linux).
+
+    The CPU matters: ResNet-32 trained about 4x slower on an AVX2-only AMD EPYC than on the AVX-512 machine most
+    results were measured on, so seconds from different models are not comparable."""
+    import os
+    import platform
+
+    model = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            model = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), model)
+    except OSError:
+        pass
+    return f"{platform.machine()}, {os.cpu_count()} cores, {model or 'unknown CPU'}"

@@ -47,6 +47,7 @@ import subprocess
 import sys
 import time
 
+from benchmarks import _timing
 from keras_longtail import recipes
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
@@ -343,7 +344,7 @@ def run_suite(suite, budget, runs, seeds, data_dir=None, epochs=None, verbose=2,
                 results.update(jit_compile=bool(jit_compile), mixed_precision=mixed_precision,
                                steps_per_execution=steps_per_execution)
             results["command"] = " ".join(["python -m benchmarks.run"] + sys.argv[1:])
-            results["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}"
+            results["machine"] = f"{_timing.machine()}, Python {platform.python_version()}"
             results["wall_seconds"] = round(time.time() - start, 1)
             temporary = path.with_suffix(".json.tmp")
             temporary.write_text(json.dumps(results, indent=2))

@@ -17,10 +17,11 @@ study resumes; `--rerun` trains them again.
 import argparse
 import json
 import pathlib
-import platform
 import subprocess
 import sys
 import time
+
+from benchmarks import _timing
 
 FORMS = ("keras", "pytorch")
 
@@ -67,7 +68,10 @@ def plot(study, path):
         label = f"{run['momentum_form']} form, seed {run['seed']}"
         axis.plot(range(1, len(run["loss"]) + 1), run["loss"], color=color, alpha=0.5 + 0.5 * (run["seed"] == 0),
                   label=label)
-    axis.axvline(study["drop_epoch"] - 0.5, color="gray", linestyle=":", label="x0.01 learning-rate drop")
+    # Epoch k's mean is drawn at x = k, the middle of its steps, so step s sits at x = s / steps_per_epoch + 0.5.
+    first_dropped_step = int(0.8 * study["epochs"] * study["steps_per_epoch"]) + 1
+    axis.axvline(first_dropped_step / study["steps_per_epoch"] + 0.5, color="gray", linestyle=":",
+                 label=f"x0.01 learning-rate drop (step {first_dropped_step})")
     axis.set_xlabel("epoch")
     axis.set_ylabel("mean training loss")
     axis.set_title(f"CE + WD, ResNet-32, CIFAR-10-LT: {study['epochs']} epochs x {study['steps_per_epoch']} steps")
@@ -102,7 +106,7 @@ def main(argv=None):
 
     command_line = "python -m benchmarks.studies.momentum_form " + " ".join(sys.argv[1:] if argv is None else argv)
     study = {"command": command_line,
-             "machine": f"{platform.processor() or platform.machine()}, {platform.system()}",
+             "machine": _timing.machine(),
              "recipe": "run_training('cifar10-lt', method='ce'): ResNet-32, batch 128, SGD momentum 0.9, "
                        "decoupled WD 5e-3, LDAM-DRW schedule (warm-up 2.5 %, x0.01 at 80 %, x0.0001 at 90 %)",
              "epochs": args.epochs, "steps_per_epoch": args.steps_per_epoch,

@@ -16,9 +16,10 @@ while the rate is constant and departs in the warm-up and at each drop.
 import argparse
 import json
 import pathlib
-import platform
 
 import numpy as np
+
+from benchmarks import _timing
 
 
 def trajectories(epochs, steps_per_epoch, momentum, nesterov, l2, seed=0, shapes=((64, 10), (10,), (3, 3, 16, 16))):
@@ -106,7 +107,7 @@ def main(argv=None):
             for name, r in row["relative_step_difference"].items()))
     study = {"command": "python -m benchmarks.studies.pytorch_sgd_agrees "
                         f"--epochs {args.epochs} --steps-per-epoch {args.steps_per_epoch} --output {args.output}",
-             "machine": f"{platform.processor() or platform.machine()}, {platform.system()}",
+             "machine": _timing.machine(),
              "versions": {"keras": keras.__version__, "torch": torch.__version__},
              "steps": total, "warmup_steps": warmup, "first_step_after_the_drop": drop,
              "learning_rates": [float(f"{r:.6g}") for r in rates], "cases": cases}
