@@ -168,9 +168,11 @@ def test_augmentation_in_the_model_bad_input():
         recipes.run_training("digits-lt", epochs=1, verbose=0, augment_in_model="yes")
 
 
-@pytest.mark.parametrize("name", ["ce", pytest.param("async", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("name", ["ce", pytest.param("async", marks=pytest.mark.slow),
+                                  pytest.param("gbg", marks=pytest.mark.slow)])
 def test_momentum_form_pytorch_trains_every_fit_with_pytorch_sgd(name, monkeypatch):
-    # Job.optimizer makes the optimizer of every fit (ce's one, both dual-phase phases); digits-LT's 8x8 images stand
+    # Job.optimizer makes the optimizer of every fit (ce's one, both dual-phase phases, the one GBGModel applies its
+    # combined gradient with); digits-LT's 8x8 images stand
     # in for Fashion-MNIST so that the SGD recipe (resnet32) stays small.
     import importlib
 
