@@ -47,7 +47,17 @@ TOLERANCES = {
     # 0.5 m, float16 0.06 m); measured 1.6e-2 / 1.9e-2.
     ("metrics.BinnedMeanRelativeError", "mixed_bfloat16"): 5e-2,
     ("metrics.BinnedMeanRelativeError", "mixed_float16"): 5e-2,
+    # The same depth model's weights under the L1 loss, whose gradient is the sign of (prediction - target): where
+    # bfloat16 rounding of a depth (spacing 0.5 m at 64-90 m) crosses the target, that pixel's gradient flips, so the
+    # difference depends on the CPU's bfloat16 kernels: within 1e-2 on the AVX-512 BF16 machine, 2.3e-2 on an AMD EPYC
+    # with AVX2 only (December 3, 2026).
+    ("losses.MaskedL1", "mixed_bfloat16"): 5e-2,
 }
+# Relative tolerances on top, for state that accumulates: the metric's running sums (34 and 180 after three batches)
+# are relative errors of bfloat16 depths (each rounded by up to 2^-9 = 2e-3) from weights that moved apart as the
+# MaskedL1 note above says; measured 6.5e-3 and 9.4e-4 on an AVX2-only AMD EPYC (within the absolute 5e-2 on the
+# AVX-512 BF16 machine).
+RELATIVE_TOLERANCES = {("metrics.BinnedMeanRelativeError", "mixed_bfloat16"): 2e-2}
 # Keras' LossScaleOptimizer starts at a scale of 2^15; where the first step's 16-bit gradients overflow at that
 # scale it skips the step and halves the scale (its documented behaviour). Those cases are compared with the
 # float32 run on the batches the loss scaler applied: case -> steps skipped.
@@ -107,6 +117,7 @@ def test_mixed_precision_close_to_float32(name, policy, dtype_policy):
     tolerance = TOLERANCES.get((name, policy), DEFAULT_TOLERANCE[policy])
     assert len(values) == len(expected)
     for want, have in zip(expected, values):
-        np.testing.assert_allclose(have, want, rtol=0, atol=tolerance, err_msg=f"{name} under {policy}")
+        np.testing.assert_allclose(have, want, rtol=RELATIVE_TOLERANCES.get((name, policy), 0), atol=tolerance,
+                                   err_msg=f"{name} under {policy}")
     if not skipped:  # the logged loss averages the skipped batch too
         np.testing.assert_allclose(history["loss"], expected_history["loss"], rtol=5 * tolerance)
