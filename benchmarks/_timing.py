@@ -78,7 +78,7 @@ def per_round_ratios(times, name, baseline, digits=3):
 def machine():
     """`"<arch>, <n> cores, <CPU model>"`: what a timing depends on (the CPU model from /proc/cpuinfo on Linux).
 
-    The CPU matters: ResNet-32 trained about 4x slower on an AVX2-only AMD EPYC than on the AVX-512 machine most
+    The CPU matters: ResNet-32 trained about 3x slower on an AVX2-only AMD EPYC than on the AVX-512 machine most
     results were measured on, so seconds from different models are not comparable."""
     import os
     import platform
