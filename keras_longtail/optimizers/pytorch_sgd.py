@@ -75,11 +75,10 @@ class PyTorchSGD(keras.optimizers.SGD):
 
     def update_step(self, gradient, variable, learning_rate):
         """Applies one step of `gradient` to `variable` at `learning_rate` (the formula above)."""
+        if self.momentum == 0:  # plain SGD: the two forms are the same update
+            return super().update_step(gradient, variable, learning_rate)
         learning_rate = ops.cast(learning_rate, variable.dtype)
         gradient = ops.cast(gradient, variable.dtype)
-        if self.momentum == 0:
-            self.assign_sub(variable, ops.multiply(gradient, learning_rate))
-            return
         # The buffers `keras.optimizers.SGD.build` created, found the way Keras' own optimizers find them (the
         # lookup also resolves a distributed variable's per-replica copy).
         buffer = self.momentums[self._get_variable_index(variable)]
