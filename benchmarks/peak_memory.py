@@ -28,7 +28,11 @@ Methods:
   of 16 images per class; the frozen phase-I feature copy is part of the model).
 
 Second figure: TensorFlow's own CPU allocator statistics. Although `tf.config.experimental.get_memory_info`
-is documented for GPUs, in TF 2.21 `get_memory_info("CPU:0")` does not raise on the CPU: it returns
+is documented for GPUs, in TF 2.21 `get_memory_info("CPU:0")` works on the CPU when TensorFlow's CPU allocator
+is its BFC allocator, which TensorFlow picks by default only where oneDNN is on by default (e.g. Intel CPUs with
+AVX-512); elsewhere (an AVX2-only AMD EPYC, for one) it raises "Allocator stats not available for device
+'CPU:0'". The children therefore run with `TF_CPU_ALLOCATOR_USE_BFC=true` on every machine (unless the caller's
+environment sets it), so that the figures exist and mean the same everywhere. It returns
 `{"current": 0, "peak": 0}` until TensorFlow allocates, and then tracks the tensors its CPU allocator hands
 out, eager and inside `tf.function` (a chain of two 4096² matmuls shows the expected 192 MiB peak), and
 `reset_memory_stats("CPU:0")` resets the peak. The child resets it after building and after the warm-up
@@ -108,7 +112,14 @@ def build(method, grouping):
 
 def _allocator(tf, reset=False):
     """TensorFlow's CPU allocator statistics in MiB ({"current", "peak"}), optionally reset after reading."""
-    info = tf.config.experimental.get_memory_info("CPU:0")
+    try:
+        info = tf.config.experimental.get_memory_info("CPU:0")
+    except ValueError as error:
+        raise RuntimeError(
+            "Expected TensorFlow's CPU allocator to keep statistics (a BFC allocator, "
+            "TF_CPU_ALLOCATOR_USE_BFC=true, which `benchmarks.peak_memory` sets for its children unless the "
+            f"environment sets it). Received: TF_CPU_ALLOCATOR_USE_BFC="
+            f"{os.environ.get('TF_CPU_ALLOCATOR_USE_BFC')!r} ({error})") from error
     if reset:
         tf.config.experimental.reset_memory_stats("CPU:0")
     return {key: round(value / 2**20, 1) for key, value in info.items()}
@@ -149,6 +160,7 @@ def _child_env():
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")  # allocator statistics on every CPU (module docstring)
     return env
 
 
@@ -226,6 +238,7 @@ def main(argv=None):
                    f"{platform.python_version()}, TF {tf.__version__}, Keras {keras.__version__}, shared",
         "model": "resnet32", "classes": CLASSES, "batch_size": args.batch_size, "warmup_steps": 1,
         "steps": args.steps, "gbg_groups": GROUPS, "gbg_solve_every": SOLVE_EVERY,
+        "tf_cpu_allocator_use_bfc": _child_env()["TF_CPU_ALLOCATOR_USE_BFC"],
         "methods": results,
         "note": "Process peak RSS (ru_maxrss) of a fresh child per method, MiB; delta/ratio vs ce use the peak "
                 "after the steps; training_increase_mib = peak after the steps - peak after building. "

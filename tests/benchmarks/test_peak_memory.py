@@ -13,6 +13,7 @@ def test_one_child_writes_peaks(tmp_path, capsys):
     assert code == 0
     result = json.loads(output.read_text())
     assert result["batch_size"] == 10 and result["steps"] == 1 and result["command"].startswith("python -m")
+    assert result["tf_cpu_allocator_use_bfc"] == "true"
     entry = result["methods"]["ce"]
     assert list(result["methods"]) == ["ce"] and "error" not in entry
     assert 0 < entry["peak_mib_after_import"] <= entry["peak_mib_after_build"] <= entry["peak_mib_after_steps"]
@@ -34,3 +35,12 @@ def test_failed_child_is_an_error_entry():
     # The child rejects the method (argparse, exit code 2): an "error" entry with its stderr, not a crash.
     entry = peak_memory.measure("not-a-method", steps=1, batch_size=10)
     assert list(entry) == ["error"] and "exited with 2" in entry["error"] and "--child" in entry["error"]
+
+
+def test_children_use_the_bfc_allocator_unless_the_caller_says(monkeypatch):
+    # Without a BFC allocator TensorFlow keeps no CPU allocator statistics on CPUs where oneDNN is off by default
+    # (AVX2-only AMD EPYC: "Allocator stats not available for device 'CPU:0'").
+    monkeypatch.delenv("TF_CPU_ALLOCATOR_USE_BFC", raising=False)
+    assert peak_memory._child_env()["TF_CPU_ALLOCATOR_USE_BFC"] == "true"
+    monkeypatch.setenv("TF_CPU_ALLOCATOR_USE_BFC", "false")
+    assert peak_memory._child_env()["TF_CPU_ALLOCATOR_USE_BFC"] == "false"
