@@ -103,6 +103,13 @@ RUNS = {
                                   "accuracy")]),
     "gbg-official-frozen": ({"method": "gbg", "gbg_options": {"solve_every": 10**9}, "weight_decay": WEIGHT_DECAY},
                             [("GBG (official defaults), alpha solved at step 0 only, then held + WD", "accuracy")]),
+    # The l2 control at a CE run's cost: gbg-official-classifier (which collapses like gbg-official, 41.4 vs 36.3 at
+    # seed 0) with l2-normalized group gradients instead of loss+. Tells whether loss+ is what the per-step solve
+    # needs to go wrong, before gbg-official-l2 spends a GBG run's cost (about 3.8x a CE run on an AVX2-only CPU).
+    "gbg-official-classifier-l2": ({"method": "gbg", "gbg_mode": "representation",
+                                    "gbg_options": {"normalization": "l2"}, "weight_decay": WEIGHT_DECAY},
+                                   [("GBG (official defaults), alpha from the classifier's l2-normalized gradients"
+                                     " + WD", "accuracy")]),
     # Control for loss+ (issue 17): with loss+, a group whose loss is far above the others' gets most of alpha
     # (CIFAR-10-LT after 60 CE steps: 0.82-0.89 on the one-class group of the rarest class, ||d|| 22-25x the CE
     # gradient; results/gbg_diagnostics_cifar10.json). l2-normalized backbone gradients, all else official.
