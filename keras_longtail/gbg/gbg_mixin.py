@@ -122,8 +122,16 @@ class GBGMixin(TrainStepMixin):
     not counted): 1 / G when alpha is uniform over G groups, 1 when one group takes
     the whole step. A value near 1 on a long-tailed problem says that alpha keeps
     concentrating on one group (with `normalization="loss+"`, a small group whose
-    loss is high; see docs/methods/gbg.md).
-    Neither is a model weight nor an evaluation metric.
+    loss is high; see docs/methods/gbg.md). `gbg_alpha_change` is the epoch's
+    mean of how much of alpha moves from one step to the next,
+    0.5 * sum_g |alpha_g(t) - alpha_g(t - 1)| (the total-variation distance),
+    over its steps after the first: 0 when alpha is held (`solve_every` steps
+    apart, or a grouping whose alpha does not change), 1 when the whole weight
+    moves to other groups at every step. The two tell concentration from swings:
+    a large `gbg_alpha_max` with a small change is a steady favourite group.
+    (`gbg_alpha_change` needs the number of groups before the step is traced:
+    a grouping on the model, or `fit` / `train_on_batch` with a GBGOptimizer.)
+    None of them is a model weight or an evaluation metric.
 
     Under `tf.distribute` the group counts, group losses and per-group gradients
     are summed over replicas before the solve, so every replica solves the same
@@ -282,6 +290,15 @@ class GBGMixin(TrainStepMixin):
             self._gbg_alpha_holder = _Holder(
                 [keras.Variable(0.0, dtype="float32", trainable=False, aggregation="only_first_replica",
                                 name=name) for name in ("gbg_alpha_max_sum", "gbg_alpha_max_count")])
+            # The epoch's sum and count of 0.5 * ||alpha(t) - alpha(t - 1)||_1, logged as `gbg_alpha_change`,
+            # whether this epoch has had a step yet, and (once the number of groups is known: here, or at
+            # compile from a GBGOptimizer's grouping) the previous step's alpha (same box).
+            self._gbg_change_holder = _Holder(
+                [keras.Variable(0.0, dtype="float32", trainable=False, aggregation="only_first_replica",
+                                name=name) for name in ("gbg_alpha_change_sum", "gbg_alpha_change_count",
+                                                        "gbg_alpha_previous_seen")])
+        if grouping is not None:
+            self._gbg_previous_alpha(grouping.num_groups)
         self.mode = mode
         self.head_layer = head_layer
         self.solve_every = solve_every
@@ -389,6 +406,9 @@ class GBGMixin(TrainStepMixin):
         logs["gbg_solver_gap"] = tf.convert_to_tensor(self._gbg_solver_gap())
         total, count = self._gbg_alpha_holder.value
         logs["gbg_alpha_max"] = tf.convert_to_tensor(total) / tf.maximum(tf.convert_to_tensor(count), 1.0)
+        if len(self._gbg_change_holder.value) == 4:
+            change, changes = self._gbg_change_holder.value[:2]
+            logs["gbg_alpha_change"] = tf.convert_to_tensor(change) / tf.maximum(tf.convert_to_tensor(changes), 1.0)
         return logs
 
     def _gbg_solver_gap(self):
@@ -401,7 +421,7 @@ class GBGMixin(TrainStepMixin):
     def reset_metrics(self):
         super().reset_metrics()
         self._gbg_solver_gap().assign(0.0)
-        for variable in self._gbg_alpha_holder.value:
+        for variable in self._gbg_alpha_holder.value + self._gbg_change_holder.value[:3]:
             variable.assign(0.0)
 
     def gbg_gradients(self, x, y, sample_weight=None):
@@ -444,8 +464,39 @@ class GBGMixin(TrainStepMixin):
         total, count = self._gbg_alpha_holder.value
         total.assign_add(counted * tf.reduce_max(tf.cast(alpha, tf.float32)))
         count.assign_add(counted)
+        self._gbg_record_change(tf.cast(alpha, tf.float32), counted)
         del tape
         return gradients, alpha, y_pred, batch_loss
+
+    def make_train_function(self, force=False):
+        # `fit` and `train_on_batch` come here before tracing the step, outside it: the place to size the
+        # previous-alpha state of `gbg_alpha_change` when the grouping is a compiled GBGOptimizer's.
+        optimizer = self._gbg_optimizer()
+        if self._gbg_own_config is None and optimizer is not None and optimizer.gbg_config.grouping is not None:
+            self._gbg_previous_alpha(optimizer.gbg_config.grouping.num_groups)
+        return super().make_train_function(force=force)
+
+    def _gbg_previous_alpha(self, num_groups):
+        """The variable holding the previous step's alpha, (num_groups,); made once, outside any step."""
+        held = self._gbg_change_holder.value
+        if len(held) == 3 or held[3].shape[0] != num_groups:
+            with _distribute.model_scope(self):
+                previous = keras.Variable(np.zeros(num_groups, np.float32), dtype="float32", trainable=False,
+                                          aggregation="only_first_replica", name="gbg_alpha_previous")
+            self._gbg_change_holder.value = held[:3] + [previous]
+        return self._gbg_change_holder.value[3]
+
+    def _gbg_record_change(self, alpha, counted):
+        """Adds 0.5 * ||alpha - previous alpha||_1 to the epoch's sum (from its second counted step on)."""
+        tf = _backend.import_tensorflow()
+        if len(self._gbg_change_holder.value) == 3:
+            return  # a step traced outside fit / train_on_batch with a GBGOptimizer's grouping: not tracked
+        change, changes, seen, previous = self._gbg_change_holder.value
+        weight = counted * tf.convert_to_tensor(seen)
+        change.assign_add(weight * 0.5 * tf.reduce_sum(tf.abs(alpha - tf.convert_to_tensor(previous))))
+        changes.assign_add(weight)
+        previous.assign(tf.where(counted > 0, alpha, tf.convert_to_tensor(previous)))
+        seen.assign(tf.maximum(tf.convert_to_tensor(seen), counted))
 
     def _gbg_group_sample_weights(self, y, sample_weight, config):
         """The G per-example sample weights whose compiled loss is L_g (see `group_loss`), and which groups are

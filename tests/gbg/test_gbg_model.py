@@ -194,6 +194,49 @@ def test_backbone_mode_solves_without_the_classifier():
     assert np.abs(alphas["backbone"] - alphas["exact"]).max() > 1e-2
 
 
+def test_alpha_change_is_the_mean_step_to_step_move_of_the_reference_alpha():
+    # Three full-solve steps per epoch, two epochs, plain SGD: the per-step alpha written directly (per-group
+    # tapes, cvxopt), then 0.5 * ||alpha(t) - alpha(t - 1)||_1 averaged over each epoch's steps after its first
+    # (the step across the epoch boundary is not counted: the state resets with the metrics).
+    network, alphas = _network(), []
+    for _ in range(2):
+        for start in range(0, len(X), 16):
+            rows = slice(start, start + 16)
+            new, alpha = _reference_step(network, X[rows], Y[rows], np.ones(16, np.float32), GROUPING, "backbone",
+                                         "loss+", 0.1)
+            for variable, value in zip(network.trainable_variables, new):
+                variable.assign(value)
+            alphas.append(np.asarray(alpha))
+    moves = [0.5 * np.abs(alphas[t] - alphas[t - 1]).sum() for t in range(len(alphas))]
+    expected = [np.mean(moves[1:3]), np.mean(moves[4:6])]
+    assert min(expected) > 1e-2  # a non-trivial value: alpha does move
+    _, history = _fit(GBGModel.from_model(_network(), GROUPING), optimizer=keras.optimizers.SGD(0.1), epochs=2)
+    assert history.history["gbg_alpha_change"] == pytest.approx(expected, abs=1e-4)
+    # the grouping brought by a compiled GBGOptimizer sizes the state at compile: the same values
+    from keras_longtail.optimizers import GBGOptimizer
+
+    _, brought = _fit(GBGModel.from_model(_network(), None),
+                      optimizer=GBGOptimizer(keras.optimizers.SGD(0.1), GROUPING), epochs=2)
+    assert brought.history["gbg_alpha_change"] == pytest.approx(expected, abs=1e-4)
+    _, compiled = _fit(GBGModel.from_model(_network(), GROUPING), optimizer=keras.optimizers.SGD(0.1), epochs=2,
+                       jit_compile=True)  # the same inside an XLA-compiled step
+    assert compiled.history["gbg_alpha_change"] == pytest.approx(expected, abs=1e-4)
+
+
+def test_alpha_change_is_zero_when_alpha_cannot_move():
+    # limiting cases: one group (alpha = 1 at every step), and alpha solved once and held
+    _, history = _fit(GBGModel.from_model(_network(), ClassGrouping([0] * NUM_CLASSES)), epochs=2)
+    assert history.history["gbg_alpha_change"] == [0.0, 0.0]
+    present = ClassGrouping([0, 0, 0, 1, 1, 1])  # both groups in every batch of 16: the held alpha is applied as is
+    assert all(np.isin(Y[s:s + 16], [0, 1, 2]).any() and np.isin(Y[s:s + 16], [3, 4, 5]).any() for s in (0, 16, 32))
+    model, history = _fit(GBGModel.from_model(_network(), present, solve_every=10**9), epochs=2)
+    assert history.history["gbg_alpha_change"] == pytest.approx([0.0, 0.0], abs=1e-7)
+    assert "gbg_alpha_change" not in model.evaluate(X, Y, verbose=0, return_dict=True)
+    assert all("gbg_alpha" not in v.path for v in model.weights if v is not model.gbg_alpha)
+    model.reset_metrics()
+    assert [float(v.numpy()) for v in model._gbg_change_holder.value[:3]] == [0.0, 0.0, 0.0]
+
+
 def test_bad_input():
     network = _network()
     no_grouping = GBGModel.from_model(network, None)  # allowed: a GBGOptimizer may bring it
@@ -349,14 +392,14 @@ def test_solver_gap_is_logged_per_epoch_and_not_a_weight():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("solve_every", [1, 2])
-def test_solver_gap_and_alpha_max_under_mirrored_strategy_equal_one_device(solve_every):
+def test_solver_gap_alpha_max_and_change_under_mirrored_strategy_equal_one_device(solve_every):
     def logs():
         model = GBGModel.from_model(_network(), GROUPING, solver="pgd", max_iterations=3, solve_every=solve_every)
         history = _fit(model)[1].history
-        return history["gbg_solver_gap"][0], history["gbg_alpha_max"][0]
+        return history["gbg_solver_gap"][0], history["gbg_alpha_max"][0], history["gbg_alpha_change"][0]
 
     expected = logs()
-    assert expected[0] > 1e-6 and 1 / 3 < expected[1] <= 1
+    assert expected[0] > 1e-6 and 1 / 3 < expected[1] <= 1 and expected[2] > 1e-3  # alpha moves at a re-solve
     assert helpers.run_mirrored(lambda strategy: logs()) == pytest.approx(expected, rel=1e-3)
 
 
