@@ -286,17 +286,15 @@ class GBGMixin(TrainStepMixin):
             self._gbg_gap_holder = _Holder(keras.Variable(0.0, dtype="float32", trainable=False,
                                                           aggregation="only_first_replica", name="gbg_solver_gap"))
             # The sum and count of the epoch's largest group weights max_g alpha_g, logged as their mean
-            # `gbg_alpha_max` (in the same box, for the same reason).
+            # `gbg_alpha_max`, and the sum of 0.5 * ||alpha(t) - alpha(t - 1)||_1 over the epoch's steps after
+            # its first, logged as `gbg_alpha_change` (its count is the other's minus one), in the same box.
             self._gbg_alpha_holder = _Holder(
                 [keras.Variable(0.0, dtype="float32", trainable=False, aggregation="only_first_replica",
-                                name=name) for name in ("gbg_alpha_max_sum", "gbg_alpha_max_count")])
-            # The epoch's sum and count of 0.5 * ||alpha(t) - alpha(t - 1)||_1, logged as `gbg_alpha_change`,
-            # whether this epoch has had a step yet, and (once the number of groups is known: here, or at
-            # compile from a GBGOptimizer's grouping) the previous step's alpha (same box).
-            self._gbg_change_holder = _Holder(
-                [keras.Variable(0.0, dtype="float32", trainable=False, aggregation="only_first_replica",
-                                name=name) for name in ("gbg_alpha_change_sum", "gbg_alpha_change_count",
-                                                        "gbg_alpha_previous_seen")])
+                                name=name) for name in ("gbg_alpha_max_sum", "gbg_alpha_max_count",
+                                                        "gbg_alpha_change_sum")])
+        # The previous step's alpha, once the number of groups is known: here, or in `make_train_function`
+        # from a compiled GBGOptimizer's grouping.
+        self._gbg_previous_holder = _Holder(None)
         if grouping is not None:
             self._gbg_previous_alpha(grouping.num_groups)
         self.mode = mode
@@ -404,11 +402,10 @@ class GBGMixin(TrainStepMixin):
         self.step_log_loss(batch_loss, x)
         logs = self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
         logs["gbg_solver_gap"] = tf.convert_to_tensor(self._gbg_solver_gap())
-        total, count = self._gbg_alpha_holder.value
-        logs["gbg_alpha_max"] = tf.convert_to_tensor(total) / tf.maximum(tf.convert_to_tensor(count), 1.0)
-        if len(self._gbg_change_holder.value) == 4:
-            change, changes = self._gbg_change_holder.value[:2]
-            logs["gbg_alpha_change"] = tf.convert_to_tensor(change) / tf.maximum(tf.convert_to_tensor(changes), 1.0)
+        total, count, change = (tf.convert_to_tensor(v) for v in self._gbg_alpha_holder.value)
+        logs["gbg_alpha_max"] = total / tf.maximum(count, 1.0)
+        if self._gbg_previous_holder.value is not None:
+            logs["gbg_alpha_change"] = change / tf.maximum(count - 1.0, 1.0)
         return logs
 
     def _gbg_solver_gap(self):
@@ -421,7 +418,7 @@ class GBGMixin(TrainStepMixin):
     def reset_metrics(self):
         super().reset_metrics()
         self._gbg_solver_gap().assign(0.0)
-        for variable in self._gbg_alpha_holder.value + self._gbg_change_holder.value[:3]:
+        for variable in self._gbg_alpha_holder.value:
             variable.assign(0.0)
 
     def gbg_gradients(self, x, y, sample_weight=None):
@@ -461,10 +458,16 @@ class GBGMixin(TrainStepMixin):
         counted = tf.cast(tf.math.is_finite(gap), tf.float32)
         gap = tf.where(tf.math.is_finite(gap), gap, 0.0)
         self._gbg_solver_gap().assign(tf.maximum(self._gbg_solver_gap(), gap))
-        total, count = self._gbg_alpha_holder.value
-        total.assign_add(counted * tf.reduce_max(tf.cast(alpha, tf.float32)))
+        alpha32 = tf.cast(alpha, tf.float32)
+        total, count, change = self._gbg_alpha_holder.value
+        previous = self._gbg_previous_holder.value
+        if previous is not None:  # None: a step traced outside fit / train_on_batch with a GBGOptimizer's grouping
+            # from the epoch's second counted step on; a skipped step neither counts nor becomes the previous
+            after_first = counted * tf.cast(tf.convert_to_tensor(count) > 0, tf.float32)
+            change.assign_add(after_first * 0.5 * tf.reduce_sum(tf.abs(alpha32 - tf.convert_to_tensor(previous))))
+            previous.assign(tf.where(counted > 0, alpha32, tf.convert_to_tensor(previous)))
+        total.assign_add(counted * tf.reduce_max(alpha32))
         count.assign_add(counted)
-        self._gbg_record_change(tf.cast(alpha, tf.float32), counted)
         del tape
         return gradients, alpha, y_pred, batch_loss
 
@@ -477,26 +480,13 @@ class GBGMixin(TrainStepMixin):
         return super().make_train_function(force=force)
 
     def _gbg_previous_alpha(self, num_groups):
-        """The variable holding the previous step's alpha, (num_groups,); made once, outside any step."""
-        held = self._gbg_change_holder.value
-        if len(held) == 3 or held[3].shape[0] != num_groups:
+        """Makes the (num_groups,) variable of the previous step's alpha, once per size, outside any step."""
+        previous = self._gbg_previous_holder.value
+        if previous is None or previous.shape[0] != num_groups:
             with _distribute.model_scope(self):
-                previous = keras.Variable(np.zeros(num_groups, np.float32), dtype="float32", trainable=False,
-                                          aggregation="only_first_replica", name="gbg_alpha_previous")
-            self._gbg_change_holder.value = held[:3] + [previous]
-        return self._gbg_change_holder.value[3]
-
-    def _gbg_record_change(self, alpha, counted):
-        """Adds 0.5 * ||alpha - previous alpha||_1 to the epoch's sum (from its second counted step on)."""
-        tf = _backend.import_tensorflow()
-        if len(self._gbg_change_holder.value) == 3:
-            return  # a step traced outside fit / train_on_batch with a GBGOptimizer's grouping: not tracked
-        change, changes, seen, previous = self._gbg_change_holder.value
-        weight = counted * tf.convert_to_tensor(seen)
-        change.assign_add(weight * 0.5 * tf.reduce_sum(tf.abs(alpha - tf.convert_to_tensor(previous))))
-        changes.assign_add(weight)
-        previous.assign(tf.where(counted > 0, alpha, tf.convert_to_tensor(previous)))
-        seen.assign(tf.maximum(tf.convert_to_tensor(seen), counted))
+                self._gbg_previous_holder.value = keras.Variable(
+                    np.zeros(num_groups, np.float32), dtype="float32", trainable=False,
+                    aggregation="only_first_replica", name="gbg_alpha_previous")
 
     def _gbg_group_sample_weights(self, y, sample_weight, config):
         """The G per-example sample weights whose compiled loss is L_g (see `group_loss`), and which groups are

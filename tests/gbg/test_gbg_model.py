@@ -234,7 +234,7 @@ def test_alpha_change_is_zero_when_alpha_cannot_move():
     assert "gbg_alpha_change" not in model.evaluate(X, Y, verbose=0, return_dict=True)
     assert all("gbg_alpha" not in v.path for v in model.weights if v is not model.gbg_alpha)
     model.reset_metrics()
-    assert [float(v.numpy()) for v in model._gbg_change_holder.value[:3]] == [0.0, 0.0, 0.0]
+    assert [float(v.numpy()) for v in model._gbg_alpha_holder.value] == [0.0, 0.0, 0.0]
 
 
 def test_bad_input():
@@ -464,7 +464,7 @@ def test_alpha_max_is_logged_per_epoch_and_equals_the_reference_solve():
     assert "gbg_alpha_max" not in model.evaluate(X, Y, verbose=0, return_dict=True)
     assert all("gbg_alpha_max" not in v.path for v in model.weights)
     model.reset_metrics()
-    assert [float(v.numpy()) for v in model._gbg_alpha_holder.value] == [0.0, 0.0]
+    assert [float(v.numpy()) for v in model._gbg_alpha_holder.value] == [0.0, 0.0, 0.0]
     # the limiting case of one group: alpha = 1 at every step of every epoch
     _, history = _fit(GBGModel.from_model(_network(), ClassGrouping([0] * NUM_CLASSES)), epochs=2)
     assert history.history["gbg_alpha_max"] == [1.0, 1.0]
