@@ -129,8 +129,14 @@ class GBGMixin(TrainStepMixin):
     apart, or a grouping whose alpha does not change), 1 when the whole weight
     moves to other groups at every step. The two tell concentration from swings:
     a large `gbg_alpha_max` with a small change is a steady favourite group.
-    (`gbg_alpha_change` needs the number of groups before the step is traced:
-    a grouping on the model, or `fit` / `train_on_batch` with a GBGOptimizer.)
+    `gbg_alpha_0`, ..., `gbg_alpha_<G-1>` are the epoch's mean of each group's
+    weight alpha_g over the same steps as `gbg_alpha_max` (absent groups count as
+    0): the average weighting the solve gave the groups, to compare with their
+    share of the data (a small group with a large mean weight is up-weighted on
+    average, like class re-weighting; a mean near the share with a large change is
+    a weighting that only swings). (`gbg_alpha_change` and the per-group means
+    need the number of groups before the step is traced: a grouping on the model,
+    or `fit` / `train_on_batch` with a GBGOptimizer.)
     None of them is a model weight or an evaluation metric.
 
     Under `tf.distribute` the group counts, group losses and per-group gradients
@@ -292,11 +298,12 @@ class GBGMixin(TrainStepMixin):
                 [keras.Variable(0.0, dtype="float32", trainable=False, aggregation="only_first_replica",
                                 name=name) for name in ("gbg_alpha_max_sum", "gbg_alpha_max_count",
                                                         "gbg_alpha_change_sum")])
-        # The previous step's alpha, once the number of groups is known: here, or in `make_train_function`
-        # from a compiled GBGOptimizer's grouping.
-        self._gbg_previous_holder = _Holder(None)
+        # The previous step's alpha and the sum of the epoch's alphas (logged as their means `gbg_alpha_<g>`),
+        # once the number of groups is known: here, or in `make_train_function` from a compiled GBGOptimizer's
+        # grouping.
+        self._gbg_group_alpha_holder = _Holder(None)
         if grouping is not None:
-            self._gbg_previous_alpha(grouping.num_groups)
+            self._gbg_size_group_alpha(grouping.num_groups)
         self.mode = mode
         self.head_layer = head_layer
         self.solve_every = solve_every
@@ -404,8 +411,11 @@ class GBGMixin(TrainStepMixin):
         logs["gbg_solver_gap"] = tf.convert_to_tensor(self._gbg_solver_gap())
         total, count, change = (tf.convert_to_tensor(v) for v in self._gbg_alpha_holder.value)
         logs["gbg_alpha_max"] = total / tf.maximum(count, 1.0)
-        if self._gbg_previous_holder.value is not None:
+        if self._gbg_group_alpha_holder.value is not None:
             logs["gbg_alpha_change"] = change / tf.maximum(count - 1.0, 1.0)
+            means = tf.convert_to_tensor(self._gbg_group_alpha_holder.value[1]) / tf.maximum(count, 1.0)
+            for g in range(means.shape[0]):
+                logs[f"gbg_alpha_{g}"] = means[g]
         return logs
 
     def _gbg_solver_gap(self):
@@ -420,6 +430,9 @@ class GBGMixin(TrainStepMixin):
         self._gbg_solver_gap().assign(0.0)
         for variable in self._gbg_alpha_holder.value:
             variable.assign(0.0)
+        if self._gbg_group_alpha_holder.value is not None:
+            sums = self._gbg_group_alpha_holder.value[1]
+            sums.assign(keras.ops.zeros_like(sums))
 
     def gbg_gradients(self, x, y, sample_weight=None):
         """The replica's share of d = sum_g alpha_g grad L_g, alpha, y_pred and the batch loss.
@@ -460,12 +473,14 @@ class GBGMixin(TrainStepMixin):
         self._gbg_solver_gap().assign(tf.maximum(self._gbg_solver_gap(), gap))
         alpha32 = tf.cast(alpha, tf.float32)
         total, count, change = self._gbg_alpha_holder.value
-        previous = self._gbg_previous_holder.value
-        if previous is not None:  # None: a step traced outside fit / train_on_batch with a GBGOptimizer's grouping
+        if self._gbg_group_alpha_holder.value is not None:
+            # None: a step traced outside fit / train_on_batch with a GBGOptimizer's grouping
+            previous, sums = self._gbg_group_alpha_holder.value
             # from the epoch's second counted step on; a skipped step neither counts nor becomes the previous
             after_first = counted * tf.cast(tf.convert_to_tensor(count) > 0, tf.float32)
             change.assign_add(after_first * 0.5 * tf.reduce_sum(tf.abs(alpha32 - tf.convert_to_tensor(previous))))
             previous.assign(tf.where(counted > 0, alpha32, tf.convert_to_tensor(previous)))
+            sums.assign_add(counted * alpha32)
         total.assign_add(counted * tf.reduce_max(alpha32))
         count.assign_add(counted)
         del tape
@@ -476,17 +491,19 @@ class GBGMixin(TrainStepMixin):
         # previous-alpha state of `gbg_alpha_change` when the grouping is a compiled GBGOptimizer's.
         optimizer = self._gbg_optimizer()
         if self._gbg_own_config is None and optimizer is not None and optimizer.gbg_config.grouping is not None:
-            self._gbg_previous_alpha(optimizer.gbg_config.grouping.num_groups)
+            self._gbg_size_group_alpha(optimizer.gbg_config.grouping.num_groups)
         return super().make_train_function(force=force)
 
-    def _gbg_previous_alpha(self, num_groups):
-        """Makes the (num_groups,) variable of the previous step's alpha, once per size, outside any step."""
-        previous = self._gbg_previous_holder.value
-        if previous is None or previous.shape[0] != num_groups:
+    def _gbg_size_group_alpha(self, num_groups):
+        """Makes the two (num_groups,) variables of the per-group logs, the previous step's alpha and the sum
+        of the epoch's alphas, once per size, outside any step."""
+        held = self._gbg_group_alpha_holder.value
+        if held is None or held[0].shape[0] != num_groups:
             with _distribute.model_scope(self):
-                self._gbg_previous_holder.value = keras.Variable(
-                    np.zeros(num_groups, np.float32), dtype="float32", trainable=False,
-                    aggregation="only_first_replica", name="gbg_alpha_previous")
+                self._gbg_group_alpha_holder.value = [
+                    keras.Variable(np.zeros(num_groups, np.float32), dtype="float32", trainable=False,
+                                   aggregation="only_first_replica", name=name)
+                    for name in ("gbg_alpha_previous", "gbg_alpha_sum")]
 
     def _gbg_group_sample_weights(self, y, sample_weight, config):
         """The G per-example sample weights whose compiled loss is L_g (see `group_loss`), and which groups are

@@ -210,31 +210,48 @@ def test_alpha_change_is_the_mean_step_to_step_move_of_the_reference_alpha():
     moves = [0.5 * np.abs(alphas[t] - alphas[t - 1]).sum() for t in range(len(alphas))]
     expected = [np.mean(moves[1:3]), np.mean(moves[4:6])]
     assert min(expected) > 1e-2  # a non-trivial value: alpha does move
+    # and the epoch's mean of each group's weight, over all three steps
+    means = [np.mean(alphas[0:3], axis=0), np.mean(alphas[3:6], axis=0)]
+    assert np.abs(means[0] - alphas[0]).max() > 1e-2  # the mean is not one step's alpha
+
+    def check(history):
+        assert history["gbg_alpha_change"] == pytest.approx(expected, abs=1e-4)
+        for g in range(GROUPING.num_groups):
+            assert history[f"gbg_alpha_{g}"] == pytest.approx([m[g] for m in means], abs=1e-4)
+        assert f"gbg_alpha_{GROUPING.num_groups}" not in history
+
     _, history = _fit(GBGModel.from_model(_network(), GROUPING), optimizer=keras.optimizers.SGD(0.1), epochs=2)
-    assert history.history["gbg_alpha_change"] == pytest.approx(expected, abs=1e-4)
+    check(history.history)
     # the grouping brought by a compiled GBGOptimizer sizes the state at compile: the same values
     from keras_longtail.optimizers import GBGOptimizer
 
     _, brought = _fit(GBGModel.from_model(_network(), None),
                       optimizer=GBGOptimizer(keras.optimizers.SGD(0.1), GROUPING), epochs=2)
-    assert brought.history["gbg_alpha_change"] == pytest.approx(expected, abs=1e-4)
+    check(brought.history)
     _, compiled = _fit(GBGModel.from_model(_network(), GROUPING), optimizer=keras.optimizers.SGD(0.1), epochs=2,
                        jit_compile=True)  # the same inside an XLA-compiled step
-    assert compiled.history["gbg_alpha_change"] == pytest.approx(expected, abs=1e-4)
+    check(compiled.history)
 
 
 def test_alpha_change_is_zero_when_alpha_cannot_move():
     # limiting cases: one group (alpha = 1 at every step), and alpha solved once and held
     _, history = _fit(GBGModel.from_model(_network(), ClassGrouping([0] * NUM_CLASSES)), epochs=2)
     assert history.history["gbg_alpha_change"] == [0.0, 0.0]
+    assert history.history["gbg_alpha_0"] == [1.0, 1.0]
     present = ClassGrouping([0, 0, 0, 1, 1, 1])  # both groups in every batch of 16: the held alpha is applied as is
     assert all(np.isin(Y[s:s + 16], [0, 1, 2]).any() and np.isin(Y[s:s + 16], [3, 4, 5]).any() for s in (0, 16, 32))
     model, history = _fit(GBGModel.from_model(_network(), present, solve_every=10**9), epochs=2)
     assert history.history["gbg_alpha_change"] == pytest.approx([0.0, 0.0], abs=1e-7)
-    assert "gbg_alpha_change" not in model.evaluate(X, Y, verbose=0, return_dict=True)
+    held = model.gbg_alpha.numpy()
+    assert 0.05 < held[0] < 0.95  # the held alpha is the per-group mean of every epoch
+    for g in range(2):
+        assert history.history[f"gbg_alpha_{g}"] == pytest.approx([held[g]] * 2, abs=1e-6)
+    evaluated = model.evaluate(X, Y, verbose=0, return_dict=True)
+    assert "gbg_alpha_change" not in evaluated and "gbg_alpha_0" not in evaluated
     assert all("gbg_alpha" not in v.path for v in model.weights if v is not model.gbg_alpha)
     model.reset_metrics()
     assert [float(v.numpy()) for v in model._gbg_alpha_holder.value] == [0.0, 0.0, 0.0]
+    assert model._gbg_group_alpha_holder.value[1].numpy().tolist() == [0.0, 0.0]
 
 
 def test_bad_input():
@@ -392,14 +409,16 @@ def test_solver_gap_is_logged_per_epoch_and_not_a_weight():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("solve_every", [1, 2])
-def test_solver_gap_alpha_max_and_change_under_mirrored_strategy_equal_one_device(solve_every):
+def test_alpha_logs_under_mirrored_strategy_equal_one_device(solve_every):
     def logs():
         model = GBGModel.from_model(_network(), GROUPING, solver="pgd", max_iterations=3, solve_every=solve_every)
         history = _fit(model)[1].history
-        return history["gbg_solver_gap"][0], history["gbg_alpha_max"][0], history["gbg_alpha_change"][0]
+        return (history["gbg_solver_gap"][0], history["gbg_alpha_max"][0], history["gbg_alpha_change"][0],
+                *(history[f"gbg_alpha_{g}"][0] for g in range(GROUPING.num_groups)))
 
     expected = logs()
     assert expected[0] > 1e-6 and 1 / 3 < expected[1] <= 1 and expected[2] > 1e-3  # alpha moves at a re-solve
+    assert sum(expected[3:]) == pytest.approx(1.0, abs=1e-5)  # alpha is on the simplex at every step
     assert helpers.run_mirrored(lambda strategy: logs()) == pytest.approx(expected, rel=1e-3)
 
 

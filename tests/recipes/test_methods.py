@@ -102,6 +102,9 @@ def test_a_resumed_gbg_run_reuses_its_grouping_and_skips_the_grouping_pass(tmp_p
     assert resumed["groups"] == first_groups and len(set(first_groups)) == resumed["num_groups"]
     logs = resumed["epoch_logs"]["fit"]  # both epochs, GBG's logs included
     assert len(logs) == 2 and all(1 / resumed["num_groups"] <= epoch["gbg_alpha_max"] <= 1 for epoch in logs)
+    for epoch in logs:  # each group's mean weight: on the simplex, the largest below the mean largest weight
+        means = [epoch[f"gbg_alpha_{g}"] for g in range(resumed["num_groups"])]
+        assert sum(means) == pytest.approx(1.0, abs=1e-4) and max(means) <= epoch["gbg_alpha_max"] + 1e-6
 
 
 def test_progress_keeps_values_across_calls_and_nothing_without_a_state_dir(tmp_path):
