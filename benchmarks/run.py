@@ -103,6 +103,11 @@ RUNS = {
                                   "accuracy")]),
     "gbg-official-frozen": ({"method": "gbg", "gbg_options": {"solve_every": 10**9}, "weight_decay": WEIGHT_DECAY},
                             [("GBG (official defaults), alpha solved at step 0 only, then held + WD", "accuracy")]),
+    # The paper's ablation without MOO (its Table 6, "average strategy to merge the gradients of groups"): the same
+    # grouping, sampler and group losses, alpha uniform over the groups in the batch, no solve (a CE run's cost).
+    # Tells the grouping's average re-weighting (a group of 50 images gets 1/4 of every step) from the per-step solve.
+    "gbg-official-average": ({"method": "gbg", "gbg_options": {"weighting": "average"}, "weight_decay": WEIGHT_DECAY},
+                             [("GBG (official defaults) without MOO: groups averaged + WD", "accuracy")]),
     # The l2 control at a CE run's cost: gbg-official-classifier (which collapses like gbg-official, 41.4 vs 36.3 at
     # seed 0) with l2-normalized group gradients instead of loss+. Tells whether loss+ is what the per-step solve
     # needs to go wrong, before gbg-official-l2 spends a GBG run's cost (about 3.8x a CE run on an AVX2-only CPU).

@@ -27,6 +27,7 @@ from keras_longtail.recipes import DEPTH_DATASETS
 from keras_longtail.recipes import DEPTH_METHODS
 from keras_longtail.recipes import GALA_ACCUMULATIONS
 from keras_longtail.recipes import GBG_GROUP_LOSSES
+from keras_longtail.recipes import GBG_WEIGHTINGS
 from keras_longtail.recipes import GBG_MODES
 from keras_longtail.recipes import GBG_NORMALIZATIONS
 from keras_longtail.recipes import GBG_SAMPLERS
@@ -199,6 +200,10 @@ def build_parser():
                      help="each group's loss: mean (over the group's examples, the paper's and the GBG code's) "
                           "or class_balanced (every class present in the batch counts equally inside its group; "
                           "ours, a control) (default: %(default)s)")
+    gbg.add_argument("--gbg-weighting", choices=GBG_WEIGHTINGS, default="min_norm",
+                     help="how the group gradients are combined: min_norm (the MGDA solve, GBG + MOO, the "
+                          "paper's and the GBG code's) or average (uniform over the groups in the batch, the "
+                          "paper's ablation without MOO; about a plain step) (default: %(default)s)")
 
     dual = train.add_argument_group("dual-phase (--method async)")
     dual.add_argument("--async-threshold", type=_POSITIVE_INT, default=None, metavar="C",
@@ -368,6 +373,9 @@ def _classification_options(options):
     group_loss = options.pop("gbg_group_loss")
     if group_loss != "mean":
         gbg_options["group_loss"] = group_loss
+    weighting = options.pop("gbg_weighting")
+    if weighting != "min_norm":
+        gbg_options["weighting"] = weighting
     if gbg_options:
         options["gbg_options"] = gbg_options
     memory_size = options.pop("memory_size")

@@ -516,6 +516,16 @@ def test_gbg_group_loss_flag(monkeypatch):
     assert "group_loss" not in received[-1]["gbg_options"]
 
 
+def test_gbg_weighting_flag(monkeypatch):
+    received = _record_run_training(monkeypatch)
+    assert cli.main(["train", "--method", "gbg", "--gbg-weighting", "average"]) == 0
+    assert received[-1]["gbg_options"] == {"normalization": "loss+", "weighting": "average"}
+    assert cli.main(["train", "--method", "gbg"]) == 0  # the default, "min_norm", is not written out
+    assert "weighting" not in received[-1]["gbg_options"]
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--method", "gbg", "--gbg-weighting", "mgda"])
+
+
 def test_memory_size_flag(monkeypatch, capsys):
     received = _record_run_training(monkeypatch)
     assert cli.main(["train", "--method", "async", "--memory-size", "balanced"]) == 0

@@ -17,8 +17,9 @@ from keras_longtail.gbg.gbg_config import describe
 
 MODES = ("backbone", "exact", "representation")
 GROUP_LOSSES = ("mean", "class_balanced")
+WEIGHTINGS = ("min_norm", "average")
 _GBG_KEYS = ("grouping", "mode", "normalization", "solver", "head_layer", "max_iterations", "tolerance",
-             "solve_every", "group_loss")
+             "solve_every", "group_loss", "weighting")
 
 
 class GBGMixin(TrainStepMixin):
@@ -92,6 +93,14 @@ class GBGMixin(TrainStepMixin):
       i.e. sample weights w_i * B / (m_g * n_{y_i}). It equals `"mean"` when every
       group has one class, or when the classes of each group are equally frequent
       in the batch.
+
+    Group weighting (`weighting`): `"min_norm"` (the default) is the MGDA
+    solve above, GBG with MOO. `"average"` skips the solve: alpha is uniform over
+    the groups present in the (global) batch, d = (1 / |P|) sum_{g in P} grad L_g,
+    one backward pass (about a plain step; `mode` and the solver settings are then
+    unused): the paper's "GBG" row without MOO (its Table 6: "use average
+    strategy to merge the gradients of groups"), the ablation that tells the
+    grouping's average re-weighting from the per-step solve.
 
     Amortized solve (`solve_every=k`, backbone or exact mode): every k-th step (optimizer
     iterations 0, k, 2k, ...) is the exact step above and stores alpha in the
@@ -189,6 +198,9 @@ class GBGMixin(TrainStepMixin):
         group_loss: `"mean"` or `"class_balanced"`: the loss L_g of each group
             (see "Group losses" above). Defaults to `"mean"` (the paper's Eq. 11 and
             the GBG code's).
+        weighting: `"min_norm"` (MGDA, the paper's GBG + MOO and the code's) or
+            `"average"` (uniform over the present groups, the paper's ablation
+            without MOO; see "Group weighting" above). Defaults to `"min_norm"`.
 
     One owner for the configuration: the grouping and the four solver settings
     form one `keras_longtail.gbg.GBGConfig` (`gbg_config`). Given a `grouping`,
@@ -198,7 +210,7 @@ class GBGMixin(TrainStepMixin):
     with it: the step raises `ValueError` naming the settings otherwise, when it is
     traced (the first step); it reads the configuration in force and merges
     nothing. `mode`,
-    `head_layer`, `solve_every` and `group_loss` shape the step and are the model's only.
+    `head_layer`, `solve_every`, `group_loss` and `weighting` shape the step and are the model's only.
 
     Example:
 
@@ -231,16 +243,21 @@ class GBGMixin(TrainStepMixin):
 
     def __init__(self, *args, grouping=None, mode="backbone", normalization=None, solver=None,
                  head_layer="classifier", max_iterations=None, tolerance=None, solve_every=1, group_loss="mean",
-                 **kwargs):
+                 weighting="min_norm", **kwargs):
         _backend.require_tensorflow_backend(type(self).__name__)
         grouping = None if grouping is None else as_grouping(grouping)
         _validation.check_choice("mode", mode, MODES)
         _validation.check_choice("group_loss", group_loss, GROUP_LOSSES)
+        _validation.check_choice("weighting", weighting, WEIGHTINGS)
         solve_every = _validation.check_int("solve_every", solve_every, minimum=1)
         if solve_every > 1 and mode == "representation":
             raise ValueError("`solve_every` > 1 amortizes the backbone and exact modes' solve; representation mode "
                              "costs about a plain step already. "
                              f"Received: solve_every={solve_every} with mode={mode!r}")
+        if solve_every > 1 and weighting == "average":
+            raise ValueError("`solve_every` > 1 amortizes the min-norm solve; weighting='average' solves nothing "
+                             f"and costs about a plain step already. Received: solve_every={solve_every} with "
+                             f"weighting={weighting!r}")
         if solve_every > 1 and grouping is None:
             raise ValueError("`solve_every` > 1 keeps alpha in a variable sized by the grouping: give `grouping` to "
                              f"the model, not only to a GBGOptimizer. Received: solve_every={solve_every}, "
@@ -308,6 +325,7 @@ class GBGMixin(TrainStepMixin):
         self.head_layer = head_layer
         self.solve_every = solve_every
         self.group_loss = group_loss
+        self.weighting = weighting
 
     @property
     def grouping(self):
@@ -398,6 +416,7 @@ class GBGMixin(TrainStepMixin):
         own = self._gbg_own_config
         return {"grouping": None if own is None else self.grouping.get_config(), "mode": self.mode,
                 "head_layer": self.head_layer, "solve_every": self.solve_every, "group_loss": self.group_loss,
+                "weighting": self.weighting,
                 **{key: None if own is None else getattr(own, key) for key in SOLVER_SETTINGS}}
 
     # ------------------------------------------------------------------ the step
@@ -453,7 +472,14 @@ class GBGMixin(TrainStepMixin):
             group_losses = [self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=weights, training=True)
                             for weights in group_weights]
             scaled = [self.step_scale_loss(loss) for loss in group_losses]
-        if self.mode != "representation" and self.solve_every > 1:
+        if self.weighting == "average":
+            # no solve: alpha uniform over the present groups, one backward pass of sum_g alpha_g L_g
+            present_f = tf.cast(present, tf.float32)
+            alpha = present_f / tf.maximum(tf.reduce_sum(present_f), 1.0)
+            upstream = [tf.cast(alpha[g], scaled[g].dtype) for g in range(num_groups)]
+            gradients = self._dense(tape.gradient(scaled, variables, output_gradients=upstream), variables)
+            gap = tf.zeros([], tf.float32)
+        elif self.mode != "representation" and self.solve_every > 1:
             gradients, alpha, gap = self._gbg_amortized(tape, scaled, group_losses, present, variables, settings)
         elif self.mode != "representation":
             per_group = [self._dense(tape.gradient(loss, variables), variables) for loss in scaled]

@@ -24,7 +24,8 @@ class GBGModel(GBGMixin, keras.Model):
         grouping: a `keras_longtail.gbg.ClassGrouping` covering the model's classes,
             or `None` when the model is compiled with a
             `keras_longtail.optimizers.GBGOptimizer` that holds it.
-        mode, normalization, solver, head_layer, max_iterations, tolerance, solve_every, group_loss: see `GBGMixin`.
+        mode, normalization, solver, head_layer, max_iterations, tolerance, solve_every, group_loss, weighting:
+            see `GBGMixin`.
         **kwargs: passed to `keras.Model` (e.g. `name`).
 
     Example:

@@ -42,6 +42,7 @@ from keras_longtail.recipes.evaluation import format_depth_table
 from keras_longtail.recipes.evaluation import format_shot_table
 from keras_longtail.recipes.methods import GALA_ACCUMULATIONS
 from keras_longtail.recipes.methods import GBG_GROUP_LOSSES
+from keras_longtail.recipes.methods import GBG_WEIGHTINGS
 from keras_longtail.recipes.methods import GBG_MODES
 from keras_longtail.recipes.methods import GBG_NORMALIZATIONS
 from keras_longtail.recipes.methods import GBG_SAMPLERS

@@ -30,6 +30,7 @@ GBG_MODES = ("backbone", "exact", "representation")
 GBG_SAMPLERS = ("group_aware_completion", "random")
 GBG_NORMALIZATIONS = ("none", "l2", "loss", "loss+")
 GBG_GROUP_LOSSES = ("mean", "class_balanced")
+GBG_WEIGHTINGS = ("min_norm", "average")
 GALA_ACCUMULATIONS = ("paper", "official")
 GRADTAIL_LAYERS = ("classifier", "last-two")
 
@@ -88,6 +89,10 @@ def _check_gbg(options):
     if group_loss not in GBG_GROUP_LOSSES:  # checked before the grouping pass, not after it
         raise ValueError(f"Expected gbg_options['group_loss'] in {list(GBG_GROUP_LOSSES)}. "
                          f"Received: group_loss={group_loss!r}")
+    weighting = (options["gbg_options"] or {}).get("weighting", "min_norm")
+    if weighting not in GBG_WEIGHTINGS:
+        raise ValueError(f"Expected gbg_options['weighting'] in {list(GBG_WEIGHTINGS)}. "
+                         f"Received: weighting={weighting!r}")
 
 
 def _train_gbg(job, options):
@@ -95,7 +100,7 @@ def _train_gbg(job, options):
     code's: backbone gradients, batch norm in inference mode, the un-augmented training set), then
     `GBGModel(mode=gbg_mode, **gbg_options)` on the group-aware-completion batches (or shuffled ones with
     `gbg_options["sampler"] = "random"`). `gbg_options["group_classes"]` goes to `group_classes`; every other
-    key (e.g. `"normalization"`, `"solve_every"`, `"group_loss"`) to the model."""
+    key (e.g. `"normalization"`, `"solve_every"`, `"group_loss"`, `"weighting"`) to the model."""
     from keras_longtail import data as lt_data
     from keras_longtail import gbg as lt_gbg
     from keras_longtail import training as lt_training
@@ -144,7 +149,7 @@ def _train_gbg(job, options):
         ).prefetch(tf.data.AUTOTUNE)
     job.extra.update(num_groups=num_groups, gbg_mode=options["gbg_mode"], groups=[int(g) for g in grouping.groups],
                      gbg_normalization=network.gbg_settings()["normalization"], gbg_sampler=sampler,
-                     gbg_group_loss=network.group_loss,
+                     gbg_group_loss=network.group_loss, gbg_weighting=network.weighting,
                      gbg_within_group_imbalance=[None if math.isinf(r) else round(r, 2) for r in imbalance])
     if options["gbg_options"]:
         job.extra["gbg_options"] = dict(options["gbg_options"])

@@ -45,8 +45,9 @@ def _group_mean_loss(model, x, y, w, classes):
     return tf.reduce_sum(losses * w[selected]) / selected.sum()
 
 
-def _reference_step(network, x, y, w, grouping, mode, normalization, lr):
-    """One SGD step of GBG written directly: per-group tapes, cvxopt weights, numpy update."""
+def _reference_step(network, x, y, w, grouping, mode, normalization, lr, weighting="min_norm"):
+    """One SGD step of GBG written directly: per-group tapes, cvxopt weights (or the mean over the present
+    groups), numpy update."""
     variables = network.trainable_variables
     head = network.get_layer("classifier").trainable_variables
     heads = {id(v) for v in head}
@@ -73,7 +74,10 @@ def _reference_step(network, x, y, w, grouping, mode, normalization, lr):
     norms = np.linalg.norm(solve_on, axis=1)
     scale = {"none": np.ones_like(losses), "l2": norms, "loss": losses, "loss+": losses * norms}[normalization]
     scale = np.where(scale > 0, scale, 1.0)
-    alpha = min_norm_weights(solve_on / scale[:, None], solver="cvxopt", mask=present)
+    if weighting == "average":
+        alpha = np.asarray(present, np.float64) / sum(present)
+    else:
+        alpha = min_norm_weights(solve_on / scale[:, None], solver="cvxopt", mask=present)
     return [v.numpy() - lr * sum(a * grads[i] for a, grads in zip(alpha, gradients))
             for i, v in enumerate(variables)], alpha
 
@@ -129,11 +133,12 @@ def _schedule_fit(jit_compile=False):
     return _fit(model, keras.optimizers.SGD(schedule, momentum=0.9), jit_compile=jit_compile)[0]
 
 
-@pytest.mark.parametrize("mode", ["backbone", "exact", "representation"])
+@pytest.mark.parametrize("mode, weighting", [("backbone", "min_norm"), ("exact", "min_norm"),
+                                             ("representation", "min_norm"), ("backbone", "average")])
 @pytest.mark.slow
-def test_mirrored_strategy_and_jit_equal_one_device(mode):
+def test_mirrored_strategy_and_jit_equal_one_device(mode, weighting):
     def fit(jit_compile=False):
-        model = GBGModel.from_model(_network(), GROUPING, mode=mode)
+        model = GBGModel.from_model(_network(), GROUPING, mode=mode, weighting=weighting)
         model, history = _fit(model, jit_compile=jit_compile, batch_size=16)
         return model.get_weights(), history.history["loss"]
 
@@ -145,6 +150,33 @@ def test_mirrored_strategy_and_jit_equal_one_device(mode):
             np.testing.assert_allclose(have, want, rtol=1e-5, atol=1e-6, err_msg=name)
         # the logged loss is the global batch loss (the train-step contract), not a replica's share
         np.testing.assert_allclose(loss, expected_loss, rtol=1e-5, err_msg=name)
+
+
+@pytest.mark.parametrize("classes", [range(NUM_CLASSES), [0, 1, 4]])  # every group, group 1 absent
+def test_average_weighting_is_the_mean_of_the_present_groups_gradients(classes):
+    # The paper's GBG without MOO: d = (1 / |P|) sum_{g in P} grad L_g, against per-group tapes.
+    keep = np.isin(Y, list(classes))
+    x, y, w = X[keep][:16], Y[keep][:16], W[keep][:16]
+    network = _network()
+    expected, alpha = _reference_step(network, x, y, w, GROUPING, "backbone", "loss+", 0.5, weighting="average")
+    solved, _ = _reference_step(network, x, y, w, GROUPING, "backbone", "loss+", 0.5)
+    assert not all(np.allclose(a, b, atol=1e-4) for a, b in zip(solved, expected))  # the solve differs
+    model = GBGModel.from_model(network, GROUPING, weighting="average")
+    model.compile(keras.optimizers.SGD(0.5), _loss())
+    model.train_on_batch(x, y, sample_weight=w)
+    for want, have in zip(expected, _network_weights(model)):
+        np.testing.assert_allclose(have, want, rtol=1e-4, atol=1e-6)
+    # the logs: alpha uniform over the present groups, held (no change), no solve (gap 0)
+    model, history = _fit(GBGModel.from_model(_network(), GROUPING, weighting="average"), epochs=2)
+    assert history.history["gbg_solver_gap"] == [0.0, 0.0]
+    assert model.get_config()["weighting"] == "average"
+    helpers.assert_config_round_trip(model)
+
+
+def test_average_weighting_logs_uniform_alpha():
+    model, history = _fit(GBGModel.from_model(_network(), GROUPING, weighting="average"), batch_size=len(X))
+    assert [history.history[f"gbg_alpha_{g}"][0] for g in range(3)] == pytest.approx([1 / 3] * 3, abs=1e-6)
+    assert history.history["gbg_alpha_max"][0] == pytest.approx(1 / 3, abs=1e-6)
 
 
 def test_schedules_pass_through_and_training_moves_weights():
@@ -270,6 +302,10 @@ def test_bad_input():
         GBGModel.from_model(network, GROUPING, solver="cvxopt")
     with pytest.raises(ValueError, match="head_layer"):
         GBGModel.from_model(network, GROUPING, mode="representation", head_layer="head")
+    with pytest.raises(ValueError, match="Expected `weighting`.*Received: weighting='mgda'"):
+        GBGModel.from_model(network, GROUPING, weighting="mgda")
+    with pytest.raises(ValueError, match="solves nothing.*Received: solve_every=2 with weighting='average'"):
+        GBGModel.from_model(network, GROUPING, solve_every=2, weighting="average")
     with pytest.raises(ValueError, match="mode='backbone' needs a layer named `head_layer`='head'"):
         GBGModel.from_model(network, GROUPING, head_layer="head")
     inputs = keras.Input((5,))

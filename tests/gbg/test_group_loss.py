@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_longtail import gbg as lt_gbg
 from keras_longtail import models
 from keras_longtail import recipes
 from keras_longtail.gbg import ClassGrouping
@@ -223,6 +224,23 @@ def test_recipe_passes_group_loss_through():
                                   gbg_options={"group_loss": "class_balanced"})
     assert result["gbg_options"] == {"group_loss": "class_balanced"}
     assert result["gbg_group_loss"] == "class_balanced"
+
+
+def test_recipe_passes_weighting_through_and_rejects_an_unknown_one_before_grouping(monkeypatch):
+    result = recipes.run_training("digits-lt", method="gbg", epochs=1, steps_per_epoch=1, verbose=0, num_groups=2,
+                                  gbg_options={"weighting": "average"})
+    assert result["gbg_weighting"] == "average" and result["gbg_options"] == {"weighting": "average"}
+    # the group-aware completion sampler puts both groups in the batch: alpha = (1/2, 1/2), nothing solved
+    logs = result["epoch_logs"]["fit"][0]
+    assert (logs["gbg_alpha_0"], logs["gbg_alpha_1"], logs["gbg_solver_gap"]) == (0.5, 0.5, 0.0)
+
+    def no_grouping_pass(*args, **kwargs):
+        raise AssertionError("the grouping pass ran before the options were checked")
+
+    monkeypatch.setattr(lt_gbg, "group_classes", no_grouping_pass)
+    with pytest.raises(ValueError, match=r"Expected gbg_options\['weighting'\].*Received: weighting='mgda'"):
+        recipes.run_training("digits-lt", method="gbg", epochs=1, steps_per_epoch=1, verbose=0, num_groups=2,
+                             gbg_options={"weighting": "mgda"})
 
 
 def test_recipe_rejects_an_unknown_group_loss_before_grouping():

@@ -10,7 +10,7 @@ EXPECTED_RESULT_KEYS = {
     "gala": {"gala_accumulation"},
     "gradtail": {"gradtail_max_weight", "gradtail_layers"},
     "gbg": {"num_groups", "gbg_mode", "groups", "gbg_normalization", "gbg_sampler", "gbg_group_loss",
-            "gbg_within_group_imbalance"},
+            "gbg_weighting", "gbg_within_group_imbalance"},
     "async": {"phase_two_learning_rate", "async_phase_one_classes", "async_steps_per_epoch", "memory_size"},
     "wb": {"stage_one_accuracy", "stage_two_max_norm"},
 }
