@@ -478,7 +478,10 @@ class GBGMixin(TrainStepMixin):
             alpha = present_f / tf.maximum(tf.reduce_sum(present_f), 1.0)
             upstream = [tf.cast(alpha[g], scaled[g].dtype) for g in range(num_groups)]
             gradients = self._dense(tape.gradient(scaled, variables, output_gradients=upstream), variables)
-            gap = tf.zeros([], tf.float32)
+            # no solve, so no gap; NaN (not counted) where any replica's float16 gradients overflowed, as a solve's
+            non_finite = tf.add_n([tf.reduce_sum(tf.cast(tf.logical_not(tf.math.is_finite(g)), tf.float32))
+                                   for g in gradients])
+            gap = tf.where(_distribute.cross_replica_sum(non_finite) > 0.0, float("nan"), 0.0)
         elif self.mode != "representation" and self.solve_every > 1:
             gradients, alpha, gap = self._gbg_amortized(tape, scaled, group_losses, present, variables, settings)
         elif self.mode != "representation":

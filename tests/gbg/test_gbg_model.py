@@ -481,6 +481,25 @@ def test_solve_every_in_mixed_precision_stays_close_to_float32(policy):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("weighting", ["min_norm", "average"])
+def test_steps_the_loss_scaler_skips_are_not_counted_in_the_alpha_logs(weighting):
+    # mixed_float16 with a loss scale so large that every step's float16 gradients overflow: the
+    # LossScaleOptimizer skips all three steps of the epoch, and the alpha logs count none of them.
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        model = GBGModel.from_model(_network(), GROUPING, weighting=weighting)
+        before = _network_weights(model)
+        optimizer = keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(0.1), initial_scale=2.0 ** 60)
+        _, history = _fit(model, optimizer=optimizer)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    for want, have in zip(before, _network_weights(model)):
+        np.testing.assert_array_equal(have, want)  # nothing applied
+    logs = history.history
+    assert [logs["gbg_alpha_max"][0], logs["gbg_alpha_change"][0], logs["gbg_alpha_0"][0]] == [0.0, 0.0, 0.0]
+
+
+@pytest.mark.slow
 def test_static_shape_path_for_xla_replicas_equals_one_device(monkeypatch):
     # Replicas compiled by XLA (TPUStrategy; jit_compile=True under a strategy) need static shapes, so there
     # the amortized step all-reduces the per-group gradients (zeros between solves) at every step. The TPU
