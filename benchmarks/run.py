@@ -88,7 +88,7 @@ RUNS = {
     "gradtail": ({"method": "gradtail", "weight_decay": WEIGHT_DECAY}, [("GradTail (classifier) + WD", "accuracy")]),
     # GBG with run_training's defaults, which are the GBG code's (WickyLee1998/GBG_v1): grouping from backbone
     # gradients with batch norm in inference mode, alpha solved on the backbone's loss+-normalized gradients, plus
-    # the paper's group-aware completion sampler (not in the code); 4 groups. Our CE + WD recipe otherwise (no BCL).
+    # the paper's group-aware completion sampler (not in the code, which shuffles: gbg-official-random); 4 groups. Our CE + WD recipe otherwise (no BCL).
     "gbg-official": ({"method": "gbg", "weight_decay": WEIGHT_DECAY},
                      [("GBG (GBG code's defaults: backbone alpha, loss+) + GAC sampler + WD", "accuracy")]),
     # Control for the diagnosis "GBG balances groups, not classes" (issue 17): gbg-official with class-balanced
