@@ -27,10 +27,10 @@ from keras_longtail.recipes import DEPTH_DATASETS
 from keras_longtail.recipes import DEPTH_METHODS
 from keras_longtail.recipes import GALA_ACCUMULATIONS
 from keras_longtail.recipes import GBG_GROUP_LOSSES
-from keras_longtail.recipes import GBG_WEIGHTINGS
 from keras_longtail.recipes import GBG_MODES
 from keras_longtail.recipes import GBG_NORMALIZATIONS
 from keras_longtail.recipes import GBG_SAMPLERS
+from keras_longtail.recipes import GBG_WEIGHTINGS
 from keras_longtail.recipes import RESNET_BATCH_NORM_MOMENTUM
 from keras_longtail.recipes import TASKS
 from keras_longtail.recipes import WARMUP_FRACTION

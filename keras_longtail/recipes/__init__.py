@@ -42,10 +42,10 @@ from keras_longtail.recipes.evaluation import format_depth_table
 from keras_longtail.recipes.evaluation import format_shot_table
 from keras_longtail.recipes.methods import GALA_ACCUMULATIONS
 from keras_longtail.recipes.methods import GBG_GROUP_LOSSES
-from keras_longtail.recipes.methods import GBG_WEIGHTINGS
 from keras_longtail.recipes.methods import GBG_MODES
 from keras_longtail.recipes.methods import GBG_NORMALIZATIONS
 from keras_longtail.recipes.methods import GBG_SAMPLERS
+from keras_longtail.recipes.methods import GBG_WEIGHTINGS
 from keras_longtail.recipes.methods import GRADTAIL_LAYERS
 from keras_longtail.recipes.pipeline import crop_and_flip
 from keras_longtail.recipes.pipeline import ldam_schedule
