@@ -86,13 +86,14 @@ def plot(curves, metrics, output, title):
 
     figure, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
     for axis, metric in zip(axes[0], metrics):
-        for run, by_metric in curves.items():
+        for index, (run, by_metric) in enumerate(curves.items()):
             if metric not in by_metric:
                 continue
             curve = by_metric[metric]
             epochs = range(1, len(curve["mean"]) + 1)
             seeds = ",".join(str(s) for s in curve["seeds"])
-            line, = axis.plot(epochs, curve["mean"], label=f"{run} (seeds {seeds})")
+            # one colour per run in every panel, also where a run lacks a metric
+            line, = axis.plot(epochs, curve["mean"], color=f"C{index}", label=f"{run} (seeds {seeds})")
             if len(curve["seeds"]) > 1:
                 axis.fill_between(epochs, curve["low"], curve["high"], color=line.get_color(), alpha=0.2)
         axis.set_xlabel("epoch")
