@@ -74,8 +74,8 @@ class GBGMixin(TrainStepMixin):
     group's examples, so inside a group the largest class dominates, and a class
     whose group holds a larger share of the batch than its alpha_g gets less
     weight per example than under plain CE (alpha_g / n_g against 1 / B); a class
-    much smaller than its group's largest can be left unlearned when the per-step
-    alpha keeps moving weight away from its group (measured in docs/methods/gbg.md).
+    much smaller than its group's largest can be left unlearned (measured in
+    docs/methods/gbg.md).
     Check the grouping against the class counts
     (`ClassGrouping.within_group_imbalance`) and watch `gbg_alpha_max` (below).
 
