@@ -476,12 +476,13 @@ class GBGMixin(TrainStepMixin):
             # no solve: alpha uniform over the present groups, one backward pass of sum_g alpha_g L_g
             present_f = tf.cast(present, tf.float32)
             alpha = present_f / tf.maximum(tf.reduce_sum(present_f), 1.0)
-            upstream = [tf.cast(alpha[g], scaled[g].dtype) for g in range(num_groups)]
-            gradients = self._dense(tape.gradient(scaled, variables, output_gradients=upstream), variables)
-            # no solve, so no gap; NaN (not counted) where any replica's float16 gradients overflowed, as a solve's
-            non_finite = tf.add_n([tf.reduce_sum(tf.cast(tf.logical_not(tf.math.is_finite(g)), tf.float32))
-                                   for g in gradients])
-            gap = tf.where(_distribute.cross_replica_sum(non_finite) > 0.0, float("nan"), 0.0)
+            gradients = self._weighted_backward(tape, scaled, alpha, variables)
+            gap = tf.zeros([], tf.float32)  # no solve, so no gap
+            if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
+                # NaN (not counted) where any replica's float16 gradients overflowed, as a solve's would be
+                non_finite = tf.add_n([tf.reduce_sum(tf.cast(tf.logical_not(tf.math.is_finite(g)), tf.float32))
+                                       for g in gradients])
+                gap = tf.where(_distribute.cross_replica_sum(non_finite) > 0.0, float("nan"), gap)
         elif self.mode != "representation" and self.solve_every > 1:
             gradients, alpha, gap = self._gbg_amortized(tape, scaled, group_losses, present, variables, settings)
         elif self.mode != "representation":
@@ -493,9 +494,7 @@ class GBGMixin(TrainStepMixin):
             head = self.get_layer(self.head_layer).trainable_weights
             solve_on = [self._dense(tape.gradient(loss, head), head) for loss in scaled]
             alpha, gap = _min_norm.group_weights(solve_on, group_losses, present, return_gap=True, **settings)
-            # one backward of sum_g alpha_g L_g (alpha enters as the losses' upstream gradients)
-            upstream = [tf.cast(alpha[g], scaled[g].dtype) for g in range(num_groups)]
-            gradients = self._dense(tape.gradient(scaled, variables, output_gradients=upstream), variables)
+            gradients = self._weighted_backward(tape, scaled, alpha, variables)
         # A solve on non-finite gradients (a float16 step the LossScaleOptimizer skips) is not counted.
         counted = tf.cast(tf.math.is_finite(gap), tf.float32)
         gap = tf.where(tf.math.is_finite(gap), gap, 0.0)
@@ -589,13 +588,12 @@ class GBGMixin(TrainStepMixin):
         total = tf.reduce_sum(stored)
         reused = tf.where(total > 0.0, stored / tf.maximum(total, 1e-30),
                           present_f / tf.maximum(tf.reduce_sum(present_f), 1.0))
-        upstream = [tf.cast(reused[g], scaled[g].dtype) for g in range(len(scaled))]
 
         def per_group():
             return [self._dense(tape.gradient(loss, variables), variables) for loss in scaled]
 
         def reuse():
-            return self._dense(tape.gradient(scaled, variables, output_gradients=upstream), variables)
+            return self._weighted_backward(tape, scaled, reused, variables)
 
         if _distribute.num_replicas() == 1:
             # No synchronization: the whole solve sits in the cond.
@@ -678,6 +676,11 @@ class GBGMixin(TrainStepMixin):
         else:
             labels = tf.cast(tf.reshape(y, [-1]), tf.int32)
         return _checks.labels_in_range(labels, num_classes, argument="y")
+
+    def _weighted_backward(self, tape, scaled, alpha, variables):
+        """grad sum_g alpha_g L_g in one backward pass: alpha enters as the losses' upstream gradients."""
+        upstream = [keras.ops.cast(alpha[g], scaled[g].dtype) for g in range(len(scaled))]
+        return self._dense(tape.gradient(scaled, variables, output_gradients=upstream), variables)
 
     @staticmethod
     def _dense(gradients, variables):
