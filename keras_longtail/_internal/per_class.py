@@ -4,8 +4,12 @@ from keras_longtail._internal import backend as _backend
 from keras_longtail._internal import elements as _elements
 
 
-def per_class_datasets(dataset, num_classes, seed=None, shuffle_buffer=None):
-    """One infinite (repeated, optionally shuffled) dataset per class."""
+def per_class_datasets(dataset, num_classes, seed=None, shuffle_buffer=None, cache=False):
+    """One infinite (repeated, optionally shuffled) dataset per class.
+
+    A class's dataset filters all of `dataset` on each pass; with `cache`, only its first pass does and later
+    passes read the class's examples from memory (the same elements in the same order, reshuffled the same way).
+    """
     tf = _backend.import_tensorflow()
     _backend.require_tensorflow_backend("the long-tailed samplers")
     if not isinstance(dataset, tf.data.Dataset):
@@ -18,6 +22,8 @@ def per_class_datasets(dataset, num_classes, seed=None, shuffle_buffer=None):
             return tf.equal(tf.cast(_elements.label_of(element), tf.int64), k)
 
         class_ds = dataset.filter(is_class)
+        if cache:
+            class_ds = class_ds.cache()
         if shuffle_buffer:
             class_ds = class_ds.shuffle(shuffle_buffer, seed=None if seed is None else seed + k)
         datasets.append(class_ds.repeat())

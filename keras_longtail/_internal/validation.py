@@ -40,6 +40,12 @@ def check_float(name, value, minimum=None, maximum=None, min_inclusive=True, max
     return value
 
 
+def check_bool(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"Expected `{name}` to be True or False. Received: {name}={value!r}")
+    return bool(value)
+
+
 def check_choice(name, value, choices):
     if value not in choices:
         raise ValueError(f"Expected `{name}` to be one of {sorted(choices)}. Received: {name}={value!r}")

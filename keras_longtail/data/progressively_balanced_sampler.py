@@ -21,7 +21,7 @@ def progressive_class_probabilities(class_counts, epoch, epochs):
 
 
 def progressively_balanced_sampler(dataset, class_counts, *, epochs, epoch_size=None, seed=None,
-                                   shuffle_buffer=1024):
+                                   shuffle_buffer=1024, cache_classes=False):
     """An infinite dataset moving from instance-balanced to class-balanced sampling.
 
     During epoch t (0-based, `epoch_size` draws each) class j is drawn with
@@ -42,6 +42,12 @@ def progressively_balanced_sampler(dataset, class_counts, *, epochs, epoch_size=
         epoch_size: draws per epoch. Defaults to `sum(class_counts)`.
         seed: seed for the class draws and per-class shuffles. Defaults to `None`.
         shuffle_buffer: per-class shuffle buffer; 0 keeps file order. Defaults to 1024.
+        cache_classes: keep each class's examples in memory after its first pass,
+            so that its next passes do not filter all of `dataset` again (without
+            it a rare class drawn often re-reads `dataset` every few batches).
+            Costs one more copy of `dataset`'s elements in memory; use False for a
+            dataset too large for that, or one whose elements change from pass to
+            pass (random augmentation inside it). Defaults to `False`.
 
     Returns:
         An infinite, unbatched `tf.data.Dataset` with the same element structure.
@@ -61,8 +67,10 @@ def progressively_balanced_sampler(dataset, class_counts, *, epochs, epoch_size=
     epoch_size = _validation.check_int(
         "epoch_size", sum(counts) if epoch_size is None else epoch_size, minimum=1)
     shuffle_buffer = _validation.check_int("shuffle_buffer", shuffle_buffer, minimum=0)
+    cache_classes = _validation.check_bool("cache_classes", cache_classes)
     num_classes = len(counts)
-    datasets = _per_class.per_class_datasets(dataset, num_classes, seed=seed, shuffle_buffer=shuffle_buffer)
+    datasets = _per_class.per_class_datasets(dataset, num_classes, seed=seed, shuffle_buffer=shuffle_buffer,
+                                             cache=cache_classes)
 
     instance = tf.constant([n / sum(counts) for n in counts], tf.float32)
     balanced = tf.fill([num_classes], 1.0 / num_classes)

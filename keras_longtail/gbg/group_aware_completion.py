@@ -11,7 +11,7 @@ from keras_longtail._internal import per_class as _per_class
 
 
 def group_aware_completion(dataset, grouping, class_counts, batch_size, *, min_fraction=0.1, beta=0.9999,
-                           seed=None, shuffle_buffer=1024, augment=None):
+                           seed=None, shuffle_buffer=1024, augment=None, cache_classes=True):
     """Batches in which every class group is present (GBG's GAC sampler, paper appendix).
 
     `dataset` is shuffled, repeated and batched as usual; then, for every group
@@ -51,6 +51,12 @@ def group_aware_completion(dataset, grouping, class_counts, batch_size, *, min_f
             Defaults to 1024.
         augment: optional per-example function applied to the main stream and to the
             completion draws (e.g. random crop and flip). Defaults to `None`.
+        cache_classes: keep each class's examples in memory after its first pass,
+            so that its next passes do not filter all of `dataset` again (without
+            it a rare class drawn often re-reads `dataset` every few batches).
+            Costs one more copy of `dataset`'s elements in memory; use False for a
+            dataset too large for that, or one whose elements change from pass to
+            pass (random augmentation inside it: pass it as `augment`). Defaults to `True`.
 
     Returns:
         An infinite `tf.data.Dataset` of batches with the structure of `dataset`.
@@ -81,6 +87,7 @@ def group_aware_completion(dataset, grouping, class_counts, batch_size, *, min_f
     min_fraction = _validation.check_float("min_fraction", min_fraction, minimum=0.0, maximum=1.0,
                                            min_inclusive=False)
     shuffle_buffer = _validation.check_int("shuffle_buffer", shuffle_buffer, minimum=1)
+    cache_classes = _validation.check_bool("cache_classes", cache_classes)
     counts = _validation.check_class_counts("class_counts", class_counts, min_classes=1)
     if len(counts) != grouping.num_classes:
         raise ValueError(f"Expected `class_counts` to hold one count per class of `grouping` "
@@ -96,7 +103,8 @@ def group_aware_completion(dataset, grouping, class_counts, batch_size, *, min_f
     if augment is not None:
         main = main.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
     main = main.batch(batch_size, drop_remainder=True)
-    pools = _per_class.per_class_datasets(dataset, grouping.num_classes, seed=seed, shuffle_buffer=shuffle_buffer)
+    pools = _per_class.per_class_datasets(dataset, grouping.num_classes, seed=seed, shuffle_buffer=shuffle_buffer,
+                                          cache=cache_classes)
     filled_groups, streams = [], []
     for g in range(grouping.num_groups):
         classes = [k for k in grouping.members(g) if counts[k] > 0]

@@ -55,3 +55,18 @@ def test_bad_input():
         progressively_balanced_sampler(ds, counts, epochs=0)
     with pytest.raises(TypeError, match="dataset"):
         class_balanced_sampler([1, 2], 2)
+    with pytest.raises(TypeError, match="cache_classes"):
+        class_balanced_sampler(ds, 3, cache_classes=1)
+    with pytest.raises(TypeError, match="cache_classes"):
+        progressively_balanced_sampler(ds, counts, epochs=3, cache_classes=None)
+
+
+@pytest.mark.parametrize("make", [lambda ds, counts, cache: class_balanced_sampler(ds, 3, seed=2, cache_classes=cache),
+                                  lambda ds, counts, cache: progressively_balanced_sampler(
+                                      ds, counts, epochs=2, epoch_size=100, seed=2, cache_classes=cache)],
+                         ids=["class_balanced", "progressively_balanced"])
+def test_cached_classes_give_the_same_draws(make):
+    ds, counts = _imbalanced()
+    draws = {cache: [(int(x), int(y)) for x, y in make(ds, counts, cache).take(400)] for cache in (True, False)}
+    assert draws[True] == draws[False]
+    assert sum(y == 2 for _, y in draws[True]) > 20  # class 2 (10 examples) went through several passes

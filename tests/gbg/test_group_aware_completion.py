@@ -82,3 +82,32 @@ def test_bad_input():
         group_aware_completion([1, 2], GROUPING, COUNTS, 10)
     with pytest.raises(ValueError, match="dataset"):
         group_aware_completion(_dataset().batch(4), GROUPING, COUNTS, 10)
+    with pytest.raises(TypeError, match="cache_classes"):
+        group_aware_completion(_dataset(), GROUPING, COUNTS, 10, cache_classes="yes")
+
+
+def _counting_dataset():
+    """`_dataset()` read through a generator, and a list counting the passes made over it."""
+    passes = []
+
+    def generate():
+        passes.append(1)
+        yield from zip(FEATURES, LABELS)
+
+    spec = (tf.TensorSpec((), tf.float32), tf.TensorSpec((), tf.int64))
+    return tf.data.Dataset.from_generator(generate, output_signature=spec), passes
+
+
+def test_cached_class_pools_read_the_dataset_once_and_give_the_same_batches():
+    streams = {}
+    for cache in (True, False):
+        dataset, passes = _counting_dataset()
+        batches = group_aware_completion(dataset, GROUPING, COUNTS, 10, seed=3, shuffle_buffer=len(LABELS),
+                                         cache_classes=cache)
+        streams[cache] = [(x.numpy(), y.numpy()) for x, y in batches.take(40)]
+        # class 4 (2 examples) is completed into nearly every batch: without the cache each of its passes re-reads
+        # all 646 examples; with it, one pass per class pool plus the main stream's (two with tf.data's read-ahead)
+        assert (len(passes) <= len(COUNTS) + 2) if cache else (len(passes) > 4 * len(COUNTS))
+    for (x_cached, y_cached), (x_plain, y_plain) in zip(streams[True], streams[False]):
+        np.testing.assert_array_equal(x_cached, x_plain)
+        np.testing.assert_array_equal(y_cached, y_plain)
