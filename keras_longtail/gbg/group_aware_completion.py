@@ -54,9 +54,10 @@ def group_aware_completion(dataset, grouping, class_counts, batch_size, *, min_f
         cache_classes: keep each class's examples in memory after its first pass,
             so that its next passes do not filter all of `dataset` again (without
             it a rare class drawn often re-reads `dataset` every few batches).
-            Costs one more copy of `dataset`'s elements in memory; use False for a
-            dataset too large for that, or one whose elements change from pass to
-            pass (random augmentation inside it: pass it as `augment`). Defaults to `True`.
+            Costs one more copy of `dataset`'s elements in memory: for images too
+            large for that, make the elements file paths and decode in `augment`,
+            or pass False. Elements must not change from pass to pass (random
+            augmentation belongs in `augment`). Defaults to `True`.
 
     Returns:
         An infinite `tf.data.Dataset` of batches with the structure of `dataset`.
