@@ -75,7 +75,11 @@ class GBGMixin(TrainStepMixin):
     whose group holds a larger share of the batch than its alpha_g gets less
     weight per example than under plain CE (alpha_g / n_g against 1 / B); a class
     much smaller than its group's largest can be left unlearned (measured in
-    docs/methods/gbg.md).
+    docs/methods/gbg.md). Summed over a class, these weights give it a share s_c of
+    the loss set by its group rather than its size, and a cross-entropy trained so
+    carries log s_c in its logits, as a prior; subtracting it before the argmax
+    undoes that tilt (`benchmarks/studies/gbg_implied_prior.py` computes s_c for a
+    grouping and sampler).
     Check the grouping against the class counts
     (`ClassGrouping.within_group_imbalance`) and watch `gbg_alpha_max` (below).
 
