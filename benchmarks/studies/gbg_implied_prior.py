@@ -111,11 +111,11 @@ def evaluate_with_priors(network, loaded, shares):
     """Test accuracy as trained, with the implied prior undone, and with the training prior undone."""
     import keras
 
-    labels, logits = [], []
-    for images, batch_labels in loaded.test.batch(512):
-        labels.append(np.asarray(batch_labels))
-        logits.append(np.asarray(keras.ops.convert_to_numpy(network(images, training=False)), np.float64))
-    labels, logits = np.concatenate(labels), np.concatenate(logits)
+    from keras_longtail.recipes import evaluation
+
+    _, labels, logits = evaluation.evaluate(network, loaded)  # run_training's own test pass
+    labels = keras.ops.convert_to_numpy(labels)
+    logits = keras.ops.convert_to_numpy(logits).astype(np.float64)
     counts = np.asarray(loaded.class_counts, np.float64)
     return {"as_trained": _accuracy(labels, logits, loaded.class_counts),
             "implied_prior_undone": _accuracy(labels, logits - np.log(shares), loaded.class_counts),

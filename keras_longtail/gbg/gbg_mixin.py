@@ -78,8 +78,8 @@ class GBGMixin(TrainStepMixin):
     docs/methods/gbg.md). Summed over a class, these weights give it a share s_c of
     the loss set by its group rather than its size, and a cross-entropy trained so
     carries log s_c in its logits, as a prior; subtracting it before the argmax
-    undoes that tilt (`benchmarks/studies/gbg_implied_prior.py` computes s_c for a
-    grouping and sampler).
+    undoes that tilt (docs/methods/gbg.md: how s_c is computed for a grouping and
+    sampler, and what undoing it recovers).
     Check the grouping against the class counts
     (`ClassGrouping.within_group_imbalance`) and watch `gbg_alpha_max` (below).
 
