@@ -14,6 +14,11 @@ field existed have only wall time: their CPU time is estimated as their epochs x
 the results that measured it (the same step at every budget), or, when none did, as `train_seconds` x the machine's
 cores (from the result's `machine` field; an upper bound on a busy machine). The JSON and the plot say which budgets
 are estimated, and how.
+
+Where `reference_budget_cifar10.json` (`python -m benchmarks.studies.reference_budget`: the PyTorch reference on our
+arrays with our recipe, on a GPU) is in the results directory, the JSON carries its per-budget summary under
+`"reference"` and the plot gets a second panel, overall accuracy vs. epochs: ours and the reference's, so that the
+papers' 200 epochs, which our CPU runs do not reach, can be read off the reference where it agrees with ours.
 """
 
 import argparse
@@ -104,15 +109,21 @@ def discriminative_budget(curve, threshold=THRESHOLD, min_seeds=MIN_SEEDS):
     return best, reason
 
 
-def plot(curve, path, threshold=THRESHOLD):
-    """Accuracy (overall, Many, Medium; mean ± std) vs. CPU hours of training, one point per budget."""
+def plot(curve, path, threshold=THRESHOLD, reference=None):
+    """Accuracy (overall, Many, Medium; mean ± std) vs. CPU hours of training, one point per budget; with
+    `reference` (the `"reference"` part of `reference_budget_cifar10.json`), a second panel: overall accuracy vs.
+    epochs, ours and the PyTorch reference's."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
     hours = [e["train_cpu_seconds"]["mean"] / 3600 for e in curve]
-    figure, axes = plt.subplots(figsize=(6.4, 4.2))
+    if reference:
+        figure, (axes, by_epochs) = plt.subplots(1, 2, figsize=(11.0, 4.2), gridspec_kw={"width_ratios": [3, 2]})
+        _plot_by_epochs(by_epochs, curve, reference, threshold)
+    else:
+        figure, axes = plt.subplots(figsize=(6.4, 4.2))
     for split, marker in zip(SPLITS, "osd"):
         points = [(h, e["accuracy"][split]) for h, e in zip(hours, curve) if e["accuracy"][split]]
         axes.errorbar([h for h, _ in points], [a["mean"] for _, a in points], yerr=[a["std"] for _, a in points],
@@ -135,6 +146,26 @@ def plot(curve, path, threshold=THRESHOLD):
     plt.close(figure)
 
 
+def _plot_by_epochs(axes, curve, reference, threshold):
+    ours = [(e["epochs"], e["accuracy"]["overall"]) for e in curve]
+    axes.errorbar([e for e, _ in ours], [a["mean"] for _, a in ours], yerr=[a["std"] for _, a in ours], marker="o",
+                  capsize=3, label="ours (TensorFlow, CPU)")
+    budgets = sorted(reference.values(), key=lambda r: r["last_epoch"])
+    axes.errorbar([r["last_epoch"] for r in budgets], [r["overall"] for r in budgets],
+                  yerr=[r["overall_std"] or 0.0 for r in budgets], marker="s", capsize=3, linestyle="--",
+                  label="PyTorch reference (GPU)")
+    for r in budgets:
+        if not r["finished"]:
+            axes.annotate(f"stopped at epoch {r['last_epoch']}", (r["last_epoch"], r["overall"]),
+                          textcoords="offset points", xytext=(-100, -18), fontsize=8)
+    axes.axhline(threshold, color="grey", linestyle=":", linewidth=1)
+    axes.set_xlabel("epochs (the reference at 200: its last evaluated epoch)")
+    axes.set_ylabel("overall test accuracy (%)")
+    axes.set_title("Overall accuracy vs. epochs (mean ± std over seeds)", fontsize=10)
+    axes.legend(loc="lower right")
+    axes.grid(alpha=0.3)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m benchmarks.budget_curve", description=__doc__.split("\n\n")[0])
     parser.add_argument("--results-dir", default=str(RESULTS), help="where the <suite>-<budget>/ folders are")
@@ -148,13 +179,17 @@ def main(argv=None):
     entry, reason = discriminative_budget(curve, args.threshold)
     output = pathlib.Path(args.output_dir or args.results_dir)
     output.mkdir(parents=True, exist_ok=True)
+    reference_path = pathlib.Path(args.results_dir, "reference_budget_cifar10.json")
+    reference = json.loads(reference_path.read_text())["reference"] if reference_path.is_file() else None
     report = {"suite": "cifar10-lt", "run": "ce", "threshold": args.threshold, "min_seeds": MIN_SEEDS,
               "discriminative_budget": entry["budget"], "reason": reason, "budgets": curve,
               "note": "train_cpu_seconds: process CPU time of training. The seeds in cpu_seconds_estimated were "
                       "written before the field existed: their CPU time is epochs x the median CPU seconds per "
                       "epoch of the measured results (train_seconds x cores when no result measured it)"}
+    if reference:
+        report["reference"] = {"source": reference_path.name, "budgets": reference}
     (output / "budget_curve.json").write_text(json.dumps(report, indent=2))
-    plot(curve, output / "budget_curve.png", args.threshold)
+    plot(curve, output / "budget_curve.png", args.threshold, reference)
     for e in curve:
         splits = ", ".join(f"{split} {a['mean']:.1f} ± {a['std']:.1f}" if a else f"{split} absent"
                            for split, a in e["accuracy"].items())

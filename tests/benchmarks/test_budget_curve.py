@@ -67,3 +67,24 @@ def test_wrong_epochs_are_rejected(tmp_path):
     _write(tmp_path, "e30", 0, 50.0, 60.0, 10.0, cpu=1.0, epochs=12)
     with pytest.raises(ValueError, match="Expected 30 epochs"):
         budget_curve.collect(tmp_path)
+
+
+def test_the_reference_study_adds_its_budgets_and_a_panel(tmp_path):
+    for seed in range(3):
+        _write(tmp_path, "e60", seed, 62.0 + seed, 71.0, 28.0, cpu=6000.0)
+    reference = {"e60": {"overall": 62.3, "overall_std": 1.2, "last_epoch": 60, "finished": True},
+                 "e200": {"overall": 66.7, "overall_std": 0.7, "last_epoch": 190, "finished": False}}
+    (tmp_path / "reference_budget_cifar10.json").write_text(json.dumps({"reference": reference, "runs": []}))
+    assert budget_curve.main(["--results-dir", str(tmp_path), "--output-dir", str(tmp_path / "out")]) == 0
+    report = json.loads((tmp_path / "out" / "budget_curve.json").read_text())
+    assert report["reference"] == {"source": "reference_budget_cifar10.json", "budgets": reference}
+    assert report["discriminative_budget"] == "e60"  # the reference never decides the budget
+    from PIL import Image
+
+    with Image.open(tmp_path / "out" / "budget_curve.png") as image:
+        wide = image.size
+    (tmp_path / "reference_budget_cifar10.json").unlink()
+    assert budget_curve.main(["--results-dir", str(tmp_path), "--output-dir", str(tmp_path / "plain")]) == 0
+    assert "reference" not in json.loads((tmp_path / "plain" / "budget_curve.json").read_text())
+    with Image.open(tmp_path / "plain" / "budget_curve.png") as image:
+        assert wide[0] > image.size[0]  # the second panel
