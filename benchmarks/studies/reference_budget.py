@@ -34,6 +34,10 @@ Three subcommands (torch is a benchmark-only extra; the export needs TensorFlow,
     python -m benchmarks.studies.reference_budget summarize --output-dir /tmp/reference \\
         --output benchmarks/results/reference_budget_cifar10.json
 
+Time on one H200 (eager PyTorch, fp32): the jobs share the device at ≈ 139 steps/s in all, however many run at
+once (no CUDA MPS), so 3 seeds at 60 and 200 epochs (75,660 steps) take ≈ 545 s plus start-up, over the 540 s that
+one lent command ran in the published measurement: its 200-epoch jobs stopped at epoch 190. Size a lease from that.
+
 Each training job writes `<output-dir>/ce-wd-e<epochs>-seed<seed>.json` after every evaluation (every
 `--eval-every` epochs and at the end), so a job stopped early leaves its curve so far (`"finished": false`).
 """
