@@ -39,7 +39,10 @@ once (no CUDA MPS), so 3 seeds at 60 and 200 epochs (75,660 steps) take ≈ 545 
 one lent command ran in the published measurement: its 200-epoch jobs stopped at epoch 190. Size a lease from that.
 
 Each training job writes `<output-dir>/ce-wd-e<epochs>-seed<seed>.json` after every evaluation (every
-`--eval-every` epochs and at the end), so a job stopped early leaves its curve so far (`"finished": false`).
+`--eval-every` epochs and at the end), so a job stopped early leaves its curve so far (`"finished": false`). Each
+evaluation also records the accuracy with the training prior undone (`"accuracy_prior_undone"`: logits − log of
+the class frequencies, the post-hoc logit adjustment of Menon et al. 2021 at τ = 1), CE's own counterpart of the
+GBG implied-prior study's corrections; the published jobs ran before it was recorded.
 """
 
 import argparse
@@ -118,6 +121,11 @@ class BatchStream:
         return batch
 
 
+def per_class_accuracy(predicted, labels, num_classes):
+    """The fraction of each class's examples predicted as that class."""
+    return [float((predicted[labels == c] == c).mean()) for c in range(num_classes)]
+
+
 def shot_accuracies(per_class, class_counts):
     """Overall (mean over classes: the test set is balanced), Many, Medium and Few accuracy in %."""
     per_class, counts = np.asarray(per_class, np.float64), np.asarray(class_counts)
@@ -171,17 +179,19 @@ def train_job(data, epochs, seed, output_dir, eval_every=10, device=None, max_st
     parameters = [p for p in model.parameters() if p.requires_grad]
     velocities = [torch.zeros_like(p) for p in parameters]
 
+    log_prior = torch.log(torch.as_tensor(counts / counts.sum(), dtype=torch.float32, device=device))
+
     def evaluate():
+        """Per-class accuracy as trained, and with the training prior undone (logits - log prior)."""
         model.eval()
-        predictions = []
+        predictions, adjusted = [], []
         with torch.inference_mode():
             for start in range(0, len(test_x), 1000):
                 logits = model(test_x[start:start + 1000].float().div_(255.0))
                 predictions.append(logits.argmax(1).cpu().numpy())
+                adjusted.append((logits - log_prior).argmax(1).cpu().numpy())
         model.train()
-        predicted = np.concatenate(predictions)
-        per_class = [float((predicted[test_y == c] == c).mean()) for c in range(num_classes)]
-        return per_class
+        return [per_class_accuracy(np.concatenate(p), test_y, num_classes) for p in (predictions, adjusted)]
 
     record = {"study": "reference_budget", "method": "ce + wd (pytorch reference)", "epochs": epochs, "seed": seed,
               "batch_size": BATCH_SIZE, "steps_per_epoch": steps_per_epoch, "weight_decay": WEIGHT_DECAY,
@@ -209,13 +219,15 @@ def train_job(data, epochs, seed, output_dir, eval_every=10, device=None, max_st
             running.append(loss.detach())
             step += 1
         if epoch % eval_every == 0 or epoch == epochs or (max_steps is not None and step >= max_steps):
-            per_class = evaluate()
+            per_class, per_class_adjusted = evaluate()
             train_loss = float(torch.stack(running).mean()) if running else None
             running = []
             record["curve"].append({"epoch": epoch, "train_loss": train_loss, "seconds": time.perf_counter() - start,
-                                    **shot_accuracies(per_class, counts)})
+                                    **shot_accuracies(per_class, counts),
+                                    "prior_undone": shot_accuracies(per_class_adjusted, counts)})
             record.update(per_class=[round(100.0 * v, 2) for v in per_class],
                           accuracy=shot_accuracies(per_class, counts),
+                          accuracy_prior_undone=shot_accuracies(per_class_adjusted, counts),
                           train_seconds=round(time.perf_counter() - start, 1), steps=step,
                           finished=epoch == epochs and max_steps is None)
             path.write_text(json.dumps(record, indent=1) + "\n")
@@ -279,6 +291,9 @@ def _mean_std(records):
         values = [r["accuracy"][key] for r in records]
         result[key] = round(statistics.mean(values), 2)
         result[f"{key}_std"] = round(statistics.stdev(values), 2) if len(values) > 1 else None
+    if all("accuracy_prior_undone" in r for r in records):  # jobs from before it was recorded have none
+        undone = [r["accuracy_prior_undone"]["overall"] for r in records]
+        result["overall_prior_undone"] = round(statistics.mean(undone), 2)
     per_class = [r["per_class"] if "per_class" in r else r["per_class_accuracy"] for r in records]  # ours: the latter
     result["per_class"] = [round(statistics.mean(column), 1) for column in zip(*per_class)]
     return result

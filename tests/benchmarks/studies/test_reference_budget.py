@@ -127,3 +127,21 @@ def test_a_short_torch_job_writes_its_curve(tmp_path):
     assert saved == json.loads(json.dumps(record))
     assert not saved["finished"] and saved["steps"] == 2 and [p["epoch"] for p in saved["curve"]] == [1, 2]
     assert len(saved["per_class"]) == 10 and 0.0 <= saved["accuracy"]["overall"] <= 100.0
+    assert set(saved["accuracy_prior_undone"]) == {"overall", "many", "medium", "few"}
+    assert "prior_undone" in saved["curve"][-1]
+
+
+def test_per_class_accuracy_and_the_prior_undone_in_the_summary(tmp_path):
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    assert reference.per_class_accuracy(np.array([0, 1, 1, 1, 0, 0]), labels, 3) == [0.5, 1.0, 0.0]
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    for seed, undone in enumerate((68.0, 70.0)):
+        record = _record(60, seed, 62.0, 60, True)
+        record["accuracy_prior_undone"] = {"overall": undone, "many": 70.0, "medium": 60.0, "few": None}
+        (runs / f"ce-wd-e60-seed{seed}.json").write_text(json.dumps(record))
+    summary = reference.summarize(runs, tmp_path / "summary.json", ours_dir=tmp_path / "none")
+    assert summary["reference"]["e60"]["overall_prior_undone"] == 69.0
+    (runs / "ce-wd-e60-seed2.json").write_text(json.dumps(_record(60, 2, 62.0, 60, True)))  # an older job
+    summary = reference.summarize(runs, tmp_path / "s.json", ours_dir=tmp_path)
+    assert "overall_prior_undone" not in summary["reference"]["e60"]
