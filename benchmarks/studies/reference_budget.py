@@ -61,6 +61,7 @@ import numpy as np
 from benchmarks.studies.speed_vs_pytorch import _ldam_learning_rate, pytorch_resnet32
 
 RESULTS = pathlib.Path(__file__).resolve().parents[1] / "results"
+REPOSITORY = pathlib.Path(__file__).resolve().parents[2]  # where `python -m benchmarks...` resolves
 BATCH_SIZE = 128
 PEAK_LEARNING_RATE = 0.1  # recipes.SGD_LEARNING_RATE
 MOMENTUM = 0.9  # recipes.SGD_MOMENTUM
@@ -238,7 +239,7 @@ def train_job(data, epochs, seed, output_dir, eval_every=10, device=None, max_st
     return record
 
 
-def run_jobs(data, epochs_list, seeds, output_dir, parallel, eval_every):
+def run_jobs(data, epochs_list, seeds, output_dir, parallel, eval_every, max_steps=None):
     """Runs every (epochs, seed) as its own process, `parallel` at a time (longest budgets first)."""
     jobs = [(e, s) for e in sorted(epochs_list, reverse=True) for s in seeds]
     running, failures = [], []
@@ -247,8 +248,8 @@ def run_jobs(data, epochs_list, seeds, output_dir, parallel, eval_every):
             epochs, seed = jobs.pop(0)
             command = [sys.executable, "-m", "benchmarks.studies.reference_budget", "train", "--data", str(data),
                        "--epochs", str(epochs), "--seeds", str(seed), "--output-dir", str(output_dir),
-                       "--eval-every", str(eval_every)]
-            running.append(((epochs, seed), subprocess.Popen(command)))
+                       "--eval-every", str(eval_every)] + ([] if max_steps is None else ["--max-steps", str(max_steps)])
+            running.append(((epochs, seed), subprocess.Popen(command, cwd=REPOSITORY)))
         time.sleep(1.0)
         for job in list(running):
             if job[1].poll() is not None:
@@ -343,7 +344,8 @@ def main(argv=None):
         if min(args.epochs) < 1:
             parser.error(f"Expected every --epochs >= 1. Received: --epochs={args.epochs}")
         if args.parallel > 0:
-            failures = run_jobs(args.data, args.epochs, args.seeds, args.output_dir, args.parallel, args.eval_every)
+            failures = run_jobs(args.data, args.epochs, args.seeds, args.output_dir, args.parallel, args.eval_every,
+                                args.max_steps)
             if failures:
                 sys.exit(f"[reference] failed jobs (epochs, seed): {failures}")
         else:

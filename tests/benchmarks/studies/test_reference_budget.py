@@ -131,6 +131,18 @@ def test_a_short_torch_job_writes_its_curve(tmp_path):
     assert "prior_undone" in saved["curve"][-1]
 
 
+def test_parallel_jobs_run_as_processes_with_their_options(tmp_path):
+    pytest.importorskip("torch")
+    root = _tiny_cifar_folder(tmp_path / "cifar10-jpeg")
+    reference.export(root, tmp_path / "data.npz.xz", imbalance_factor=1)
+    failures = reference.run_jobs(tmp_path / "data.npz.xz", [1, 2], [0], tmp_path / "out", parallel=2, eval_every=1,
+                                  max_steps=1)
+    assert failures == []
+    for epochs in (1, 2):
+        saved = json.loads((tmp_path / "out" / f"ce-wd-e{epochs}-seed0.json").read_text())
+        assert saved["steps"] == 1 and saved["curve"][-1]["epoch"] == 1 and not saved["finished"]
+
+
 def test_per_class_accuracy_and_the_prior_undone_in_the_summary(tmp_path):
     labels = np.array([0, 0, 1, 1, 2, 2])
     assert reference.per_class_accuracy(np.array([0, 1, 1, 1, 0, 0]), labels, 3) == [0.5, 1.0, 0.0]
