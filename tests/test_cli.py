@@ -537,3 +537,27 @@ def test_memory_size_flag(monkeypatch, capsys):
     assert cli.main(["train", "--method", "ce", "--memory-size", "50"]) != 0
     assert "--memory-size is a --method async option" in capsys.readouterr().err
     assert len(received) == 3
+
+
+def test_the_prior_undone_accuracy_is_the_saved_networks_logits_minus_the_log_prior(tmp_path):
+    import keras
+    import numpy as np
+
+    from keras_longtail import data as lt_data
+
+    path = str(tmp_path / "ce.keras")
+    results = cli.run_training(epochs=3, verbose=0, save_model=path)
+    loaded = lt_data.load_digits_lt(20)
+    network = keras.saving.load_model(path)
+    images, labels = zip(*loaded.test.as_numpy_iterator())
+    logits = np.asarray(network(np.stack(images), training=False))
+    counts = np.asarray(loaded.class_counts, np.float64)
+    adjusted = (logits - np.log(counts / counts.sum())).argmax(1)
+    labels = np.asarray(labels)
+    expected = [round(100 * float((adjusted[labels == c] == c).mean()), 2) for c in range(len(counts))]
+    assert results["prior_undone_per_class_accuracy"] == pytest.approx(expected, abs=0.01)
+    assert set(results["prior_undone_accuracy"]) == set(results["accuracy"])
+    assert results["prior_undone_accuracy"]["overall"] == pytest.approx(np.mean(expected), abs=0.01)
+    # a balanced data set has a flat prior: undoing it changes no prediction
+    balanced = cli.run_training(epochs=1, imbalance_factor=1, verbose=0)
+    assert balanced["prior_undone_per_class_accuracy"] == balanced["per_class_accuracy"]

@@ -150,8 +150,11 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
         (`overall`, and `many`/`medium`/`few` for the splits that have classes, in %),
         `per_class_accuracy` (%), `shot_classes`, `train_seconds` and `epoch_logs`
         (per `fit` phase, each epoch's training logs: loss, metrics and the method's
-        own, e.g. GBG's `gbg_alpha_max`); with `rebalance_tau`, also
-        `rebalanced_accuracy` and `rebalanced_per_class_accuracy`.
+        own, e.g. GBG's `gbg_alpha_max`), `prior_undone_accuracy` and
+        `prior_undone_per_class_accuracy` (the test logits minus the log of the
+        training class frequencies, post-hoc logit adjustment at tau = 1, Menon et
+        al. 2021: what a balanced decision prior gives the same network); with
+        `rebalance_tau`, also `rebalanced_accuracy` and `rebalanced_per_class_accuracy`.
 
     Example:
 
@@ -272,6 +275,12 @@ def run_training(dataset="digits-lt", imbalance_factor=None, method="ce", model=
 
     announce(verbose, f"test accuracy on {num_test_examples(loaded) or 'the'} test images")
     (accuracy, per_class), labels, logits = evaluate(network, loaded, verbose)
+    # The training prior undone (logits - log of the class frequencies; Menon et al. 2021, post-hoc logit
+    # adjustment at tau = 1): every method's result carries CE's own post-hoc correction beside its own.
+    log_prior = keras.ops.log(keras.ops.convert_to_tensor(
+        [n / sum(loaded.class_counts) for n in loaded.class_counts], dtype=logits.dtype))
+    extra["prior_undone_accuracy"], extra["prior_undone_per_class_accuracy"] = shot_accuracy(
+        loaded.class_counts, labels, logits - log_prior)
     if rebalance_tau is not None:
         from keras_longtail import layers as lt_layers
 
