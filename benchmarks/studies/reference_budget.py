@@ -32,7 +32,7 @@ Three subcommands (torch is a benchmark-only extra; the export needs TensorFlow,
         --seeds 0,1,2 --parallel 6 --output-dir /tmp/reference
     # the published JSON: mean +- std per budget, beside our own 60-epoch CE + WD seeds
     python -m benchmarks.studies.reference_budget summarize --output-dir /tmp/reference \\
-        --output benchmarks/results/reference_budget_cifar10.json
+        --output benchmarks/results/reference_budget_cifar10.json  # --replace to replace it
 
 Time on one H200 (eager PyTorch, fp32): the jobs share the device at ≈ 139 steps/s in all, however many run at
 once (no CUDA MPS), so 3 seeds at 60 and 200 epochs (75,660 steps) take ≈ 545 s plus start-up, over the 540 s that
@@ -330,6 +330,7 @@ def main(argv=None):
     summarizing.add_argument("--output-dir", required=True)
     summarizing.add_argument("--output", default=str(RESULTS / "reference_budget_cifar10.json"))
     summarizing.add_argument("--train-command", default=None, help="the `train` command that made the jobs, recorded")
+    summarizing.add_argument("--replace", action="store_true", help="replace an existing --output")
     args = parser.parse_args(argv)
 
     if args.command == "export":
@@ -353,6 +354,9 @@ def main(argv=None):
                 for seed in args.seeds:
                     train_job(args.data, epochs, seed, args.output_dir, args.eval_every, max_steps=args.max_steps)
     else:
+        if os.path.exists(args.output) and not args.replace:
+            parser.error(f"Expected --output to name a new file (or --replace to replace it). "
+                         f"Received: --output={args.output}, which exists")
         summary = summarize(args.output_dir, args.output, train_command=args.train_command)
         print(json.dumps({"reference": summary["reference"], "ours": summary["ours"]}, indent=1))
 

@@ -77,6 +77,11 @@ def test_command_line_refuses_bad_input_before_work(tmp_path, capsys):
     with pytest.raises(SystemExit):
         reference.main(["export", "--data-dir", str(tmp_path / "nowhere"), "--output", str(tmp_path / "a.npz.xz")])
     assert "Expected --data-dir to be a directory" in capsys.readouterr().err
+    published = tmp_path / "published.json"
+    published.write_text("{}")
+    with pytest.raises(SystemExit):
+        reference.main(["summarize", "--output-dir", str(tmp_path), "--output", str(published)])
+    assert "Expected --output to name a new file" in capsys.readouterr().err and published.read_text() == "{}"
 
 
 def _tiny_cifar_folder(root, per_class=3):
