@@ -7,7 +7,9 @@ def require_tensorflow_backend(what):
     """Raises a clear error when `what` is used on a backend other than TensorFlow.
 
     Losses, layers, metrics and constraints are written in `keras.ops` and run on
-    any backend; `tf.data` pipelines and `train_step` mixins are TensorFlow-only.
+    Keras' JAX backend too (tests/contract/test_jax_backend.py); `tf.data`
+    pipelines, `train_step` mixins and state updated inside the step (GALALoss)
+    are TensorFlow-only and call this when they are built.
     """
     backend = keras.backend.backend()
     if backend != "tensorflow":

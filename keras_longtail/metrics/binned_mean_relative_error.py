@@ -119,8 +119,8 @@ class BinnedMeanRelativeError(keras.metrics.Metric):
         return results
 
     def reset_state(self):
-        self.error_sum.assign(ops.zeros_like(self.error_sum))
-        self.weight_sum.assign(ops.zeros_like(self.weight_sum))
+        self.error_sum.assign(ops.zeros(self.error_sum.shape, dtype=self.error_sum.dtype))
+        self.weight_sum.assign(ops.zeros(self.weight_sum.shape, dtype=self.weight_sum.dtype))
 
     def get_config(self):
         return {"bins": list(self.bins), "name": self.name, "dtype": self.dtype}

@@ -80,8 +80,8 @@ class PerClassAccuracy(keras.metrics.Metric):
         return self.per_class()
 
     def reset_state(self):
-        self.correct.assign(ops.zeros_like(self.correct))
-        self.total.assign(ops.zeros_like(self.total))
+        self.correct.assign(ops.zeros(self.correct.shape, dtype=self.correct.dtype))
+        self.total.assign(ops.zeros(self.total.shape, dtype=self.total.dtype))
 
     def get_config(self):
         return {"num_classes": self.num_classes, "name": self.name, "dtype": self.dtype}

@@ -17,6 +17,8 @@ import numpy as np
 NUM_FEATURES = 8
 NUM_CLASSES = 4
 CLASS_COUNTS = [40, 20, 8, 4]
+GLOBAL_BATCH = 16
+STEPS = 3
 
 
 def classifier(output_layer=None):
@@ -297,3 +299,40 @@ NOT_IN_FIT = {
     "training.PatchStrategy": "abstract base of patch strategies",
     "training.RandomPatches": "dense outputs only; tested with patches in tests/gradtail/test_patches_and_analysis.py",
 }
+
+
+def data():
+    """The contract's training data: STEPS batches of GLOBAL_BATCH examples, classes in turn."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(GLOBAL_BATCH * STEPS, NUM_FEATURES)).astype("float32")
+    y = (np.arange(GLOBAL_BATCH * STEPS) % NUM_CLASSES).astype("int32")
+    return x, y
+
+
+def initial_weights(name):
+    """The weights case `name`'s model starts `train` with (same seed), before any step."""
+    keras.utils.set_random_seed(0)
+    return [np.asarray(w) for w in CASES[name]()["model"].get_weights()]
+
+
+def train(name, jit_compile=False, first_batch=0, initial_weights=None):
+    """Fits case `name` for STEPS batches of GLOBAL_BATCH (from batch `first_batch` on) with the same seed.
+
+    Returns (case, model, history, values): values are the model's weights after the fit, then the case's
+    state. `initial_weights` replaces the model's starting weights (another backend draws others for a seed).
+    """
+    keras.utils.set_random_seed(0)
+    case = CASES[name]()
+    model = case["model"]
+    if initial_weights is not None:
+        model.set_weights(initial_weights)
+    optimizer = case["optimizer"]() if "optimizer" in case else keras.optimizers.SGD(0.1)
+    model.compile(optimizer, jit_compile=jit_compile, **case["compile"])
+    x, y = data()
+    if "targets" in case:
+        y = case["targets"](x, y)
+    x, y = x[first_batch * GLOBAL_BATCH:], y[first_batch * GLOBAL_BATCH:]
+    history = model.fit(x, y, batch_size=GLOBAL_BATCH, epochs=1, shuffle=False, verbose=0,
+                        callbacks=case.get("callbacks"))
+    state = case["state"](model) if "state" in case else []
+    return case, model, history.history, [np.asarray(w) for w in model.get_weights()] + state

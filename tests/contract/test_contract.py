@@ -5,7 +5,6 @@ import importlib
 import inspect
 import json
 
-import keras
 import numpy as np
 import pytest
 
@@ -16,8 +15,8 @@ from tests.contract import cases
 # `keras_longtail.losses.GALALoss`) is registered once, under its public-face name.
 NAMESPACES = ("callbacks", "constraints", "data", "layers", "losses", "metrics", "ops", "optimizers", "training",
               "dual_phase", "gala", "gbg", "gradtail", "weight_balancing")
-GLOBAL_BATCH = 16
-STEPS = 3
+GLOBAL_BATCH = cases.GLOBAL_BATCH
+STEPS = cases.STEPS
 
 
 def _exported_classes():
@@ -35,28 +34,8 @@ def _exported_classes():
     return names
 
 
-def _data():
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(GLOBAL_BATCH * STEPS, cases.NUM_FEATURES)).astype("float32")
-    y = (np.arange(GLOBAL_BATCH * STEPS) % cases.NUM_CLASSES).astype("int32")
-    return x, y
-
-
-def _train(name, jit_compile=False, first_batch=0):
-    """Fits case `name` for STEPS batches of GLOBAL_BATCH (from batch `first_batch` on) with the same seed."""
-    keras.utils.set_random_seed(0)
-    case = cases.CASES[name]()
-    model = case["model"]
-    optimizer = case["optimizer"]() if "optimizer" in case else keras.optimizers.SGD(0.1)
-    model.compile(optimizer, jit_compile=jit_compile, **case["compile"])
-    x, y = _data()
-    if "targets" in case:
-        y = case["targets"](x, y)
-    x, y = x[first_batch * GLOBAL_BATCH:], y[first_batch * GLOBAL_BATCH:]
-    history = model.fit(x, y, batch_size=GLOBAL_BATCH, epochs=1, shuffle=False, verbose=0,
-                        callbacks=case.get("callbacks"))
-    state = case["state"](model) if "state" in case else []
-    return case, model, history.history, [np.asarray(w) for w in model.get_weights()] + state
+_data = cases.data
+_train = cases.train
 
 
 def test_every_export_is_registered():

@@ -1,0 +1,50 @@
+"""Runs contract cases under Keras' JAX backend: the worker process of `test_jax_backend.py`.
+
+    python jax_job.py WORKDIR CASE [CASE ...]
+
+For each CASE it reads WORKDIR/CASE.initial.npz (the weights the TensorFlow run started from: the two backends
+draw different initial weights for one seed), fits the case exactly as `cases.train` does, and writes
+WORKDIR/CASE.result.npz (weights and case state after the fit, the logged values, predictions on the first
+8 training inputs) and WORKDIR/CASE.keras (the fitted model saved under JAX). A case that raises writes
+WORKDIR/CASE.error.txt with its traceback, and the job goes on to the next case.
+"""
+
+import os
+import pathlib
+import sys
+import traceback
+
+os.environ["KERAS_BACKEND"] = "jax"
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from tests.contract import cases  # noqa: E402
+
+
+def run(workdir, name):
+    with np.load(workdir / f"{name}.initial.npz") as stored:
+        initial = [stored[f"w{i}"] for i in range(len(stored.files))]
+    _, model, history, values = cases.train(name, initial_weights=initial)
+    x, _ = cases.data()
+    arrays = {f"value{i}": np.asarray(v) for i, v in enumerate(values)}
+    arrays.update({f"history:{key}": np.asarray(v) for key, v in history.items()})
+    arrays["predictions"] = np.asarray(model.predict(x[:8], verbose=0))
+    np.savez(workdir / f"{name}.result.npz", **arrays)
+    model.save(workdir / f"{name}.keras")
+
+
+def main(workdir, names):
+    workdir = pathlib.Path(workdir)
+    if keras.backend.backend() != "jax":
+        raise SystemExit(f"Expected the JAX backend. Received: keras.backend.backend()={keras.backend.backend()!r}")
+    for name in names:
+        try:
+            run(workdir, name)
+        except Exception:  # noqa: BLE001 - reported per case to the test, which fails on it
+            (workdir / f"{name}.error.txt").write_text(traceback.format_exc())
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2:])
