@@ -14,8 +14,9 @@ import pathlib
 import sys
 import traceback
 
-os.environ["KERAS_BACKEND"] = "jax"
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
+if __name__ == "__main__":  # not when pytest imports this file (for doctests): the environment stays as it is
+    os.environ["KERAS_BACKEND"] = "jax"
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
