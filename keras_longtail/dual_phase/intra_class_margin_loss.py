@@ -55,8 +55,9 @@ class IntraClassMarginLoss(keras.losses.Loss):
     model.compile("sgd", loss=IntraClassMarginLoss(margin=0.5, scale=16.0))
     ```
 
+    >>> import numpy as np
     >>> loss = IntraClassMarginLoss(margin=0.5, scale=10.0, num_negatives=1, reduction=None)
-    >>> loss([0, 1], [[8.0, 5.0, 1.0], [2.0, 4.0, 3.0]]).numpy().round(4)  # max(0, .5 - .8 + .5), max(0, .5 - .4 + .3)
+    >>> np.asarray(loss([0, 1], [[8.0, 5.0, 1.0], [2.0, 4.0, 3.0]])).round(4)  # max(0, .5 - .8 + .5), max(0, .5 - .4 + .3)
     array([0.2, 0.4], dtype=float32)
 
     References:

@@ -45,7 +45,7 @@ class CosineClassifier(keras.layers.Layer):
     >>> layer = CosineClassifier(2, scale=10.0)
     >>> layer.build((None, 2))
     >>> _ = layer.kernel.assign([[3.0, 0.0], [0.0, 0.5]])
-    >>> np.round(layer(np.array([[2.0, 2.0], [0.0, 4.0]])).numpy(), 4)
+    >>> np.round(np.asarray(layer(np.array([[2.0, 2.0], [0.0, 4.0]]))), 4)
     array([[ 7.0711,  7.0711],
            [ 0.    , 10.    ]], dtype=float32)
 

@@ -55,7 +55,7 @@ class ClassBalancedCrossentropy(keras.losses.Loss):
     ```
 
     >>> loss = ClassBalancedCrossentropy([100, 10, 1], beta=0.999, reduction=None)
-    >>> loss([0, 2], [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]).numpy().round(3)  # w_y · log 3
+    >>> np.asarray(loss([0, 2], [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]])).round(3)  # w_y · log 3
     array([0.031, 2.967], dtype=float32)
 
     References:

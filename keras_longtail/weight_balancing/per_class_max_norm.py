@@ -90,11 +90,11 @@ class PerClassMaxNorm(keras.constraints.Constraint):
     classifier.kernel.constraint = constraint   # projected after every step
     ```
 
-    >>> kernel = np.array([[3.0, 0.3], [4.0, 0.4]])  # class norms 5 and 0.5 (a float kernel)
-    >>> PerClassMaxNorm(max_norm=1.0)(kernel).numpy().round(3)
+    >>> kernel = np.array([[3.0, 0.3], [4.0, 0.4]], "float32")  # class norms 5 and 0.5 (a float kernel)
+    >>> np.asarray(PerClassMaxNorm(max_norm=1.0)(kernel)).round(3)
     array([[0.6, 0.3],
-           [0.8, 0.4]])
-    >>> PerClassMaxNorm.from_kernel(kernel, thresh=0.1).max_norm  # 0.5 + 0.1 * (5 - 0.5)
+           [0.8, 0.4]], dtype=float32)
+    >>> round(PerClassMaxNorm.from_kernel(kernel, thresh=0.1).max_norm, 6)  # 0.5 + 0.1 * (5 - 0.5)
     0.95
 
     References:

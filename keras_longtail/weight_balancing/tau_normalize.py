@@ -46,10 +46,10 @@ def tau_normalize(layer_or_kernel, tau, axis=0):
     tau_normalize(model.get_layer("classifier"), tau=1.0)   # in place
     ```
 
-    >>> kernel = np.array([[3.0, 0.0], [4.0, 2.0]])  # class norms 5 and 2
+    >>> kernel = np.array([[3.0, 0.0], [4.0, 2.0]], "float32")  # class norms 5 and 2
     >>> np.asarray(tau_normalize(kernel, tau=1.0))
     array([[0.6, 0. ],
-           [0.8, 1. ]])
+           [0.8, 1. ]], dtype=float32)
 
     References:
         - Kang et al., "Decoupling Representation and Classifier for Long-Tailed

@@ -1,14 +1,19 @@
 """Runs contract cases under Keras' JAX backend: the worker process of `test_jax_backend.py`.
 
-    python jax_job.py WORKDIR CASE [CASE ...]
+    python jax_job.py WORKDIR CASE [CASE ...] [--doctests MODULE ...]
 
 For each CASE it reads WORKDIR/CASE.initial.npz (the weights the TensorFlow run started from: the two backends
 draw different initial weights for one seed), fits the case exactly as `cases.train` does, and writes
 WORKDIR/CASE.result.npz (weights and case state after the fit, the logged values, predictions on the first
 8 training inputs) and WORKDIR/CASE.keras (the fitted model saved under JAX). A case that raises writes
-WORKDIR/CASE.error.txt with its traceback, and the job goes on to the next case.
+WORKDIR/CASE.error.txt with its traceback, and the job goes on to the next case. Each MODULE's docstring
+examples run as doctests under JAX; WORKDIR/MODULE.doctest.txt gets "attempted N failed M" and the report.
 """
 
+import contextlib
+import doctest
+import importlib
+import io
 import os
 import pathlib
 import sys
@@ -36,10 +41,23 @@ def run(workdir, name):
     model.save(workdir / f"{name}.keras")
 
 
-def main(workdir, names):
+def run_doctests(workdir, module_name):
+    report = io.StringIO()
+    with contextlib.redirect_stdout(report):
+        failed, attempted = doctest.testmod(importlib.import_module(module_name), report=True)
+    (workdir / f"{module_name}.doctest.txt").write_text(f"attempted {attempted} failed {failed}\n{report.getvalue()}")
+
+
+def main(workdir, arguments):
     workdir = pathlib.Path(workdir)
     if keras.backend.backend() != "jax":
         raise SystemExit(f"Expected the JAX backend. Received: keras.backend.backend()={keras.backend.backend()!r}")
+    names, modules = arguments, []
+    if "--doctests" in arguments:
+        at = arguments.index("--doctests")
+        names, modules = arguments[:at], arguments[at + 1:]
+    for module_name in modules:
+        run_doctests(workdir, module_name)
     for name in names:
         try:
             run(workdir, name)

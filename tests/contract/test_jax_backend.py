@@ -7,6 +7,7 @@ Each TensorFlow-only case must fail on JAX with the toolkit's error naming the T
 inside JAX.
 """
 
+import importlib.util
 import os
 import pathlib
 import subprocess
@@ -38,18 +39,29 @@ TENSORFLOW_ONLY = {
     "training.GradTailWeightLogger": "GradTail's per-example gradients are a TensorFlow train_step",
 }
 NEUTRAL = sorted(set(cases.CASES) - set(TENSORFLOW_ONLY))
+# Modules whose docstring examples must also run on JAX (the keras.ops parts; their examples use np.asarray, not
+# TensorFlow's `.numpy()`).
+DOCTEST_MODULES = [f"keras_longtail.{name}" for name in (
+    "dual_phase.intra_class_margin_loss", "dual_phase.memory_retentive_loss", "gala.prediction_rebalancing",
+    "layers.cosine_classifier", "layers.padded_random_crop", "losses.class_balanced_crossentropy",
+    "losses.class_balanced_weights", "losses.masked_l1", "metrics.binned_mean_relative_error",
+    "metrics.per_class_accuracy", "metrics.shot_accuracy", "optimizers.linear_warmup", "optimizers.pytorch_sgd",
+    "weight_balancing.decoupled_weight_decay", "weight_balancing.per_class_max_norm",
+    "weight_balancing.tau_normalize")]
 
 
 @pytest.fixture(scope="module")
 def jax_workdir(tmp_path_factory):
-    pytest.importorskip("jax", reason="the JAX backend needs jax (the `test` extra installs it)")
+    if importlib.util.find_spec("jax") is None:  # not imported here: this process runs TensorFlow
+        pytest.skip("the JAX backend needs jax (the `test` extra installs it)")
     workdir = tmp_path_factory.mktemp("jax_backend")
     for name in sorted(cases.CASES):
         np.savez(workdir / f"{name}.initial.npz", **{f"w{i}": w for i, w in enumerate(cases.initial_weights(name))})
     env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu", CUDA_VISIBLE_DEVICES="",
                PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     try:
-        completed = subprocess.run([sys.executable, jax_job.__file__, str(workdir), *sorted(cases.CASES)], env=env,
+        completed = subprocess.run([sys.executable, jax_job.__file__, str(workdir), *sorted(cases.CASES),
+                                    "--doctests", *DOCTEST_MODULES], env=env,
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                    timeout=TIMEOUT_SECONDS)
     except subprocess.TimeoutExpired as error:
@@ -95,3 +107,12 @@ def test_tensorflow_only_parts_refuse_jax_with_our_error(name, jax_workdir):
     assert error.exists(), f"{name} ran on the JAX backend: move it out of TENSORFLOW_ONLY"
     message = error.read_text().strip().splitlines()[-1]
     assert "needs the TensorFlow backend of Keras" in message and "KERAS_BACKEND=tensorflow" in message, message
+
+
+@pytest.mark.parametrize("module_name", DOCTEST_MODULES)
+def test_docstring_examples_run_on_jax(module_name, jax_workdir):
+    report = (jax_workdir / f"{module_name}.doctest.txt").read_text()
+    counts = report.split("\n", 1)[0].split()
+    attempted, failed = int(counts[1]), int(counts[3])
+    assert attempted > 0, f"{module_name} has no docstring example"
+    assert failed == 0, report[-3000:]
