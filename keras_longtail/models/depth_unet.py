@@ -9,13 +9,18 @@ ENCODER_FILTERS = (16, 24, 40, 80, 160)
 DECODER_FILTERS = (80, 40, 24, 16, 16)
 
 
+def _synchronized_batch_norm():
+    """`synchronized=True` where Keras supports it (TensorFlow), else False."""
+    return keras.backend.backend() == "tensorflow"
+
+
 def _separable_block(x, filters, strides, name):
     """MobileNet depthwise-separable unit: 3x3 depthwise, BN, ReLU6, 1x1 conv, BN, ReLU6."""
     x = layers.DepthwiseConv2D(3, strides=strides, padding="same", use_bias=False, name=f"{name}_dw")(x)
-    x = layers.BatchNormalization(synchronized=True, name=f"{name}_dw_bn")(x)
+    x = layers.BatchNormalization(synchronized=_synchronized_batch_norm(), name=f"{name}_dw_bn")(x)
     x = layers.ReLU(6.0, name=f"{name}_dw_relu")(x)
     x = layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_pw")(x)
-    x = layers.BatchNormalization(synchronized=True, name=f"{name}_pw_bn")(x)
+    x = layers.BatchNormalization(synchronized=_synchronized_batch_norm(), name=f"{name}_pw_bn")(x)
     return layers.ReLU(6.0, name=f"{name}_pw_relu")(x)
 
 
@@ -36,9 +41,11 @@ def depth_unet(input_shape=(192, 480, 3), width_multiplier=1.0, max_depth=100.0,
     - head `depth`: a 3x3 conv to one channel and `max_depth · sigmoid`, so the
       output is a positive depth map in metres of the input's height and width.
 
-    Batch normalization is synchronized (`synchronized=True`): under
-    `tf.distribute` its batch statistics are all-reduced over the replicas, so
-    training matches one device with the same global batch. The decoder has no
+    Batch normalization is synchronized (`synchronized=True`) on the TensorFlow
+    backend: under `tf.distribute` its batch statistics are all-reduced over the
+    replicas, so training matches one device with the same global batch. Keras
+    supports that flag on TensorFlow only; on other backends the layers are built
+    without it (one device checked on JAX; several devices there not checked). The decoder has no
     batch normalization, so the biases of `decoder_up_1` and
     `decoder_up_2` (the parameters GradTail uses on this model) receive a
     per-example gradient (batch normalization right after a layer would cancel
@@ -92,7 +99,7 @@ def depth_unet(input_shape=(192, 480, 3), width_multiplier=1.0, max_depth=100.0,
 
     inputs = keras.Input(shape=(height, width, channels), name="image")
     x = layers.Conv2D(filters(16), 3, padding="same", use_bias=False, name="stem_conv")(inputs)
-    x = layers.BatchNormalization(synchronized=True, name="stem_bn")(x)
+    x = layers.BatchNormalization(synchronized=_synchronized_batch_norm(), name="stem_bn")(x)
     x = layers.ReLU(6.0, name="stem_relu")(x)
     skips = []
     for k, count in enumerate(ENCODER_FILTERS, start=1):

@@ -336,3 +336,76 @@ def train(name, jit_compile=False, first_batch=0, initial_weights=None):
                         callbacks=case.get("callbacks"))
     state = case["state"](model) if "state" in case else []
     return case, model, history.history, [np.asarray(w) for w in model.get_weights()] + state
+
+
+def _model_factories():
+    from keras_longtail.models import depth_unet
+    from keras_longtail.models import mlp
+    from keras_longtail.models import resnet32
+    from keras_longtail.models import resnet50
+    from keras_longtail.models import resnext50
+
+    return {
+        "models.depth_unet": lambda: depth_unet((32, 64, 3), width_multiplier=0.5),
+        "models.mlp": lambda: mlp(NUM_CLASSES, (NUM_FEATURES,), hidden_units=(16,)),
+        "models.resnet32": lambda: resnet32(NUM_CLASSES),
+        "models.resnet50": lambda: resnet50(NUM_CLASSES, input_shape=(32, 32, 3)),
+        "models.resnext50": lambda: resnext50(NUM_CLASSES, input_shape=(32, 32, 3)),
+    }
+
+
+MODELS = ("models.depth_unet", "models.mlp", "models.resnet32", "models.resnet50", "models.resnext50")
+MODEL_BATCH = 8
+
+
+def model_data(name):
+    """Inputs and targets for one batch of model `name`: images or features, labels or depth maps (0 = no truth)."""
+    rng = np.random.default_rng(3)
+    if name == "models.mlp":
+        x = rng.normal(size=(MODEL_BATCH, NUM_FEATURES)).astype("float32")
+    else:
+        x = rng.uniform(0.0, 1.0, size=(MODEL_BATCH, 32, 64 if name == "models.depth_unet" else 32, 3))
+        x = x.astype("float32")
+    if name == "models.depth_unet":
+        y = rng.uniform(1.0, 90.0, size=(MODEL_BATCH, 32, 64, 1)).astype("float32")
+        y[rng.random(y.shape) < 0.2] = 0.0
+    else:
+        y = (np.arange(MODEL_BATCH) % NUM_CLASSES).astype("int32")
+    return x, y
+
+
+def initial_model_weights(name):
+    """The weights model `name` starts `train_model` with (same seed)."""
+    keras.utils.set_random_seed(0)
+    return [np.asarray(w) for w in _model_factories()[name]().get_weights()]
+
+
+# The 50-layer networks are compared in inference mode only: with batch 8 their last batch norms normalize over
+# 8 values (1x1 maps), where float32 rounding moves training-mode outputs by up to 5e-3 relative and one SGD step by
+# 1-2 % on either backend's own rounding (ResNet-32: 0.05 %).
+STEPPED_MODELS = ("models.depth_unet", "models.mlp", "models.resnet32")
+
+
+def train_model(name, initial_weights=None):
+    """The outputs of model `name` on `model_data(name)`, then one SGD step on it (`STEPPED_MODELS` only).
+
+    Returns (model, outputs, values): outputs are the model's outputs before the step in inference and (stepped
+    models) training mode (batch statistics); values its weights after the step, moving batch-norm statistics
+    included (the initial weights for the other models).
+    """
+    from keras_longtail.losses import MaskedL1
+
+    keras.utils.set_random_seed(0)
+    model = _model_factories()[name]()
+    if initial_weights is None:
+        initial_weights = model.get_weights()
+    model.set_weights(initial_weights)
+    x, y = model_data(name)
+    outputs = [np.asarray(model(x, training=False))]
+    if name in STEPPED_MODELS:
+        outputs.append(np.asarray(model(x, training=True)))
+        model.set_weights(initial_weights)  # the training-mode call moved the batch-norm statistics
+        loss = MaskedL1() if name == "models.depth_unet" else ce()
+        model.compile(keras.optimizers.SGD(0.1), loss=loss)
+        model.fit(x, y, batch_size=MODEL_BATCH, epochs=1, shuffle=False, verbose=0)
+    return model, outputs, [np.asarray(w) for w in model.get_weights()]

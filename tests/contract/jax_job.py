@@ -2,6 +2,9 @@
 
     python jax_job.py WORKDIR CASE [CASE ...] [--doctests MODULE ...]
 
+A CASE named in `cases.MODELS` (a model factory) runs `cases.train_model` instead: it writes the model's outputs
+and its weights after one SGD step (see there).
+
 For each CASE it reads WORKDIR/CASE.initial.npz (the weights the TensorFlow run started from: the two backends
 draw different initial weights for one seed), fits the case exactly as `cases.train` does, and writes
 WORKDIR/CASE.result.npz (weights and case state after the fit, the logged values, predictions on the first
@@ -32,6 +35,11 @@ from tests.contract import cases  # noqa: E402
 def run(workdir, name):
     with np.load(workdir / f"{name}.initial.npz") as stored:
         initial = [stored[f"w{i}"] for i in range(len(stored.files))]
+    if name in cases.MODELS:
+        _, outputs, values = cases.train_model(name, initial_weights=initial)
+        np.savez(workdir / f"{name}.result.npz", **dict(zip(("inference", "training"), outputs)),
+                 **{f"value{i}": np.asarray(v) for i, v in enumerate(values)})
+        return
     _, model, history, values = cases.train(name, initial_weights=initial)
     x, _ = cases.data()
     arrays = {f"value{i}": np.asarray(v) for i, v in enumerate(values)}

@@ -57,10 +57,13 @@ def jax_workdir(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("jax_backend")
     for name in sorted(cases.CASES):
         np.savez(workdir / f"{name}.initial.npz", **{f"w{i}": w for i, w in enumerate(cases.initial_weights(name))})
+    for name in cases.MODELS:
+        np.savez(workdir / f"{name}.initial.npz",
+                 **{f"w{i}": w for i, w in enumerate(cases.initial_model_weights(name))})
     env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu", CUDA_VISIBLE_DEVICES="",
                PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     try:
-        completed = subprocess.run([sys.executable, jax_job.__file__, str(workdir), *sorted(cases.CASES),
+        completed = subprocess.run([sys.executable, jax_job.__file__, str(workdir), *sorted(cases.CASES), *cases.MODELS,
                                     "--doctests", *DOCTEST_MODULES], env=env,
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                    timeout=TIMEOUT_SECONDS)
@@ -77,15 +80,20 @@ def test_every_case_runs_on_jax_or_says_why():
     assert NEUTRAL, "no backend-neutral case left"
 
 
-@pytest.mark.parametrize("name", NEUTRAL)
-def test_fit_on_jax_equals_tensorflow_and_the_file_crosses(name, jax_workdir):
-    error = jax_workdir / f"{name}.error.txt"
+def _result(workdir, name):
+    error = workdir / f"{name}.error.txt"
     if error.exists():
         pytest.fail(f"{name} failed on the JAX backend:\n{error.read_text()[-3000:]}")
-    with np.load(jax_workdir / f"{name}.result.npz") as stored:
+    with np.load(workdir / f"{name}.result.npz") as stored:
         result = {key: stored[key] for key in stored.files}
-    with np.load(jax_workdir / f"{name}.initial.npz") as stored:
+    with np.load(workdir / f"{name}.initial.npz") as stored:
         initial = [stored[f"w{i}"] for i in range(len(stored.files))]
+    return result, initial
+
+
+@pytest.mark.parametrize("name", NEUTRAL)
+def test_fit_on_jax_equals_tensorflow_and_the_file_crosses(name, jax_workdir):
+    result, initial = _result(jax_workdir, name)
     _, model, history, expected = cases.train(name, initial_weights=initial)
     values = [result[f"value{i}"] for i in range(sum(key.startswith("value") for key in result))]
     assert len(values) == len(expected)
@@ -99,6 +107,25 @@ def test_fit_on_jax_equals_tensorflow_and_the_file_crosses(name, jax_workdir):
     np.testing.assert_allclose(result["predictions"], model.predict(x[:8], verbose=0), rtol=1e-4, atol=1e-5)
     reloaded = keras.saving.load_model(jax_workdir / f"{name}.keras")  # saved under JAX, loaded on TensorFlow
     np.testing.assert_allclose(reloaded.predict(x[:8], verbose=0), result["predictions"], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", cases.MODELS)
+def test_models_on_jax_equal_tensorflow(name, jax_workdir):
+    """The same outputs from the same weights; for `cases.STEPPED_MODELS` also in training mode, and the same SGD
+    step (why not for the 50-layer networks: `cases.STEPPED_MODELS`)."""
+    result, initial = _result(jax_workdir, name)
+    _, outputs, expected = cases.train_model(name, initial_weights=initial)
+    assert sum(key.startswith("value") for key in result) == len(expected), f"{name}: another set of weights"
+    modes = ("inference", "training")[:len(outputs)]
+    assert sorted(key for key in result if not key.startswith("value")) == sorted(modes)
+    for mode, want in zip(modes, outputs):
+        scale = float(np.abs(want).max())
+        np.testing.assert_allclose(result[mode], want, rtol=1e-4, atol=1e-5 * scale, err_msg=f"{name}: {mode}")
+    if name in cases.STEPPED_MODELS:
+        steps = [np.ravel(w - w0) for w, w0 in zip(expected, initial)]
+        differences = [np.ravel(result[f"value{i}"] - w) for i, w in enumerate(expected)]
+        relative = np.linalg.norm(np.concatenate(differences)) / np.linalg.norm(np.concatenate(steps))
+        assert relative < 1e-2, f"{name}: the step on JAX differs from TensorFlow's by {relative:.2%}"
 
 
 @pytest.mark.parametrize("name", sorted(TENSORFLOW_ONLY))
