@@ -4,7 +4,8 @@ One worker process (`jax_job.py`, KERAS_BACKEND=jax) fits every contract case fr
 run starts from, on the same batches. Here, on TensorFlow, each backend-neutral case must end with the same
 weights, state and logged values, and the `.keras` file saved under JAX must load here and predict the same.
 Each TensorFlow-only case must fail on JAX with the toolkit's error naming the TensorFlow backend, not deep
-inside JAX.
+inside JAX. The same worker also runs the networks of `keras_longtail.models` (`cases.train_model`) and the
+docstring examples of the keras.ops modules (`DOCTEST_MODULES`).
 """
 
 import importlib.util
@@ -20,7 +21,7 @@ import pytest
 from tests.contract import cases
 from tests.contract import jax_job
 
-pytestmark = pytest.mark.slow  # one worker process that compiles every case with XLA (about a minute)
+pytestmark = pytest.mark.slow  # one worker process compiling every case and network with XLA (3-10 min)
 
 TIMEOUT_SECONDS = 900
 ROOT = pathlib.Path(__file__).resolve().parents[2]
