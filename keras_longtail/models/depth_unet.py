@@ -45,8 +45,8 @@ def depth_unet(input_shape=(192, 480, 3), width_multiplier=1.0, max_depth=100.0,
     backend: under `tf.distribute` its batch statistics are all-reduced over the
     replicas, so training matches one device with the same global batch. Keras
     supports that flag on TensorFlow only; on other backends the layers are built
-    without it (one device checked on JAX; several devices there not checked). The decoder has no
-    batch normalization, so the biases of `decoder_up_1` and
+    without it (one device checked on JAX; several devices there not checked).
+    The decoder has no batch normalization, so the biases of `decoder_up_1` and
     `decoder_up_2` (the parameters GradTail uses on this model) receive a
     per-example gradient (batch normalization right after a layer would cancel
     its bias gradient). Select them with
