@@ -2,15 +2,15 @@
 
     python jax_job.py WORKDIR CASE [CASE ...] [--doctests MODULE ...]
 
-A CASE named in `cases.MODELS` (a model factory) runs `cases.train_model` instead: it writes the model's outputs
-and its weights after one SGD step (see there).
-
 For each CASE it reads WORKDIR/CASE.initial.npz (the weights the TensorFlow run started from: the two backends
 draw different initial weights for one seed), fits the case exactly as `cases.train` does, and writes
 WORKDIR/CASE.result.npz (weights and case state after the fit, the logged values, predictions on the first
 8 training inputs) and WORKDIR/CASE.keras (the fitted model saved under JAX). A case that raises writes
 WORKDIR/CASE.error.txt with its traceback, and the job goes on to the next case. Each MODULE's docstring
 examples run as doctests under JAX; WORKDIR/MODULE.doctest.txt gets "attempted N failed M" and the report.
+
+A CASE named in `cases.MODELS` (a model factory) runs `cases.train_model` instead: it writes the model's outputs
+and its weights after one SGD step (see there).
 """
 
 import contextlib
