@@ -354,7 +354,7 @@ def _model_factories():
     }
 
 
-MODELS = ("models.depth_unet", "models.mlp", "models.resnet32", "models.resnet50", "models.resnext50")
+MODELS = tuple(sorted(_model_factories()))
 MODEL_BATCH = 8
 
 
