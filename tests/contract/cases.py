@@ -381,17 +381,18 @@ def initial_model_weights(name):
 
 
 # The 50-layer networks are compared in inference mode only: with batch 8 their last batch norms normalize over
-# 8 values (1x1 maps), where float32 rounding moves training-mode outputs by up to 5e-3 relative and one SGD step by
-# 1-2 % on either backend's own rounding (ResNet-32: 0.05 %).
+# 8 values (1x1 maps), where float32 rounding moves training-mode outputs and one SGD step far more than ResNet-32's
+# (measured for every network: `python -m benchmarks.studies.jax_vs_tensorflow`).
 STEPPED_MODELS = ("models.depth_unet", "models.mlp", "models.resnet32")
 
 
-def train_model(name, initial_weights=None):
-    """The outputs of model `name` on `model_data(name)`, then one SGD step on it (`STEPPED_MODELS` only).
+def train_model(name, initial_weights=None, step=None):
+    """The outputs of model `name` on `model_data(name)`, then one SGD step on it (`step`: by default for
+    `STEPPED_MODELS` only).
 
     Returns (model, outputs, values): outputs are the model's outputs before the step in inference and (stepped
     models) training mode (batch statistics); values its weights after the step, moving batch-norm statistics
-    included (the initial weights for the other models).
+    included (the initial weights without a step).
     """
     from keras_longtail.losses import MaskedL1
 
@@ -402,7 +403,9 @@ def train_model(name, initial_weights=None):
     model.set_weights(initial_weights)
     x, y = model_data(name)
     outputs = [np.asarray(model(x, training=False))]
-    if name in STEPPED_MODELS:
+    if step is None:
+        step = name in STEPPED_MODELS
+    if step:
         outputs.append(np.asarray(model(x, training=True)))
         model.set_weights(initial_weights)  # the training-mode call moved the batch-norm statistics
         loss = MaskedL1() if name == "models.depth_unet" else ce()

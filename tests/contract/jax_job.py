@@ -1,6 +1,6 @@
 """Runs contract cases under Keras' JAX backend: the worker process of `test_jax_backend.py`.
 
-    python jax_job.py WORKDIR CASE [CASE ...] [--doctests MODULE ...]
+    python jax_job.py WORKDIR CASE [CASE ...] [--step-all] [--doctests MODULE ...]
 
 For each CASE it reads WORKDIR/CASE.initial.npz (the weights the TensorFlow run started from: the two backends
 draw different initial weights for one seed), fits the case exactly as `cases.train` does, and writes
@@ -10,7 +10,8 @@ WORKDIR/CASE.error.txt with its traceback, and the job goes on to the next case.
 examples run as doctests under JAX; WORKDIR/MODULE.doctest.txt gets "attempted N failed M" and the report.
 
 A CASE named in `cases.MODELS` (a model factory) runs `cases.train_model` instead: it writes the model's outputs
-and its weights after one SGD step (see there).
+and its weights after one SGD step (see there; `--step-all`: every model steps, as
+`benchmarks.studies.jax_vs_tensorflow` needs).
 """
 
 import contextlib
@@ -32,11 +33,11 @@ import numpy as np  # noqa: E402
 from tests.contract import cases  # noqa: E402
 
 
-def run(workdir, name):
+def run(workdir, name, step_all=False):
     with np.load(workdir / f"{name}.initial.npz") as stored:
         initial = [stored[f"w{i}"] for i in range(len(stored.files))]
     if name in cases.MODELS:
-        _, outputs, values = cases.train_model(name, initial_weights=initial)
+        _, outputs, values = cases.train_model(name, initial_weights=initial, step=True if step_all else None)
         np.savez(workdir / f"{name}.result.npz", **dict(zip(("inference", "training"), outputs)),
                  **{f"value{i}": np.asarray(v) for i, v in enumerate(values)})
         return
@@ -60,6 +61,8 @@ def main(workdir, arguments):
     workdir = pathlib.Path(workdir)
     if keras.backend.backend() != "jax":
         raise SystemExit(f"Expected the JAX backend. Received: keras.backend.backend()={keras.backend.backend()!r}")
+    step_all = "--step-all" in arguments
+    arguments = [argument for argument in arguments if argument != "--step-all"]
     names, modules = arguments, []
     if "--doctests" in arguments:
         at = arguments.index("--doctests")
@@ -68,7 +71,7 @@ def main(workdir, arguments):
         run_doctests(workdir, module_name)
     for name in names:
         try:
-            run(workdir, name)
+            run(workdir, name, step_all)
         except Exception:  # noqa: BLE001 - reported per case to the test, which fails on it
             (workdir / f"{name}.error.txt").write_text(traceback.format_exc())
 
