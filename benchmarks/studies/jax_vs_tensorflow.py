@@ -12,7 +12,9 @@ network:
   max |y_jax - y_tf| / max |y_tf|, in inference mode and in training mode (batch statistics);
 - `step`: one SGD step (rate 0.1) on the batch, as the relative difference of the weights after it,
   ||w_jax - w_tf|| / ||w_tf - w_0|| (moving batch-norm statistics included), and `step_cosine`, the cosine of the two
-  backends' weight changes.
+  backends' weight changes;
+- `float32_vs_float64`: the same measures between TensorFlow in float32 (as above) and TensorFlow in float64 from the
+  same weights: the size float32 rounding alone gives each network, to read the backends' gap against.
 
 Needs jax (the `test` extra installs it). A few minutes on CPU: the 50-layer networks compile on both backends.
 """
@@ -40,11 +42,28 @@ def compare(tensorflow, jax, initial):
     result = {}
     for mode, want, have in zip(("inference", "training"), tensorflow[0], jax[0]):
         result[mode] = float(np.max(np.abs(have - want)) / np.max(np.abs(want)))
-    step_tf = np.concatenate([np.ravel(w - w0) for w, w0 in zip(tensorflow[1], initial)])
-    step_jax = np.concatenate([np.ravel(w - w0) for w, w0 in zip(jax[1], initial)])
+    # In float64: a float32 norm over the 23 M weights of a 50-layer net is itself off by about 1e-4.
+    step_tf = np.concatenate([np.ravel(w - w0) for w, w0 in zip(tensorflow[1], initial)]).astype("float64")
+    step_jax = np.concatenate([np.ravel(w - w0) for w, w0 in zip(jax[1], initial)]).astype("float64")
     result["step"] = float(np.linalg.norm(step_jax - step_tf) / np.linalg.norm(step_tf))
     result["step_cosine"] = float(step_jax @ step_tf / (np.linalg.norm(step_jax) * np.linalg.norm(step_tf)))
     return result
+
+
+def float64_run(cases, name, initial):
+    """`cases.train_model` on TensorFlow with every weight and computation in float64, from the same weights."""
+    import keras
+
+    policy = keras.config.dtype_policy()  # the global policy, not floatx: it is fixed once a layer has been built
+    keras.config.set_dtype_policy("float64")
+    try:
+        model, outputs, values = cases.train_model(
+            name, initial_weights=[w.astype("float64") for w in initial], step=True)
+    finally:
+        keras.config.set_dtype_policy(policy)
+    if any(weight.dtype != "float64" for weight in model.weights):
+        raise RuntimeError(f"Expected {name} to be built in float64. Received weights of another dtype")
+    return outputs, values
 
 
 def run_jax_worker(workdir, names, timeout):
@@ -102,6 +121,8 @@ def main(argv=None):
                 jax_values = [stored[f"value{i}"] for i in range(len(initial[name]))]
             _, outputs, values = cases.train_model(name, initial_weights=initial[name], step=True)
             results[name] = compare((outputs, values), (jax_outputs, jax_values), initial[name])
+            results[name]["float32_vs_float64"] = compare(
+                float64_run(cases, name, initial[name]), (outputs, values), initial[name])
             results[name]["stepped_in_the_test"] = name in cases.STEPPED_MODELS
             print(f"[jax_vs_tensorflow] {name}: {results[name]}", flush=True)
 
