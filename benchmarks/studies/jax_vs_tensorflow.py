@@ -37,16 +37,18 @@ from benchmarks import _timing
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
-def compare(tensorflow, jax, initial):
-    """The measures above for one network: `tensorflow`, `jax` are (outputs, weights after the step) pairs."""
+def compare(reference, other, initial):
+    """The measures above for one network, of `other` against `reference` (TensorFlow's float32 run against its
+    float64 one, JAX's against TensorFlow's): each an (outputs, weights after the step) pair."""
     result = {}
-    for mode, want, have in zip(("inference", "training"), tensorflow[0], jax[0]):
+    for mode, want, have in zip(("inference", "training"), reference[0], other[0]):
         result[mode] = float(np.max(np.abs(have - want)) / np.max(np.abs(want)))
     # In float64: a float32 norm over the 23 M weights of a 50-layer net is itself off by about 1e-4.
-    step_tf = np.concatenate([np.ravel(w - w0) for w, w0 in zip(tensorflow[1], initial)]).astype("float64")
-    step_jax = np.concatenate([np.ravel(w - w0) for w, w0 in zip(jax[1], initial)]).astype("float64")
-    result["step"] = float(np.linalg.norm(step_jax - step_tf) / np.linalg.norm(step_tf))
-    result["step_cosine"] = float(step_jax @ step_tf / (np.linalg.norm(step_jax) * np.linalg.norm(step_tf)))
+    step_reference = np.concatenate([np.ravel(w - w0) for w, w0 in zip(reference[1], initial)]).astype("float64")
+    step_other = np.concatenate([np.ravel(w - w0) for w, w0 in zip(other[1], initial)]).astype("float64")
+    result["step"] = float(np.linalg.norm(step_other - step_reference) / np.linalg.norm(step_reference))
+    result["step_cosine"] = float(step_other @ step_reference
+                                  / (np.linalg.norm(step_other) * np.linalg.norm(step_reference)))
     return result
 
 
@@ -132,7 +134,7 @@ def main(argv=None):
     report = {
         "batch": cases.MODEL_BATCH,
         "models": results,
-        "test_bounds": {"outputs_rtol": 1e-4, "step": 1e-2},
+        "test_bounds": {"outputs_rtol": 1e-4, "step": 1e-2},  # tests/contract/test_jax_backend.py's
         "versions": versions,
         "command": " ".join(["python -m benchmarks.studies.jax_vs_tensorflow"] + list(sys.argv[1:] if argv is None
                                                                                          else argv)),

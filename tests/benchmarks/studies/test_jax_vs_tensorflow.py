@@ -16,9 +16,9 @@ def test_an_unknown_network_is_refused_before_any_work(tmp_path, capsys):
 
 def test_compare_against_hand_computed_measures():
     initial = [np.zeros((2, 2), "float32"), np.zeros(3, "float32")]
-    tensorflow = ([np.array([[1.0, -4.0]]), np.array([[2.0, 2.0]])], [np.ones((2, 2)), np.zeros(3)])
-    jax = ([np.array([[1.0, -3.0]]), np.array([[2.0, 2.0]])], [np.ones((2, 2)), np.array([0.0, 0.0, 2.0])])
-    result = jax_vs_tensorflow.compare(tensorflow, jax, initial)
+    reference = ([np.array([[1.0, -4.0]]), np.array([[2.0, 2.0]])], [np.ones((2, 2)), np.zeros(3)])
+    other = ([np.array([[1.0, -3.0]]), np.array([[2.0, 2.0]])], [np.ones((2, 2)), np.array([0.0, 0.0, 2.0])])
+    result = jax_vs_tensorflow.compare(reference, other, initial)
     assert result["inference"] == pytest.approx(1.0 / 4.0)
     assert result["training"] == 0.0
     assert result["step"] == pytest.approx(2.0 / 2.0)  # ||(0,0,0,0,0,0,2)|| / ||(1,1,1,1,0,0,0)||
